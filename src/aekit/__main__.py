@@ -1,0 +1,5 @@
+import sys
+
+from aekit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,271 @@
+"""The core commands: train, evaluate, encode, reconstruct, info, presets, datasets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aekit.apps import Handler, command
+from aekit.apps.common import (add_data_options, add_json_flag, emit, format_table,
+                               load_data_for, load_model)
+from aekit.data import list_datasets
+from aekit.errors import AekitError
+from aekit.evaluation import encode_to_npy, evaluate_model, image_grid, reconstruct_array
+from aekit.models import PRESETS, Autoencoder, preset_config
+from aekit.training import fit
+
+DEFAULT_DATA = "digits"
+DEFAULT_PRESET = "deep"
+
+
+def parse_option(text: str) -> tuple[str, Any]:
+    """``key=value`` with a JSON value (bare words are strings): ``arch_options={"hidden":[64]}``."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"options look like key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        val = json.loads(raw)
+    except json.JSONDecodeError:
+        val = raw
+    return key.strip(), val
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default=DEFAULT_PRESET, help=f"one of `aekit presets` (default {DEFAULT_PRESET})")
+    p.add_argument("--data", default=DEFAULT_DATA, help=f"data spec (default {DEFAULT_DATA}, embedded)")
+    p.add_argument("--latent-dim", type=int, default=16, help="code size (default 16)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, default=None, help="epochs (default 30 without --minutes)")
+    budget.add_argument("--minutes", type=float, default=None, help="wall-clock budget in minutes")
+    p.add_argument("--out", default=None, help="model directory (default runs/<preset>-<data>-<time>)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--patience", type=int, default=20, help="early-stopping patience in epochs (0 = off)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--option", action="append", type=parse_option, default=[], metavar="KEY=VALUE",
+                   help="override a model config field, e.g. code_options='{\"k\": 4}' (repeatable)")
+    p.add_argument("--init-encoder-from", default=None, metavar="DIR",
+                   help="transfer learning: start from this saved model's encoder")
+    p.add_argument("--transfer-layers", type=int, default=None, metavar="N",
+                   help="with --init-encoder-from: copy only the first N encoder layers")
+    p.add_argument("--freeze", action="store_true", help="keep transferred encoder layers frozen")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_data_options(p)
+    add_json_flag(p)
+
+
+def default_out(preset: str, data: str) -> Path:
+    stem = Path(data).stem if Path(data).exists() else data.split("?")[0].replace(":", "-")
+    return Path("runs") / f"{preset}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[str, Any]]:
+    """Shared by `aekit train` and by jobs that train through the same flags."""
+    if args.preset not in PRESETS:
+        PRESETS.get(args.preset)  # raises the one-line "unknown preset" error
+    out = Path(args.out) if args.out else default_out(args.preset, args.data)
+    if args.resume:
+        if not args.out:
+            raise AekitError("--resume needs --out (the run directory to continue)")
+        meta_model = Autoencoder.from_pretrained(out) if (out / "config.json").is_file() else None
+        cfg_file = out / "run.json"
+        if not cfg_file.is_file():
+            raise AekitError(f"nothing to resume in {out}: run.json is missing")
+        run = json.loads(cfg_file.read_text())
+        config = preset_config(**{k: run["model"][k] for k in ("preset", "input_shape", "latent_dim")},
+                               **run["model_overrides"])
+        del meta_model
+    data = load_data_for(args, args.data)
+    if not args.resume:
+        overrides = dict(args.option)
+        if not data.is_image:
+            overrides.setdefault("normalization", "standard")
+        config = preset_config(args.preset, data.input_shape, args.latent_dim, **overrides)
+        run = {"model": {"preset": args.preset, "input_shape": list(data.input_shape),
+                         "latent_dim": args.latent_dim},
+               "model_overrides": overrides, "data": args.data, "seed": args.seed}
+    model = Autoencoder(config)
+    if tuple(data.input_shape) != model.input_shape:
+        raise AekitError(f"{data.name}: samples have shape {tuple(data.input_shape)} but the run "
+                         f"being resumed expects {model.input_shape}")
+    if args.init_encoder_from and not args.resume:
+        model.load_encoder_from(args.init_encoder_from, args.transfer_layers, args.freeze)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.resume:
+        from aekit.io import write_json_atomic
+
+        write_json_atomic(out / "run.json", run)
+    result = fit(model, data, epochs=args.epochs, minutes=args.minutes, batch_size=args.batch_size,
+                 lr=args.lr, val_fraction=args.val_fraction, patience=args.patience or None,
+                 seed=args.seed, device=args.device, out_dir=out, resume=args.resume,
+                 progress=False if args.no_progress else None)
+    summary = {"data": args.data, "seed": args.seed, **result.summary()}
+    model.cpu()
+    model.save_pretrained(out, summary=summary)
+    return model, out, summary
+
+
+@command("train", help="train an autoencoder (default: deep preset on the embedded digits)")
+def train_cmd(p: argparse.ArgumentParser) -> Handler:
+    add_train_arguments(p)
+
+    def run(args: argparse.Namespace) -> int:
+        t0 = time.perf_counter()
+        model, out, summary = train_from_args(args)
+        data = load_data_for(args, args.data, model)
+        _, val = data.split(args.val_fraction or 0.1, seed=args.seed)
+        metrics = evaluate_model(model, val if len(val) else data)
+        obj = {"out": str(out), "preset": model.config.preset, "training": summary,
+               "metrics": metrics, "seconds": round(time.perf_counter() - t0, 2)}
+        psnr = f", PSNR {metrics['psnr']:.2f} dB" if "psnr" in metrics else ""
+        text = (f"trained {model.config.preset} ({model.config.latent_dim}-d code) on {args.data}: "
+                f"{summary['epochs']} epochs in {summary['seconds']:.1f} s; held-out "
+                f"SSE/image {metrics['sse_per_image']:.4g}, MSE {metrics['mse']:.4g}{psnr}\n"
+                f"saved model to {out}")
+        emit(args, obj, text)
+        return 0
+
+    return run
+
+
+@command("evaluate", help="reconstruction metrics of a saved model on data")
+def evaluate_cmd(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--data", required=True, help="data spec")
+    add_data_options(p)
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        model = load_model(args.model)
+        data = load_data_for(args, args.data, model)
+        m = evaluate_model(model, data)
+        rows = [{"metric": k, "value": v} for k, v in m.items()]
+        emit(args, {"model": args.model, "data": args.data, **m}, format_table(rows))
+        return 0
+
+    return run
+
+
+@command("encode", help="codes (or any layer's activations) of data, to .npy")
+def encode_cmd(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True, help="output .npy")
+    p.add_argument("--layer", default=None, help="layer name from `aekit info --layers` (default: code)")
+    p.add_argument("--batch-size", type=int, default=1024)
+    add_data_options(p)
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        if not args.out.endswith(".npy"):
+            raise AekitError("--out must end in .npy")
+        model = load_model(args.model)
+        data = load_data_for(args, args.data, model)
+        shape = encode_to_npy(model, data, args.out, args.layer, args.batch_size,
+                              progress=sys.stderr.isatty())
+        emit(args, {"out": args.out, "shape": list(shape), "layer": args.layer or "code"},
+             f"wrote {args.layer or 'code'} of {shape[0]} samples, shape {shape}, to {args.out}")
+        return 0
+
+    return run
+
+
+@command("reconstruct", help="reconstructions of data, to .npy or an image grid .png")
+def reconstruct_cmd(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True, help=".npy (all samples) or .png (grid: originals over reconstructions)")
+    p.add_argument("-n", type=int, default=16, help="samples in a .png grid (default 16)")
+    add_data_options(p)
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        model = load_model(args.model)
+        data = load_data_for(args, args.data, model)
+        suffix = Path(args.out).suffix.lower()
+        if suffix == ".npy":
+            from aekit.io import atomic_path
+
+            _, rec = reconstruct_array(model, data)
+            with atomic_path(args.out, suffix=".npy") as tmp:
+                np.save(tmp, rec)
+        elif suffix == ".png":
+            if len(model.input_shape) != 3:
+                raise AekitError("a .png grid needs image data; use .npy for tabular data")
+            from aekit.data.images import write_image
+
+            x, rec = reconstruct_array(model, data, limit=args.n)
+            write_image(args.out, image_grid([x, rec]))
+        else:
+            raise AekitError("--out must end in .npy or .png")
+        emit(args, {"out": args.out}, f"wrote reconstructions to {args.out}")
+        return 0
+
+    return run
+
+
+@command("info", help="a saved model's preset, shapes, parameters, layers and training summary")
+def info_cmd(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("model", help="model directory")
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        import torch
+
+        from aekit.models import count_parameters, read_model_meta
+
+        meta = read_model_meta(args.model)
+        model = load_model(args.model)
+        with torch.no_grad():
+            layers = {k: list(v.shape[1:]) for k, v in
+                      model.layer_outputs(torch.zeros(1, *model.input_shape)).items()}
+        cfg = model.config
+        obj = {"preset": cfg.preset, "input_shape": cfg.input_shape, "latent_dim": cfg.latent_dim,
+               "parameters": count_parameters(model), "aekit_version": meta.get("aekit_version"),
+               "config": cfg.to_dict(), "layers": layers, "training": meta.get("training", {})}
+        lines = [f"{args.model}: preset {cfg.preset}, input {tuple(cfg.input_shape)}, "
+                 f"{cfg.latent_dim}-d {cfg.code} code, {obj['parameters']:,} parameters",
+                 f"parts: arch={cfg.arch} code={cfg.code} penalties={list(cfg.penalties) or '—'} "
+                 f"corruption={cfg.corruption or '—'}", "layers:"]
+        lines += [f"  {k:<24} {tuple(v)}" for k, v in layers.items()]
+        if obj["training"]:
+            lines.append("training: " + ", ".join(f"{k}={v}" for k, v in obj["training"].items()))
+        emit(args, obj, "\n".join(lines))
+        return 0
+
+    return run
+
+
+@command("presets", help="list the model presets")
+def presets_cmd(p: argparse.ArgumentParser) -> Handler:
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        obj = {n: PRESETS.help(n) for n in PRESETS.names()}
+        width = max(map(len, obj))
+        emit(args, obj, "\n".join(f"{n:<{width}}  {h}" for n, h in obj.items()))
+        return 0
+
+    return run
+
+
+@command("datasets", help="list the embedded and standard datasets")
+def datasets_cmd(p: argparse.ArgumentParser) -> Handler:
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        obj = list_datasets()
+        width = max(map(len, obj))
+        emit(args, obj, "\n".join(f"{n:<{width}}  {h}" for n, h in obj.items()))
+        return 0
+
+    return run

@@ -1,0 +1,105 @@
+"""Pieces every command shares: loading a model or data from arguments, JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+
+from aekit.data import ArrayData, resolve
+from aekit.errors import DataError
+from aekit.models import Autoencoder
+
+
+def add_json_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image-size", type=parse_size, default=None, metavar="HxW",
+                   help="size images of a folder are resized/cropped to (default 64x64, or the model's)")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=None,
+                   help="1 = grey, 3 = colour, for image folders (default: colour, or the model's)")
+    p.add_argument("--label-col", default=None, help="CSV column holding labels")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(v) for v in text.lower().replace("×", "x").split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 28x28, got {text!r}") from None
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"size must look like 28x28, got {text!r}")
+    return parts[0], parts[1]
+
+
+def load_data_for(args: argparse.Namespace, spec: str, model: Autoencoder | None = None) -> ArrayData:
+    """Resolve a data spec; with a model, images of a folder are fitted to its input size."""
+    size = getattr(args, "image_size", None)
+    channels = getattr(args, "channels", None)
+    if model is not None and len(model.input_shape) == 3:
+        size = size or tuple(model.input_shape[1:])
+        channels = channels or model.input_shape[0]
+    data = resolve(spec, image_size=size, channels=channels,
+                   label_col=getattr(args, "label_col", None))
+    if model is not None and tuple(data.input_shape) != model.input_shape:
+        raise DataError(f"{data.name}: samples have shape {tuple(data.input_shape)} but the model "
+                        f"expects {model.input_shape}")
+    return data
+
+
+def load_model(path: str) -> Autoencoder:
+    return Autoencoder.from_pretrained(path)
+
+
+def emit(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
+    """Print ``text`` for people, or the JSON object with ``--json``."""
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps(jsonable(obj)) + "\n")
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, torch.Tensor):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    return obj
+
+
+def format_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """A plain aligned text table."""
+    if not rows:
+        return "(no rows)"
+    columns = columns or list(rows[0])
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                return "—"
+            return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
+        return "—" if v is None else str(v)
+
+    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)

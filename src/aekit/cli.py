@@ -1,0 +1,63 @@
+"""``aekit <command> …``: a thin layer over :mod:`aekit.apps`.
+
+Errors a user can fix print one line, ``aekit: error: …``, on stderr and exit 2; anything
+else prints one line and exits 1 (``AEKIT_DEBUG=1`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from aekit import __version__
+from aekit.apps import APP_MODULES, COMMANDS
+from aekit.errors import AekitError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + error
+        sys.stderr.write(f"aekit: error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    for mod in APP_MODULES:
+        importlib.import_module(mod)
+    parser = _Parser(prog="aekit", description="Autoencoders for every job, one command each.")
+    parser.add_argument("--version", action="version", version=f"aekit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
+    for name in COMMANDS._items:  # registration order = the order of APP_MODULES
+        p = sub.add_parser(name, help=COMMANDS.help(name), description=COMMANDS.help(name))
+        p.set_defaults(handler=COMMANDS.get(name)(p))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except AekitError as e:
+        sys.stderr.write(f"aekit: error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("aekit: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # noqa: BLE001 — the promise is one line, never a traceback
+        if os.environ.get("AEKIT_DEBUG"):
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        sys.stderr.write(f"aekit: internal error: {e.__class__.__name__}: {msg} "
+                         "(set AEKIT_DEBUG=1 for the traceback)\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Bottlenecks ("codes"), registered by name in :data:`CODES`.
+
+A code is an ``nn.Module`` built as ``Code(latent_dim, **options)`` with a class attribute
+``expand`` (how many encoder outputs it needs per latent). ``forward(h, sample)`` returns
+``(z, losses)``; with ``sample=False`` it must be deterministic (a variational code returns
+its mean), which is what :meth:`Autoencoder.encode` uses.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from aekit.errors import AekitError
+from aekit.registry import Registry
+
+CODES: Registry = Registry("code")
+
+_CODE_ACTS = {"none": nn.Identity, "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+
+
+class Code(nn.Module):
+    expand = 1
+    #: True for codes whose units are meant to be mostly zero (L0 and dead units are reported)
+    sparse = False
+
+    def __init__(self, latent_dim: int) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+
+    def forward(self, h: Tensor, sample: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
+        raise NotImplementedError
+
+
+@CODES.register("dense", help="plain code, optional activation (none/relu/sigmoid/tanh)")
+class DenseCode(Code):
+    def __init__(self, latent_dim: int, activation: str = "none") -> None:
+        super().__init__(latent_dim)
+        if activation not in _CODE_ACTS:
+            raise AekitError(f"dense code activation must be one of {sorted(_CODE_ACTS)}")
+        self.act = _CODE_ACTS[activation]()
+        self.sparse = activation in ("relu", "sigmoid")
+
+    def forward(self, h: Tensor, sample: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
+        return self.act(h), {}
+
+
+@CODES.register("topk", help="k-sparse code: keep the k largest (ReLU) units, zero the rest")
+class TopKCode(Code):
+    """Makhzani & Frey 2013, "k-Sparse Autoencoders"; ReLU before the top-k as in Gao et al.
+    2024 (OpenAI TopK SAE), so kept units are non-negative."""
+
+    sparse = True
+
+    def __init__(self, latent_dim: int, k: int = 8) -> None:
+        super().__init__(latent_dim)
+        if not 1 <= k <= latent_dim:
+            raise AekitError(f"topk code needs 1 ≤ k ≤ latent_dim ({latent_dim}), got k={k}")
+        self.k = k
+
+    def forward(self, h: Tensor, sample: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
+        flat = h.flatten(1)  # (B, D)
+        vals, idx = flat.topk(self.k, dim=1)
+        z = torch.zeros_like(flat).scatter(1, idx, torch.relu(vals))
+        return z.view_as(h), {}
+
+
+@CODES.register("gaussian", help="variational: reparameterised sample in training, mean at inference")
+class GaussianCode(Code):
+    """Kingma & Welling 2014. The encoder emits (μ, log σ²) along dim 1; the KL to N(0, I),
+    summed over latents and averaged over the batch, is returned as ``losses["kl"]`` × β."""
+
+    expand = 2
+
+    def __init__(self, latent_dim: int, beta: float = 1.0) -> None:
+        super().__init__(latent_dim)
+        self.beta = beta
+
+    def split(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        mu, logvar = h.chunk(2, dim=1)
+        return mu, logvar.clamp(-30.0, 20.0)
+
+    def forward(self, h: Tensor, sample: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
+        mu, logvar = self.split(h)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
+        kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
+        return z, {"kl": self.beta * kl.flatten(1).sum(1).mean()}

@@ -1,0 +1,178 @@
+"""One resolver from a data spec to an :class:`ArrayData`.
+
+A spec is one of:
+
+* a path: a folder of images, ``.npy`` (memory-mapped), ``.npz`` (``x``, optional ``y``),
+  ``.csv`` (numeric columns; a ``label``/``y``/``class`` column becomes the labels), or a
+  single image file;
+* an embedded dataset (:mod:`aekit.data.embedded`): ``digits``, ``digits28``, ``faces``,
+  ``patches?size=32&n=5000``;
+* a standard dataset (:mod:`aekit.data.standard`): ``mnist``, ``fashion-mnist``, ``kmnist``,
+  ``cifar10``.
+
+``name:train`` / ``name:test`` selects a split (the standard sets' own; a seeded 80/20 split
+for everything else).
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+import numpy as np
+
+from aekit.data.arrays import ArrayData, infer_layout
+from aekit.data.embedded import EMBEDDED, load_embedded
+from aekit.data.images import IMAGE_SUFFIXES, load_image_folder, read_image
+from aekit.data.standard import STANDARD
+from aekit.errors import DataError
+
+__all__ = ["ArrayData", "resolve", "list_datasets", "infer_layout"]
+
+LABEL_COLUMNS = ("label", "labels", "y", "class", "target")
+SPLIT_SEED = 0
+TEST_FRACTION = 0.2
+
+
+def list_datasets() -> dict[str, str]:
+    out = {n: EMBEDDED.help(n) for n in EMBEDDED}
+    out.update({n: "standard set, read from $AEKIT_DATA or the cache (downloaded where a network exists)"
+                for n in STANDARD})
+    return out
+
+
+def _split_spec(spec: str) -> tuple[str, str | None, dict[str, str]]:
+    options: dict[str, str] = {}
+    if "?" in spec:
+        spec, query = spec.split("?", 1)
+        options = dict(parse_qsl(query, keep_blank_values=True))
+    split = None
+    if ":" in spec and spec.rsplit(":", 1)[1] in ("train", "test", "all"):
+        spec, split = spec.rsplit(":", 1)
+    return spec, split, options
+
+
+def _apply_split(data: ArrayData, split: str | None) -> ArrayData:
+    if split in (None, "all"):
+        return data
+    train, test = data.split(TEST_FRACTION, seed=SPLIT_SEED)
+    return train if split == "train" else test
+
+
+def load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as e:
+        raise DataError(f"{path}: not a plain numeric .npy file ({e})") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e})") from None
+
+
+def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.keys())
+            if "x" not in keys:
+                if len(keys) == 1:
+                    return z[keys[0]], None
+                raise DataError(f"{path}: .npz needs an array named 'x' (found {', '.join(keys) or 'none'})")
+            return z["x"], (z["y"] if "y" in keys else None)
+    except (ValueError, OSError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable .npz file ({e})") from None
+
+
+def load_csv(path: Path, label_col: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    try:
+        with open(path, newline="", encoding="utf-8", errors="replace") as f:
+            rows = list(csv.reader(f))
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e})") from None
+    rows = [r for r in rows if r and any(c.strip() for c in r)]
+    if not rows:
+        raise DataError(f"{path}: the CSV file is empty")
+
+    def numeric(row: list[str]) -> bool:
+        try:
+            [float(c) for c in row]
+            return True
+        except ValueError:
+            return False
+
+    header = None if numeric(rows[0]) else [c.strip() for c in rows[0]]
+    body = rows[1:] if header else rows
+    if not body:
+        raise DataError(f"{path}: the CSV file has a header but no rows")
+    width = len(body[0])
+    if any(len(r) != width for r in body):
+        raise DataError(f"{path}: rows have different numbers of columns")
+    y_idx = None
+    if header:
+        wanted = [label_col] if label_col else list(LABEL_COLUMNS)
+        for name in wanted:
+            if name in header:
+                y_idx = header.index(name)
+                break
+        if label_col and y_idx is None:
+            raise DataError(f"{path}: no column named {label_col!r}")
+    y = None
+    if y_idx is not None:
+        y = np.array([r[y_idx] for r in body])
+        body = [r[:y_idx] + r[y_idx + 1:] for r in body]
+        try:
+            y = y.astype(np.int64)
+        except ValueError:
+            pass
+    try:
+        x = np.array(body, dtype=np.float32)
+    except ValueError:
+        raise DataError(f"{path}: every feature column must be numeric") from None
+    return x, y
+
+
+def resolve(spec: str, *, image_size: tuple[int, int] | None = None, channels: int | None = None,
+            label_col: str | None = None, validate: bool = True) -> ArrayData:
+    """Turn a data spec into an :class:`ArrayData` (see the module docstring)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise DataError("no data given")
+    name, split, options = _split_spec(spec.strip())
+    path = Path(name)
+    y = None
+    if path.exists():
+        if path.is_dir():
+            size = image_size or (64, 64)
+            x = load_image_folder(path, size=size, channels=channels or 3)
+        else:
+            suffix = path.suffix.lower()
+            if suffix == ".npy":
+                x = load_npy(path)
+            elif suffix == ".npz":
+                x, y = load_npz(path)
+            elif suffix in (".csv", ".tsv", ".txt"):
+                x, y = load_csv(path, label_col)
+            elif suffix in IMAGE_SUFFIXES:
+                img = read_image(path, "L" if channels == 1 else ("RGB" if channels == 3 else None))
+                x = (img[None] if img.ndim == 2 else img.transpose(2, 0, 1)[None]).astype(np.float32)
+                x = x[:, None] if x.ndim == 3 else x
+            else:
+                raise DataError(f"{path}: unsupported data file type {suffix or '(none)'}; "
+                                "use a folder of images, .npy, .npz, .csv or an image")
+        data = ArrayData(x, y, name=path.name)
+    elif name in EMBEDDED:
+        x, y = load_embedded(name, **options)
+        data = ArrayData(x, y, name=name)
+    elif name in STANDARD:
+        s = split or "train"
+        x, y = STANDARD[name]("train" if s == "train" else "test")
+        data = ArrayData(x, y, name=f"{name}:{s}")
+        split = None
+    else:
+        if any(ch in name for ch in "/\\.") :
+            raise DataError(f"{name}: no such file or folder")
+        known = ", ".join(sorted(list_datasets()))
+        raise DataError(f"unknown dataset {name!r}: not a file, folder, or one of {known}")
+    data = _apply_split(data, split)
+    if data.layout == "ND" and data.x.ndim == 2 and data.input_shape[0] == 0:
+        raise DataError(f"{data.name}: samples have no features")
+    return data.validate() if validate else data

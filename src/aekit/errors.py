@@ -1,0 +1,13 @@
+"""User-facing errors: the CLI prints ``aekit: error: <message>`` and exits non-zero."""
+
+
+class AekitError(Exception):
+    """An error caused by the user's input or files, reported as one line, never a traceback."""
+
+
+class DataError(AekitError, ValueError):
+    """Data that cannot be used: missing, empty, NaN/inf, wrong shape or format."""
+
+
+class ModelFileError(AekitError):
+    """A model directory or weights file that is missing, truncated or tampered with."""

@@ -1,0 +1,116 @@
+"""Evaluating and applying a trained model over a dataset, in batches (bounded memory)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aekit.data.arrays import ArrayData
+from aekit.errors import AekitError
+from aekit.io import atomic_path
+from aekit.metrics import RunningReconstruction, l0
+from aekit.models import Autoencoder
+
+
+@torch.no_grad()
+def evaluate_model(model: Autoencoder, data: ArrayData, batch_size: int = 512) -> dict[str, Any]:
+    """Reconstruction metrics in data space (images: pixels in [0, 1]), plus L0 and the dead
+    share for sparse codes and the ELBO for variational ones."""
+    model.eval()
+    dev = next(model.parameters()).device
+    run = RunningReconstruction()
+    active = None
+    l0_sum = 0.0
+    kl_sum = recon_loss_sum = 0.0
+    for xb in data.iter_batches(batch_size):
+        xb = xb.to(dev)
+        out = model(xb)
+        run.update(out.x_hat, xb)
+        z = out.z.flatten(1)
+        nz = (z.abs() > 1e-6)
+        active = nz.sum(0) if active is None else active + nz.sum(0)
+        l0_sum += l0(z) * len(xb)
+        if "kl" in out.losses:
+            kl_sum += float(out.losses["kl"]) * len(xb)
+            recon_loss_sum += float(out.losses["recon"]) * len(xb)
+    unit = model.config.normalization == "unit"
+    res: dict[str, Any] = run.result(1.0 if unit else None)
+    code = model.code
+    if getattr(code, "sparse", False):
+        res["l0"] = l0_sum / run.n
+        res["dead_fraction"] = float((active == 0).float().mean())
+        res["latent_units"] = int(active.numel())
+    if model.config.code == "gaussian":
+        res["kl"] = kl_sum / run.n
+        # ELBO in the model's loss units: −(reconstruction term + β·KL) per sample
+        res["elbo"] = -(recon_loss_sum + kl_sum) / run.n
+    return res
+
+
+@torch.no_grad()
+def encode_to_npy(model: Autoencoder, data: ArrayData, out: str | Path, layer: str | None = None,
+                  batch_size: int = 1024, progress: bool = False) -> tuple[int, ...]:
+    """Codes (or one layer's activations) of every sample into ``out`` (.npy), streamed: the
+    output is a memory-mapped file written batch by batch, then renamed into place."""
+    model.eval()
+    dev = next(model.parameters()).device
+    n = len(data)
+    first = data.batch(np.arange(min(1, n))).to(dev)
+    feats = _features(model, first, layer)
+    shape = (n, *feats.shape[1:])
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, unit="sample", leave=False)
+    with atomic_path(out, suffix=".npy") as tmp:
+        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+        for start in range(0, n, batch_size):
+            idx = np.arange(start, min(start + batch_size, n))
+            mm[start: start + len(idx)] = _features(model, data.batch(idx).to(dev), layer).cpu().numpy()
+            if bar is not None:
+                bar.update(len(idx))
+        mm.flush()
+        del mm
+    if bar is not None:
+        bar.close()
+    return shape
+
+
+def _features(model: Autoencoder, x: torch.Tensor, layer: str | None) -> torch.Tensor:
+    if layer is None or layer == "code":
+        return model.encode(x)
+    outs = model.layer_outputs(x)
+    if layer not in outs:
+        raise AekitError(f"no layer {layer!r}; layers: {', '.join(outs)}")
+    return outs[layer]
+
+
+@torch.no_grad()
+def reconstruct_array(model: Autoencoder, data: ArrayData, batch_size: int = 512,
+                      limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(originals, reconstructions) as float32 arrays in data space."""
+    model.eval()
+    dev = next(model.parameters()).device
+    n = len(data) if limit is None else min(limit, len(data))
+    xs, hs = [], []
+    for start in range(0, n, batch_size):
+        xb = data.batch(np.arange(start, min(start + batch_size, n))).to(dev)
+        xs.append(xb.cpu().numpy())
+        hs.append(model.reconstruct(xb).cpu().numpy())
+    return np.concatenate(xs), np.concatenate(hs)
+
+
+def image_grid(rows: list[np.ndarray], pad: int = 1) -> np.ndarray:
+    """Stack rows of (N, C, H, W) images into one (H', W'[, 3]) picture in [0, 1]."""
+    n = max(len(r) for r in rows)
+    c, h, w = rows[0].shape[1:]
+    grid = np.ones((len(rows) * (h + pad) + pad, n * (w + pad) + pad, c), dtype=np.float32)
+    for i, r in enumerate(rows):
+        for j, img in enumerate(r):
+            top, left = pad + i * (h + pad), pad + j * (w + pad)
+            grid[top: top + h, left: left + w] = np.clip(img.transpose(1, 2, 0), 0, 1)
+    return grid[..., 0] if c == 1 else grid[..., :3]

@@ -1,0 +1,378 @@
+"""The one autoencoder: encoder/decoder + code + penalties + corruption, chosen by name.
+
+    x ──corrupt──▶ x̃ ──normalise──▶ encoder ──▶ h ──code──▶ z ──decoder──▶ out ──act──▶ x̂
+    loss = recon(out, x) + Σ code losses (KL, …) + Σ penalties(z)
+
+Every classic type is a *preset*: a dict of config overrides (data, not a subclass). Models
+save as ``config.json`` + ``model.safetensors``: loading never unpickles anything, and the
+weights' SHA-256 is checked so a truncated or tampered file is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+import aekit.codes  # noqa: F401  (registers codes)
+import aekit.corruptions  # noqa: F401
+import aekit.nn  # noqa: F401  (registers architectures)
+import aekit.penalties  # noqa: F401
+from aekit.codes import CODES
+from aekit.corruptions import CORRUPTIONS
+from aekit.errors import AekitError, ModelFileError
+from aekit.io import atomic_path, write_json_atomic
+from aekit.nn import ARCHS
+from aekit.penalties import PENALTIES
+from aekit.registry import Registry
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model; saved as ``config.json``."""
+
+    input_shape: list[int]
+    latent_dim: int = 32
+    preset: str = "custom"
+    arch: str = "mlp"
+    arch_options: dict[str, Any] = field(default_factory=dict)
+    code: str = "dense"
+    code_options: dict[str, Any] = field(default_factory=dict)
+    # name -> options (each with its "weight"); summed into the loss
+    penalties: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # training-time corruption of the input (denoising and the restoration jobs); None = none
+    corruption: str | None = None
+    corruption_options: dict[str, Any] = field(default_factory=dict)
+    # "unit": data already in [0, 1] (images) → sigmoid output; "standard": per-feature
+    # standardisation learned from the training data → identity output
+    normalization: str = "unit"
+    # "mse" (summed squared error per sample) or "bce" (for data in [0, 1])
+    loss: str = "mse"
+    # anything a job needs to keep with the model (task, vocabulary file, labels, …)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ModelFileError(f"config has unknown fields: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+@dataclass
+class AEOutput:
+    """What every model's forward returns, so one training loop serves every preset."""
+
+    x_hat: Tensor
+    z: Tensor
+    losses: dict[str, Tensor]
+
+    @property
+    def loss(self) -> Tensor:
+        return sum(self.losses.values())  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------------ presets
+PRESETS: Registry = Registry("preset")
+
+
+def _preset(name: str, help: str, **overrides: Any) -> None:
+    PRESETS.add(name, overrides, help=help)
+
+
+_preset("vanilla", "shallow undercomplete autoencoder: one linear layer each way",
+        arch="mlp", arch_options={"hidden": []})
+_preset("deep", "stacked symmetric MLP (Hinton & Salakhutdinov 2006 widths for large inputs)",
+        arch="mlp", arch_options={"hidden": "auto"})
+_preset("conv", "convolutional: strided conv down, resize-conv up, vector code",
+        arch="conv")
+_preset("sparse", "sparse (L1 activity penalty on a ReLU code), one hidden layer",
+        arch="mlp", arch_options={"hidden": [256]}, code_options={"activation": "relu"},
+        penalties={"l1": {"weight": 0.05}})
+_preset("sparse-kl", "sparse (KL to a target activation ρ = 0.05 on a sigmoid code)",
+        arch="mlp", arch_options={"hidden": [256]}, code_options={"activation": "sigmoid"},
+        penalties={"kl_sparsity": {"weight": 1.0, "rho": 0.05}})
+_preset("sparse-topk", "k-sparse: keep the top k = latent_dim/8 units (Makhzani & Frey 2013)",
+        arch="mlp", arch_options={"hidden": [256]}, code="topk")
+_preset("denoising", "denoising: trained to undo Gaussian noise σ = 0.25 on the input",
+        arch="mlp", arch_options={"hidden": [256]},
+        corruption="gaussian", corruption_options={"sigma": 0.25})
+_preset("contractive", "contractive: penalises ‖∂z/∂x‖²_F (Rifai et al. 2011), sigmoid code",
+        arch="mlp", arch_options={"hidden": []}, code_options={"activation": "sigmoid"},
+        penalties={"contractive": {"weight": 0.1}})
+_preset("variational", "variational (VAE): Gaussian code, KL to N(0, I), samples from the prior",
+        arch="mlp", arch_options={"hidden": [256, 128]}, code="gaussian")
+
+
+def preset_config(preset: str, input_shape: Sequence[int], latent_dim: int = 32,
+                  **overrides: Any) -> ModelConfig:
+    """A preset's config for this input, with per-field overrides (dicts are merged)."""
+    base = copy.deepcopy(PRESETS.get(preset))
+    cfg: dict[str, Any] = {"input_shape": [int(s) for s in input_shape],
+                           "latent_dim": int(latent_dim), "preset": preset}
+    for key, val in list(base.items()) + list(overrides.items()):
+        if isinstance(val, dict) and isinstance(cfg.get(key), dict):
+            cfg[key] = {**cfg[key], **val}
+        else:
+            cfg[key] = copy.deepcopy(val)
+    if cfg.get("code") == "topk":
+        cfg.setdefault("code_options", {}).setdefault("k", max(1, int(latent_dim) // 8))
+    names = {f.name for f in dataclasses.fields(ModelConfig)}
+    bad = set(cfg) - names
+    if bad:
+        raise AekitError(f"unknown model option(s): {', '.join(sorted(bad))}")
+    return ModelConfig(**cfg)
+
+
+def create_model(preset: str, input_shape: Sequence[int], latent_dim: int = 32,
+                 **overrides: Any) -> Autoencoder:
+    """Build a model from a preset name: ``create_model("deep", (1, 28, 28), 30)``."""
+    return Autoencoder(preset_config(preset, input_shape, latent_dim, **overrides))
+
+
+# ------------------------------------------------------------------------------------- model
+class Autoencoder(nn.Module):
+    """One module for every preset. See the module docstring for the data flow."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        shape = tuple(config.input_shape)
+        if not shape or any(s <= 0 for s in shape):
+            raise AekitError(f"bad input shape {shape}")
+        if config.latent_dim <= 0:
+            raise AekitError(f"latent_dim must be positive, got {config.latent_dim}")
+        if config.normalization not in ("unit", "standard"):
+            raise AekitError(f"normalization must be 'unit' or 'standard', got {config.normalization!r}")
+        if config.loss not in ("mse", "bce"):
+            raise AekitError(f"loss must be 'mse' or 'bce', got {config.loss!r}")
+        code_cls = CODES.get(config.code)
+        self.code = CODES.build(config.code, config.latent_dim, **config.code_options)
+        self.encoder, self.decoder = ARCHS.build(
+            config.arch, shape, config.latent_dim, config.latent_dim * code_cls.expand,
+            **config.arch_options)
+        self.penalties = {name: PENALTIES.build(name, **opts)
+                          for name, opts in config.penalties.items()}
+        self.corruption = (CORRUPTIONS.build(config.corruption, **config.corruption_options)
+                           if config.corruption else None)
+        # data-space normalisation; "standard" statistics are set by fit() from training data
+        self.register_buffer("norm_shift", torch.zeros(shape))
+        self.register_buffer("norm_scale", torch.ones(shape))
+
+    # -- normalisation -------------------------------------------------------------------
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.config.input_shape)
+
+    def set_normalization(self, shift: Tensor, scale: Tensor) -> None:
+        self.norm_shift.copy_(torch.as_tensor(shift).expand(self.input_shape))
+        self.norm_scale.copy_(torch.as_tensor(scale).clamp_min(1e-8).expand(self.input_shape))
+
+    def normalize(self, x: Tensor) -> Tensor:
+        return (x - self.norm_shift) / self.norm_scale
+
+    def denormalize(self, xn: Tensor) -> Tensor:
+        return xn * self.norm_scale + self.norm_shift
+
+    def _output(self, out: Tensor) -> Tensor:
+        return torch.sigmoid(out) if self.config.normalization == "unit" else out
+
+    # -- the contract ----------------------------------------------------------------------
+    def check_input(self, x: Tensor) -> None:
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise AekitError(f"data has shape {tuple(x.shape[1:])} per sample but the model "
+                             f"expects {self.input_shape}")
+
+    def code_of_normalized(self, xn: Tensor) -> Tensor:
+        """Deterministic code of a normalised input (used by the contractive penalty)."""
+        z, _ = self.code(self.encoder(xn), sample=False)
+        return z
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Data-space batch (B, *input_shape) → code z, deterministic (a VAE gives its mean)."""
+        self.check_input(x)
+        return self.code_of_normalized(self.normalize(x))
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Code → reconstruction in data space."""
+        return self.denormalize(self._output(self.decoder(z)))
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        return self.decode(self.encode(x))
+
+    def forward(self, x: Tensor, target: Tensor | None = None) -> AEOutput:
+        """Corrupt (in training), encode, decode; ``losses`` holds every term of the loss.
+
+        ``target`` defaults to ``x`` (an autoencoder reconstructs its clean input)."""
+        self.check_input(x)
+        target = x if target is None else target
+        x_in = self.corruption(x) if (self.training and self.corruption is not None) else x
+        xn = self.normalize(x_in)
+        z, losses = self.code(self.encoder(xn), sample=self.training)
+        out = self.decoder(z)
+        tn = self.normalize(target)
+        if self.config.loss == "bce":
+            recon = F.binary_cross_entropy_with_logits(out, tn.clamp(0, 1), reduction="none")
+        else:
+            recon = (self._output(out) - tn).pow(2)
+        losses = {"recon": recon.flatten(1).sum(1).mean(), **losses}
+        for name, pen in self.penalties.items():
+            losses[name] = pen(self, xn, z)
+        return AEOutput(x_hat=self.denormalize(self._output(out)), z=z, losses=losses)
+
+    def layer_outputs(self, x: Tensor) -> dict[str, Tensor]:
+        """Every named layer's activation for a batch: ``encoder.<name>``, ``code``,
+        ``decoder.<name>`` and ``output`` (deterministic, as at inference)."""
+        self.check_input(x)
+        outputs: dict[str, Tensor] = {}
+        hooks = []
+        for part_name in ("encoder", "decoder"):
+            part = getattr(self, part_name)
+            for name, child in part.named_children():
+                hooks.append(child.register_forward_hook(
+                    lambda m, i, o, key=f"{part_name}.{name}": outputs.__setitem__(key, o)))
+        try:
+            z = self.encode(x)
+            outputs["code"] = z
+            x_hat = self.decode(z)
+        finally:
+            for h in hooks:
+                h.remove()
+        ordered = {k: v for k, v in outputs.items() if k.startswith("encoder.")}
+        ordered["code"] = outputs["code"]
+        ordered.update({k: v for k, v in outputs.items() if k.startswith("decoder.")})
+        ordered["output"] = x_hat
+        return ordered
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Decode draws from the prior N(0, I) (meaningful for the variational code)."""
+        p = next(self.parameters())
+        z = torch.randn(n, self.config.latent_dim, generator=generator, device=p.device)
+        return self.decode(z)
+
+    # -- transfer --------------------------------------------------------------------------
+    def parametrised_encoder_layers(self) -> list[str]:
+        return [name for name, m in self.encoder.named_children()
+                if any(True for _ in m.parameters(recurse=True))]
+
+    def load_encoder_from(self, source: Autoencoder | str | Path, n_layers: int | None = None,
+                          freeze: bool = False) -> list[str]:
+        """Copy the first ``n_layers`` parametrised encoder layers (all if None) of another
+        model (or a saved model directory) into this one; ``freeze`` stops their training.
+        Returns the names of the layers copied."""
+        if not isinstance(source, Autoencoder):
+            source = Autoencoder.from_pretrained(source)
+        src_layers = source.parametrised_encoder_layers()
+        dst_layers = self.parametrised_encoder_layers()
+        n = len(src_layers) if n_layers is None else int(n_layers)
+        if n < 1 or n > min(len(src_layers), len(dst_layers)):
+            raise AekitError(f"cannot transfer {n} layers: the source encoder has "
+                             f"{len(src_layers)} and this one {len(dst_layers)}")
+        if source.input_shape != self.input_shape:
+            raise AekitError(f"source model input {source.input_shape} differs from {self.input_shape}")
+        copied = []
+        for s_name, d_name in zip(src_layers[:n], dst_layers[:n]):
+            s_mod, d_mod = getattr(source.encoder, s_name), getattr(self.encoder, d_name)
+            s_state, d_state = s_mod.state_dict(), d_mod.state_dict()
+            if {k: v.shape for k, v in s_state.items()} != {k: v.shape for k, v in d_state.items()}:
+                raise AekitError(f"encoder layer {s_name} has different shapes in source and target")
+            d_mod.load_state_dict(s_state)
+            if freeze:
+                for p in d_mod.parameters():
+                    p.requires_grad_(False)
+            copied.append(d_name)
+        # the source's normalisation comes with its layers
+        self.norm_shift.copy_(source.norm_shift)
+        self.norm_scale.copy_(source.norm_scale)
+        return copied
+
+    # -- persistence -----------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path, summary: dict[str, Any] | None = None) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` atomically (temp file + rename)."""
+        from safetensors.torch import save_file
+
+        from aekit import __version__
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        with atomic_path(directory / WEIGHTS_NAME) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt", "aekit": __version__})
+            digest = sha256_file(tmp)
+        meta = {"aekit_version": __version__, "config": self.config.to_dict(),
+                "weights_sha256": digest, "training": summary or {}}
+        write_json_atomic(directory / CONFIG_NAME, meta)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> Autoencoder:
+        """Load a saved model; refuses missing, truncated or tampered files with one message."""
+        from safetensors.torch import load_file
+
+        meta = read_model_meta(directory)
+        weights = Path(directory) / WEIGHTS_NAME
+        if not weights.is_file():
+            raise ModelFileError(f"{weights} is missing")
+        if meta.get("weights_sha256") and sha256_file(weights) != meta["weights_sha256"]:
+            raise ModelFileError(f"{weights} does not match the checksum in {CONFIG_NAME}: "
+                                 "the file is truncated or has been modified")
+        try:
+            state = load_file(str(weights), device=map_location)
+        except Exception as e:  # safetensors raises its own error types for bad headers
+            raise ModelFileError(f"{weights} is not a valid safetensors file ({e})") from None
+        model = cls(ModelConfig.from_dict(meta["config"]))
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[0]
+            raise ModelFileError(f"{weights} does not fit its config: {first}") from None
+        model.training_summary = meta.get("training", {})
+        return model.eval()
+
+
+def read_model_meta(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / CONFIG_NAME
+    if not Path(directory).is_dir():
+        raise ModelFileError(f"model directory {directory} does not exist")
+    if not path.is_file():
+        raise ModelFileError(f"{path} is missing: not an aekit model directory")
+    try:
+        meta = json.loads(path.read_text())
+        meta["config"]["input_shape"]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"{path} is not a valid aekit config ({e})") from None
+    return meta
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def input_numel(model: Autoencoder) -> int:
+    return math.prod(model.input_shape)
