@@ -24,6 +24,8 @@ class Code(nn.Module):
     expand = 1
     #: True for codes whose units are meant to be mostly zero (L0 and dead units are reported)
     sparse = False
+    #: |z| above this counts as active for L0 / dead-unit statistics
+    active_threshold = 1e-6
 
     def __init__(self, latent_dim: int) -> None:
         super().__init__()
@@ -41,6 +43,9 @@ class DenseCode(Code):
             raise AekitError(f"dense code activation must be one of {sorted(_CODE_ACTS)}")
         self.act = _CODE_ACTS[activation]()
         self.sparse = activation in ("relu", "sigmoid")
+        # a sigmoid unit is never exactly 0: call it active above 0.1 (KL-sparse codes sit
+        # near their target ρ ≈ 0.05 when inactive)
+        self.active_threshold = 0.1 if activation == "sigmoid" else 1e-6
 
     def forward(self, h: Tensor, sample: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
         return self.act(h), {}

@@ -30,9 +30,10 @@ def evaluate_model(model: Autoencoder, data: ArrayData, batch_size: int = 512) -
         out = model(xb)
         run.update(out.x_hat, xb)
         z = out.z.flatten(1)
-        nz = (z.abs() > 1e-6)
+        thr = getattr(model.code, "active_threshold", 1e-6)
+        nz = (z.abs() > thr)
         active = nz.sum(0) if active is None else active + nz.sum(0)
-        l0_sum += l0(z) * len(xb)
+        l0_sum += l0(z, thr) * len(xb)
         if "kl" in out.losses:
             kl_sum += float(out.losses["kl"]) * len(xb)
             recon_loss_sum += float(out.losses["recon"]) * len(xb)

@@ -117,7 +117,7 @@ _preset("denoising", "denoising: trained to undo Gaussian noise σ = 0.25 on the
         corruption="gaussian", corruption_options={"sigma": 0.25})
 _preset("contractive", "contractive: penalises ‖∂z/∂x‖²_F (Rifai et al. 2011), sigmoid code",
         arch="mlp", arch_options={"hidden": []}, code_options={"activation": "sigmoid"},
-        penalties={"contractive": {"weight": 0.1}})
+        penalties={"contractive": {"weight": 3.0}})
 _preset("variational", "variational (VAE): Gaussian code, KL to N(0, I), samples from the prior",
         arch="mlp", arch_options={"hidden": [256, 128]}, code="gaussian")
 
@@ -129,7 +129,8 @@ def preset_config(preset: str, input_shape: Sequence[int], latent_dim: int = 32,
     cfg: dict[str, Any] = {"input_shape": [int(s) for s in input_shape],
                            "latent_dim": int(latent_dim), "preset": preset}
     for key, val in list(base.items()) + list(overrides.items()):
-        if isinstance(val, dict) and isinstance(cfg.get(key), dict):
+        # *_options dicts merge key by key; everything else (penalties included) replaces
+        if key.endswith("_options") and isinstance(val, dict) and isinstance(cfg.get(key), dict):
             cfg[key] = {**cfg[key], **val}
         else:
             cfg[key] = copy.deepcopy(val)

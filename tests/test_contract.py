@@ -1,0 +1,85 @@
+"""One contract, every registered preset: a new preset is tested the moment it is registered."""
+
+import numpy as np
+import pytest
+import torch
+
+from aekit.models import PRESETS, AEOutput, Autoencoder, create_model
+
+SHAPE = (1, 8, 8)
+
+
+def _batch(n=6):
+    return torch.rand(n, *SHAPE)
+
+
+@pytest.fixture(params=PRESETS.names())
+def preset(request):
+    return request.param
+
+
+def test_forward_backward(preset):
+    model = create_model(preset, SHAPE, latent_dim=8).train()
+    out = model(_batch())
+    assert isinstance(out, AEOutput)
+    assert out.x_hat.shape == (6, *SHAPE)
+    assert "recon" in out.losses and torch.isfinite(out.loss)
+    out.loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_encode_decode_shapes(preset):
+    model = create_model(preset, SHAPE, latent_dim=8).eval()
+    z = model.encode(_batch())
+    assert z.shape == (6, 8)
+    assert model.decode(z).shape == (6, *SHAPE)
+
+
+def test_encode_is_deterministic(preset):
+    model = create_model(preset, SHAPE, latent_dim=8)
+    x = _batch()
+    model.train()  # even in training mode, encode must not sample or corrupt
+    assert torch.equal(model.encode(x), model.encode(x))
+
+
+def test_save_load_round_trip(preset, tmp_path):
+    model = create_model(preset, SHAPE, latent_dim=8).eval()
+    x = _batch()
+    model.save_pretrained(tmp_path / "m", summary={"note": "test"})
+    loaded = Autoencoder.from_pretrained(tmp_path / "m")
+    assert loaded.config == model.config
+    assert torch.equal(loaded.encode(x), model.encode(x))
+    assert torch.equal(loaded.reconstruct(x), model.reconstruct(x))
+    files = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert files == ["config.json", "model.safetensors"]
+
+
+def test_layer_outputs_names_every_layer(preset):
+    model = create_model(preset, SHAPE, latent_dim=8).eval()
+    x = _batch()
+    outs = model.layer_outputs(x)
+    enc_children = [n for n, _ in model.encoder.named_children()]
+    dec_children = [n for n, _ in model.decoder.named_children()]
+    assert list(outs) == ([f"encoder.{n}" for n in enc_children] + ["code"] +
+                          [f"decoder.{n}" for n in dec_children] + ["output"])
+    assert torch.allclose(outs["output"], model.reconstruct(x))
+    assert torch.equal(outs["code"], model.encode(x))
+
+
+@pytest.mark.parametrize("shape", [(3, 16, 24), (1, 28, 28), (3, 32, 32)])
+def test_conv_any_divisible_size(shape):
+    model = create_model("conv", shape, latent_dim=10).eval()
+    x = torch.rand(2, *shape)
+    assert model.reconstruct(x).shape == x.shape
+
+
+def test_conv_transposed_upsampling():
+    model = create_model("conv", (3, 16, 16), 10, arch_options={"up": "transposed"}).eval()
+    assert model.reconstruct(torch.rand(2, 3, 16, 16)).shape == (2, 3, 16, 16)
+
+
+def test_tabular_input_standardised():
+    model = create_model("deep", (5,), latent_dim=2, normalization="standard")
+    x = torch.from_numpy(np.random.default_rng(0).normal(10, 3, (7, 5)).astype(np.float32))
+    assert model(x).x_hat.shape == (7, 5)

@@ -1,0 +1,130 @@
+"""Each classic type's defining property, against `vanilla` trained on the same data and budget."""
+
+import pytest
+import torch
+
+import aekit
+from aekit.data import resolve
+from aekit.evaluation import evaluate_model
+from aekit.metrics import psnr
+from aekit.models import create_model
+from aekit.penalties import jacobian_frobenius_sq
+
+BUDGET = {"epochs": 12, "progress": False, "seed": 0, "patience": None}
+LATENT = 16
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return resolve("digits")
+
+
+@pytest.fixture(scope="module")
+def test_x(digits):
+    return resolve("digits:test").all()
+
+
+def _trained(preset, data, **kw):
+    torch.manual_seed(0)
+    model = create_model(preset, data.input_shape, LATENT, **kw)
+    aekit.fit(model, data, **BUDGET)
+    return model
+
+
+@pytest.fixture(scope="module")
+def vanilla(digits):
+    return _trained("vanilla", digits)
+
+
+@pytest.mark.parametrize("preset", ["sparse", "sparse-kl", "sparse-topk"])
+def test_sparse_codes_are_sparse(preset, digits, test_x, vanilla):
+    model = _trained(preset, digits)
+    with torch.no_grad():
+        z_sparse, z_dense = model.encode(test_x), vanilla.encode(test_x)
+    thr = max(model.code.active_threshold, 1e-2)
+    active = (z_sparse.abs() > thr).float().sum(1).mean()
+    dense_active = (z_dense.abs() > thr).float().sum(1).mean()
+    assert active < 0.5 * dense_active, (float(active), float(dense_active))
+    if preset == "sparse-topk":
+        assert int((z_sparse != 0).sum(1).max()) <= model.code.k
+    metrics = evaluate_model(model, resolve("digits:test"))
+    assert {"l0", "dead_fraction"} <= set(metrics)
+
+
+def test_denoising_beats_vanilla_on_noisy_input(digits, test_x, vanilla):
+    model = _trained("denoising", digits)
+    g = torch.Generator().manual_seed(1)
+    noisy = test_x + 0.25 * torch.randn(test_x.shape, generator=g)
+    with torch.no_grad():
+        p_den = psnr(model.reconstruct(noisy), test_x)
+        p_van = psnr(vanilla.reconstruct(noisy), test_x)
+    assert p_den > p_van + 0.5, (p_den, p_van)
+    assert p_den > psnr(noisy, test_x)
+
+
+def test_contractive_has_smaller_jacobian(digits, test_x, vanilla):
+    model = _trained("contractive", digits)
+    x = test_x[:64]
+
+    def jac(m):
+        with torch.no_grad():
+            xn = m.normalize(x)
+        return float(jacobian_frobenius_sq(m.code_of_normalized, xn, "exact").mean().detach())
+
+    # compare like with like: the vanilla code is linear and unbounded, so also train a
+    # sigmoid-coded model without the penalty
+    plain = _trained("contractive", digits, penalties={})
+    assert jac(model) < 0.5 * jac(plain), (jac(model), jac(plain))
+    assert jac(model) < jac(vanilla)
+
+
+def test_hutchinson_estimates_exact_jacobian():
+    model = create_model("deep", (1, 8, 8), 6)
+    x = torch.rand(4, 64).view(4, 1, 8, 8)
+    exact = jacobian_frobenius_sq(model.code_of_normalized, x, "exact")
+    torch.manual_seed(0)
+    est = jacobian_frobenius_sq(model.code_of_normalized, x, "hutchinson", n_samples=400)
+    assert torch.allclose(est, exact, rtol=0.2)
+
+
+def test_variational_has_kl_and_samples(digits):
+    model = _trained("variational", digits)
+    model.train()
+    out = model(digits.all()[:32])
+    assert "kl" in out.losses and float(out.losses["kl"].detach()) > 0
+    # sampling in training, mean at inference
+    assert not torch.equal(model(digits.all()[:8]).z, model(digits.all()[:8]).z)
+    model.eval()
+    samples = model.sample(5, generator=torch.Generator().manual_seed(0))
+    assert samples.shape == (5, 1, 8, 8) and samples.min() >= 0 and samples.max() <= 1
+    metrics = evaluate_model(model, resolve("digits:test"))
+    assert metrics["elbo"] < 0 and metrics["kl"] > 0
+
+
+def test_deep_layer_outputs_expose_every_layer(digits):
+    model = create_model("deep", digits.input_shape, LATENT, arch_options={"hidden": [64, 32]})
+    outs = model.layer_outputs(digits.all()[:4])
+    linear = [k for k in outs if "linear" in k]
+    assert len(linear) == 6  # 3 encoder + 3 decoder layers
+    assert outs["encoder.linear1"].shape == (4, 64) and outs["encoder.linear2"].shape == (4, 32)
+    assert outs["code"].shape == (4, LATENT) and outs["output"].shape == (4, 1, 8, 8)
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_transfer_encoder(digits, tmp_path, freeze):
+    source = _trained("deep", digits)
+    source.save_pretrained(tmp_path / "src")
+    target = create_model("deep", digits.input_shape, LATENT)
+    copied = target.load_encoder_from(tmp_path / "src", n_layers=2, freeze=freeze)
+    assert copied == ["linear1", "linear2"]
+    for name in copied:
+        for a, b in zip(getattr(source.encoder, name).parameters(),
+                        getattr(target.encoder, name).parameters()):
+            assert torch.equal(a, b)
+    before = {k: v.clone() for k, v in target.encoder.state_dict().items()}
+    aekit.fit(target, digits, epochs=2, progress=False)
+    after = target.encoder.state_dict()
+    for name in copied:
+        for key in (f"{name}.weight", f"{name}.bias"):
+            assert torch.equal(before[key], after[key]) == freeze
+    assert not torch.equal(before["linear3.weight"], after["linear3.weight"])  # rest trains
