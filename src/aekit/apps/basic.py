@@ -93,6 +93,9 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
         run = {"model": {"preset": args.preset, "input_shape": list(data.input_shape),
                          "latent_dim": args.latent_dim},
                "model_overrides": overrides, "data": args.data, "seed": args.seed}
+    import torch
+
+    torch.manual_seed(args.seed)  # the initial weights are part of a repeatable run
     model = Autoencoder(config)
     if tuple(data.input_shape) != model.input_shape:
         raise AekitError(f"{data.name}: samples have shape {tuple(data.input_shape)} but the run "

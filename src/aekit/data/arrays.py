@@ -110,7 +110,8 @@ class ArrayData:
 
     def batch(self, idx: np.ndarray | Sequence[int]) -> torch.Tensor:
         rows = self._rows(np.asarray(idx))
-        t = torch.from_numpy(np.ascontiguousarray(rows)).to(torch.float32)
+        # np.array copies: rows may be a read-only view into a memory map, never written to
+        t = torch.from_numpy(np.array(rows, dtype=np.float32))
         if self.scale != 1.0:
             t.mul_(self.scale)
         if self.layout == "NHW":

@@ -1,0 +1,181 @@
+"""The CLI end to end, and bad input: one clear stderr line, non-zero exit, no partial file."""
+
+import json
+
+import numpy as np
+import pytest
+
+from aekit.cli import main
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("m") / "model"
+    assert main(["train", "--preset", "sparse", "--epochs", "3", "--latent-dim", "8",
+                 "--out", str(d), "--no-progress"]) == 0
+    return d
+
+
+def test_train_defaults_and_info(capsys, model_dir):
+    code, out, _ = run(capsys, "info", model_dir, "--json")
+    info = json.loads(out)
+    assert code == 0 and info["preset"] == "sparse" and info["latent_dim"] == 8
+    assert info["input_shape"] == [1, 8, 8] and "code" in info["layers"]
+    assert info["training"]["epochs"] == 3
+
+
+def test_evaluate_json(capsys, model_dir):
+    code, out, _ = run(capsys, "evaluate", "--model", model_dir, "--data", "digits:test", "--json")
+    m = json.loads(out)
+    assert code == 0
+    assert {"mse", "sse_per_image", "psnr", "l0", "dead_fraction"} <= set(m)
+    assert m["sse_per_image"] == pytest.approx(m["mse"] * 64, rel=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["NHW", "NCHW", "NHWC", "float255"])
+def test_evaluate_accepts_npy_layouts(capsys, model_dir, tmp_path, layout):
+    from aekit.data import resolve
+
+    x = (resolve("digits:test").all().numpy()[:, 0] * 255).round().astype(np.uint8)  # (N, 8, 8)
+    arr = {"NHW": x, "NCHW": x[:, None], "NHWC": x[..., None], "float255": x.astype(np.float32)}[layout]
+    np.save(tmp_path / "x.npy", arr)
+    code, out, err = run(capsys, "evaluate", "--model", model_dir, "--data", tmp_path / "x.npy", "--json")
+    assert code == 0, err
+    ref = json.loads(run(capsys, "evaluate", "--model", model_dir, "--data", "digits:test", "--json")[1])
+    assert json.loads(out)["mse"] == pytest.approx(ref["mse"], rel=0.05)  # same images, 8-bit rounded
+
+
+def test_encode_and_reconstruct(capsys, model_dir, tmp_path):
+    code, _, _ = run(capsys, "encode", "--model", model_dir, "--data", "digits", "--out", tmp_path / "z.npy")
+    assert code == 0 and np.load(tmp_path / "z.npy").shape == (1797, 8)
+    code, _, _ = run(capsys, "encode", "--model", model_dir, "--data", "digits", "--layer",
+                     "encoder.linear1", "--out", tmp_path / "h.npy")
+    assert code == 0 and np.load(tmp_path / "h.npy").shape == (1797, 256)
+    code, _, _ = run(capsys, "reconstruct", "--model", model_dir, "--data", "digits:test",
+                     "--out", tmp_path / "grid.png")
+    from PIL import Image
+
+    assert code == 0 and Image.open(tmp_path / "grid.png").size[0] > 16 * 8
+    code, _, _ = run(capsys, "reconstruct", "--model", model_dir, "--data", "digits:test",
+                     "--out", tmp_path / "r.npy")
+    assert code == 0 and np.load(tmp_path / "r.npy").shape == (359, 1, 8, 8)
+
+
+def test_presets_lists_every_type(capsys):
+    code, out, _ = run(capsys, "presets")
+    for name in ("vanilla", "deep", "conv", "sparse", "sparse-kl", "sparse-topk", "denoising",
+                 "contractive", "variational"):
+        assert name in out
+
+
+
+
+def _assert_one_line_error(code, err, *words):
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("aekit: error:"), err
+    assert "Traceback" not in err
+    for w in words:
+        assert w.lower() in lines[0].lower(), (w, lines[0])
+
+
+def test_missing_data_file(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--data", tmp_path / "nope.npy", "--out", tmp_path / "o")
+    _assert_one_line_error(code, err, "no such file")
+    assert not (tmp_path / "o").exists()
+
+
+def test_non_image_file(capsys, model_dir, tmp_path):
+    (tmp_path / "photo.png").write_text("this is not a png")
+    code, _, err = run(capsys, "evaluate", "--model", model_dir, "--data", tmp_path / "photo.png")
+    _assert_one_line_error(code, err, "not a readable image")
+
+
+def test_nan_and_inf_in_data(capsys, tmp_path):
+    x = np.random.rand(50, 8, 8).astype(np.float32)
+    x[17, 3, 3] = np.nan
+    np.save(tmp_path / "nan.npy", x)
+    code, _, err = run(capsys, "train", "--data", tmp_path / "nan.npy", "--out", tmp_path / "o")
+    _assert_one_line_error(code, err, "sample 17", "nan")
+    x[17, 3, 3] = np.inf
+    np.save(tmp_path / "inf.npy", x)
+    code, _, err = run(capsys, "train", "--data", tmp_path / "inf.npy", "--out", tmp_path / "o")
+    _assert_one_line_error(code, err, "infinite")
+    assert not (tmp_path / "o").exists()
+
+
+def test_empty_dataset(capsys, tmp_path):
+    np.save(tmp_path / "empty.npy", np.zeros((0, 8, 8), np.uint8))
+    code, _, err = run(capsys, "train", "--data", tmp_path / "empty.npy", "--out", tmp_path / "o")
+    _assert_one_line_error(code, err, "empty")
+    (tmp_path / "empty.csv").write_text("")
+    code, _, err = run(capsys, "train", "--data", tmp_path / "empty.csv", "--out", tmp_path / "o")
+    _assert_one_line_error(code, err, "empty")
+
+
+def test_shape_mismatch(capsys, model_dir, tmp_path):
+    np.save(tmp_path / "big.npy", np.random.rand(10, 12, 12).astype(np.float32))
+    code, _, err = run(capsys, "evaluate", "--model", model_dir, "--data", tmp_path / "big.npy")
+    _assert_one_line_error(code, err, "(1, 12, 12)", "(1, 8, 8)")
+    code, _, err = run(capsys, "encode", "--model", model_dir, "--data", tmp_path / "big.npy",
+                       "--out", tmp_path / "z.npy")
+    _assert_one_line_error(code, err, "expects")
+    assert not (tmp_path / "z.npy").exists()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "missing_config"])
+def test_damaged_model_file(capsys, model_dir, tmp_path, damage):
+    import shutil
+
+    d = tmp_path / "m"
+    shutil.copytree(model_dir, d)
+    w = d / "model.safetensors"
+    raw = bytearray(w.read_bytes())
+    if damage == "truncate":
+        w.write_bytes(bytes(raw[: len(raw) // 2]))
+    elif damage == "flip":
+        raw[-10] ^= 0x40
+        w.write_bytes(bytes(raw))
+    elif damage == "garbage":
+        w.write_bytes(b"\x00" * 64)
+    else:
+        (d / "config.json").unlink()
+    code, _, err = run(capsys, "evaluate", "--model", d, "--data", "digits")
+    _assert_one_line_error(code, err)
+    assert "model" in err or "config" in err
+
+
+def test_tampered_weights_without_checksum_still_refused(capsys, model_dir, tmp_path):
+    """Even if someone also edits the checksum, a weights file that is not valid safetensors
+    or does not fit the config is refused with one line."""
+    import shutil
+
+    d = tmp_path / "m"
+    shutil.copytree(model_dir, d)
+    meta = json.loads((d / "config.json").read_text())
+    meta.pop("weights_sha256")
+    (d / "config.json").write_text(json.dumps(meta))
+    (d / "model.safetensors").write_bytes(b"{not safetensors")
+    code, _, err = run(capsys, "info", d)
+    _assert_one_line_error(code, err, "safetensors")
+
+
+def test_unknown_preset_and_dataset(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--preset", "nope", "--out", tmp_path / "o")
+    _assert_one_line_error(code, err, "unknown preset 'nope'")
+    code, _, err = run(capsys, "train", "--data", "mnistt", "--out", tmp_path / "o")
+    _assert_one_line_error(code, err, "unknown dataset")
+
+
+def test_bad_flag_is_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--epochs", "many"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and len(err.strip().splitlines()) == 1
