@@ -1,0 +1,149 @@
+"""The data resolver: embedded sets, real file formats written by the tests, splits, checks."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aekit.data import resolve
+from aekit.data.standard import read_cifar_binary, read_idx
+from aekit.errors import DataError
+
+
+def write_idx(path, arr, gz=False):
+    codes = {np.uint8: 0x08, np.int32: 0x0C, np.float32: 0x0D}
+    head = bytes([0, 0, codes[arr.dtype.type], arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    body = arr.astype(arr.dtype.newbyteorder(">")).tobytes()
+    opener = gzip.open if gz else open
+    with opener(path, "wb") as f:
+        f.write(head + body)
+
+
+def test_embedded_sets():
+    d = resolve("digits")
+    assert len(d) == 1797 and d.input_shape == (1, 8, 8) and d.labels() is not None
+    x = d.all()
+    assert 0 <= float(x.min()) and float(x.max()) <= 1
+    assert resolve("digits28").input_shape == (1, 28, 28)
+    f = resolve("faces")
+    assert len(f) == 200 and f.input_shape == (1, 25, 25) and set(f.labels()) == {0, 1}
+    p = resolve("patches?size=12&n=50&channels=3&seed=1")
+    assert len(p) == 50 and p.input_shape == (3, 12, 12)
+    assert np.array_equal(p.all().numpy(), resolve("patches?size=12&n=50&channels=3&seed=1").all().numpy())
+
+
+def test_splits_are_disjoint_and_cover():
+    tr, te = resolve("digits:train"), resolve("digits:test")
+    assert len(tr) + len(te) == 1797
+    assert not set(tr.index) & set(te.index)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_mnist_layout(tmp_path, monkeypatch, gz):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    y = rng.integers(0, 10, 20).astype(np.uint8)
+    root = tmp_path / "mnist"
+    root.mkdir()
+    sfx = ".gz" if gz else ""
+    write_idx(root / f"train-images-idx3-ubyte{sfx}", x, gz)
+    write_idx(root / f"train-labels-idx1-ubyte{sfx}", y, gz)
+    write_idx(root / f"t10k-images-idx3-ubyte{sfx}", x[:5], gz)
+    write_idx(root / f"t10k-labels-idx1-ubyte{sfx}", y[:5], gz)
+    monkeypatch.setenv("AEKIT_DATA", str(tmp_path))
+    d = resolve("mnist")
+    assert len(d) == 20 and d.input_shape == (1, 28, 28)
+    np.testing.assert_allclose(d.all().numpy()[:, 0], x / 255, atol=1e-6)
+    np.testing.assert_array_equal(d.labels(), y)
+    assert len(resolve("mnist:test")) == 5
+    assert read_idx(root / f"train-images-idx3-ubyte{sfx}").dtype == np.uint8
+
+
+def test_idx_rejects_bad_magic_and_truncation(tmp_path):
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04rest")
+    with pytest.raises(DataError, match="not an IDX"):
+        read_idx(tmp_path / "bad")
+    write_idx(tmp_path / "ok", np.zeros((4, 3, 3), np.uint8))
+    raw = (tmp_path / "ok").read_bytes()
+    (tmp_path / "short").write_bytes(raw[:-5])
+    with pytest.raises(DataError, match="truncated"):
+        read_idx(tmp_path / "short")
+
+
+def test_cifar_binary(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar10" / "cifar-10-batches-bin"
+    folder.mkdir(parents=True)
+    recs = {}
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        rec = rng.integers(0, 256, (3, 3073), dtype=np.uint8)
+        rec[:, 0] %= 10
+        rec.tofile(folder / name)
+        recs[name] = rec
+    monkeypatch.setenv("AEKIT_DATA", str(tmp_path))
+    d = resolve("cifar10")
+    assert len(d) == 15 and d.input_shape == (3, 32, 32)
+    first = recs["data_batch_1.bin"][0]
+    np.testing.assert_allclose(d.batch([0]).numpy()[0], first[1:].reshape(3, 32, 32) / 255, atol=1e-6)
+    assert d.labels()[0] == first[0]
+    assert len(resolve("cifar10:test")) == 3
+    (folder / "junk.bin").write_bytes(b"123")
+    with pytest.raises(DataError, match="not a CIFAR-10"):
+        read_cifar_binary([folder / "junk.bin"])
+
+
+def test_missing_standard_set_says_where(tmp_path, monkeypatch):
+    import urllib.request
+
+    def offline(*a, **k):
+        raise OSError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setenv("AEKIT_DATA", str(tmp_path))
+    with pytest.raises(DataError) as e:
+        resolve("fashion-mnist")
+    msg = str(e.value)
+    assert "train-images-idx3-ubyte.gz" in msg and str(tmp_path) in msg and "\n" not in msg
+
+
+def test_image_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(rng.integers(0, 256, (30, 30), dtype=np.uint8)).save(tmp_path / "sub" / "b.jpg")
+    (tmp_path / "notes.txt").write_text("ignored")
+    d = resolve(str(tmp_path), image_size=(16, 16), channels=3)
+    assert len(d) == 2 and d.input_shape == (3, 16, 16)
+    g = resolve(str(tmp_path), image_size=(8, 12), channels=1)
+    assert g.input_shape == (1, 8, 12)
+
+
+def test_npz_csv_and_memmap(tmp_path):
+    x = np.random.rand(30, 5).astype(np.float32)
+    y = np.arange(30) % 3
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    d = resolve(str(tmp_path / "d.npz"))
+    assert d.input_shape == (5,) and list(d.labels()) == list(y)
+    header = "a,b,label,c,d,e\n"
+    rows = "\n".join(",".join(map(str, [*r[:2], lab, *r[2:]])) for r, lab in zip(x, y))
+    (tmp_path / "d.csv").write_text(header + rows + "\n")
+    c = resolve(str(tmp_path / "d.csv"))
+    np.testing.assert_allclose(c.all().numpy(), x, rtol=1e-5)
+    assert list(c.labels()) == list(y)
+    np.save(tmp_path / "m.npy", (x * 255).astype(np.uint8).reshape(30, 5, 1))
+    m = resolve(str(tmp_path / "m.npy"))
+    assert isinstance(m.x, np.memmap) and m.input_shape == (1, 5, 1)
+
+
+def test_non_numeric_and_pickled_npy_refused(tmp_path):
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match="not a plain numeric"):
+        resolve(str(tmp_path / "obj.npy"))
+    (tmp_path / "t.csv").write_text("a,b\n1,x\n")
+    with pytest.raises(DataError, match="numeric"):
+        resolve(str(tmp_path / "t.csv"))
+    np.save(tmp_path / "one.npy", np.arange(5.0))
+    with pytest.raises(DataError, match="shape"):
+        resolve(str(tmp_path / "one.npy"))
