@@ -12,8 +12,14 @@ from typing import Any
 import numpy as np
 
 from aekit.apps import Handler, command
-from aekit.apps.common import (add_data_options, add_json_flag, emit, format_table,
-                               load_data_for, load_model)
+from aekit.apps.common import (
+    add_data_options,
+    add_json_flag,
+    emit,
+    format_table,
+    load_data_for,
+    load_model,
+)
 from aekit.data import list_datasets
 from aekit.errors import AekitError
 from aekit.evaluation import encode_to_npy, evaluate_model, image_grid, reconstruct_array
@@ -76,14 +82,12 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
     if args.resume:
         if not args.out:
             raise AekitError("--resume needs --out (the run directory to continue)")
-        meta_model = Autoencoder.from_pretrained(out) if (out / "config.json").is_file() else None
         cfg_file = out / "run.json"
         if not cfg_file.is_file():
             raise AekitError(f"nothing to resume in {out}: run.json is missing")
         run = json.loads(cfg_file.read_text())
         config = preset_config(**{k: run["model"][k] for k in ("preset", "input_shape", "latent_dim")},
                                **run["model_overrides"])
-        del meta_model
     data = load_data_for(args, args.data)
     if not args.resume:
         overrides = dict(args.option)
