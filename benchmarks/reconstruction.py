@@ -78,6 +78,12 @@ def main() -> int:
     p.add_argument("--presets", default="deep,conv")
     p.add_argument("--latent-dim", type=int, default=30)
     p.add_argument("--minutes", type=float, default=10.0, help="budget per preset")
+    p.add_argument("--epochs", type=int, default=None, help="epoch budget instead of minutes")
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--option", action="append", default=[], metavar='KEY=JSON',
+                   help="model config override, e.g. loss=\"bce\" (repeatable)")
     p.add_argument("--n-train", type=int, default=30000)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -91,10 +97,17 @@ def main() -> int:
     base_sse, base_t = pca_sse(train, test, k)
     rows = [{"method": f"PCA-{k}", "sse_per_image": base_sse, "ratio_to_pca": 1.0,
              "fit_s": base_t, "epochs": None}]
+    import json
+
+    overrides = {kv.split("=", 1)[0]: json.loads(kv.split("=", 1)[1]) for kv in args.option}
+    fit_kw = {k: v for k, v in (("lr", args.lr), ("batch_size", args.batch_size)) if v is not None}
+    budget = {"epochs": args.epochs} if args.epochs else {"minutes": args.minutes}
     for preset in args.presets.split(","):
-        model = create_model(preset, train.input_shape, k)
+        model = create_model(preset, train.input_shape, k, **overrides)
         t0 = time.perf_counter()
-        res = aekit.fit(model, train, minutes=args.minutes, seed=args.seed, progress=False)
+        res = aekit.fit(model, train, **budget, seed=args.seed, progress=False,
+                        device=args.device, **fit_kw)
+        model.cpu()
         m = evaluate_model(model, test)
         rows.append({"method": f"{preset}-{k}", "sse_per_image": m["sse_per_image"],
                      "ratio_to_pca": m["sse_per_image"] / base_sse,
