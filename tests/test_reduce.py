@@ -175,7 +175,7 @@ def test_parameters_are_validated():
 def test_compare_pca_on_digits_beats_pca_at_small_codes(capsys, tmp_path):
     out = tmp_path / "cmp"
     code, stdout, _ = run_cli(capsys, "compare-pca", "--data", "digits", "--latent-dims", "2,3",
-                              "--presets", "deep", "--epochs", "30", "--device", "cpu",
+                              "--presets", "deep", "--epochs", "10", "--device", "cpu",
                               "--out", str(out), "--json")
     assert code == 0
     obj = json.loads(stdout)
@@ -207,7 +207,7 @@ def test_compare_pca_table_text_and_tabular_csv(capsys, tmp_path):
                               str(tmp_path / "o"))
     assert code == 0
     assert "sse_per_image" in stdout and "explained_variance" in stdout and "psnr" not in stdout
-    assert re.search(r"^pca\s+1\s", stdout, re.M) and re.search(r"^vanilla\s+2\s", stdout, re.M)
+    assert re.search(r"^pca\s+1\s", stdout, re.MULTILINE) and re.search(r"^vanilla\s+2\s", stdout, re.MULTILINE)
     assert "conv: skipped, it needs image data" in stdout
     assert (tmp_path / "o" / "error_vs_code_size.png").is_file()
     assert (tmp_path / "o" / "codes_2d.png").is_file()
@@ -242,7 +242,8 @@ def test_report_is_one_self_contained_file(capsys, run_dir):
     code, stdout, _ = run_cli(capsys, "report", str(run_dir), "--json")
     assert code == 0
     path = json.loads(stdout)["out"]
-    page = open(path, encoding="utf-8").read()
+    with open(path, encoding="utf-8") as f:
+        page = f.read()
     for sid in SECTION_IDS:
         assert f'<section id="{sid}">' in page
     imgs = re.findall(r'<img [^>]*src="([^"]+)"', page)

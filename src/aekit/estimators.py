@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ class AutoencoderEstimatorBase(BaseEstimator):
 
     Subclasses list their parameters in ``__init__`` (scikit-learn reads the signature)."""
 
-    _parameter_constraints: dict[str, list[Any]] = {
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "preset": [StrOptions(set(PRESETS.names()))],
         "max_epochs": [Interval(Integral, 1, None, closed="left"), None],
@@ -65,7 +65,7 @@ class AutoencoderEstimatorBase(BaseEstimator):
     }
     #: checks of ``sklearn.utils.estimator_checks`` expected to fail, with the reason
     #: (pass to ``parametrize_with_checks(expected_failed_checks=...)``); keep it short
-    _xfail_checks: dict[str, str] = {}
+    _xfail_checks: ClassVar[dict[str, str]] = {}
 
     # -- input -----------------------------------------------------------------------------
     def _check_X(self, X: Any, reset: bool) -> np.ndarray:
@@ -249,7 +249,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     history_ : list of per-epoch metric dicts; n_iter_ : epochs run; best_epoch_; fit_time_.
     """
 
-    _xfail_checks: dict[str, str] = {}
+    _xfail_checks: ClassVar[dict[str, str]] = {}
 
     def __init__(self, n_components: int = 2, *, preset: str = "deep",
                  max_epochs: int | None = None, max_minutes: float | None = None,

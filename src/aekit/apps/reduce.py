@@ -31,6 +31,9 @@ from aekit.models import PRESETS
 DEFAULT_LATENT_DIMS = (2, 8, 32)
 DEFAULT_PRESETS = ("vanilla", "deep", "conv")
 DEFAULT_EPOCHS = 100
+#: smaller than fit()'s 128: on a few thousand samples 128 leaves too few steps per epoch
+#: (vanilla at 32-d on digits, 100 epochs: held-out SSE 0.72 at 128, 0.28 at 32)
+DEFAULT_BATCH = 32
 COLUMNS = ["method", "latent_dim", "sse_per_image", "mse", "psnr", "explained_variance",
            "ratio_to_pca", "fit_seconds"]
 
@@ -85,7 +88,7 @@ def reconstruction_metrics(x: np.ndarray, rec: np.ndarray, data_range: float | N
 
 def compare_pca(train: ArrayData, test: ArrayData, latent_dims: Sequence[int],
                 presets: Sequence[str], *, epochs: int | None = DEFAULT_EPOCHS,
-                minutes: float | None = None, batch_size: int = 128, lr: float = 2e-3,
+                minutes: float | None = None, batch_size: int = DEFAULT_BATCH, lr: float = 2e-3,
                 seed: int = 0, device: str = "cpu", progress: bool = False, n_show: int = 10,
                 on_row: Callable[[dict[str, Any]], None] | None = None) -> Comparison:
     """Fit PCA and every preset at every code size on ``train``; measure on ``test``."""
@@ -208,7 +211,8 @@ def compare_pca_cmd(p: argparse.ArgumentParser) -> Handler:
                         help=f"epochs per autoencoder (default {DEFAULT_EPOCHS}, early stopping)")
     budget.add_argument("--minutes", type=float, default=None,
                         help="wall-clock budget of each autoencoder fit, in minutes")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
+                   help=f"default {DEFAULT_BATCH}: small sets need the steps (see docs/reduce.md)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
@@ -252,9 +256,9 @@ def compare_pca_cmd(p: argparse.ArgumentParser) -> Handler:
                "input_shape": list(train.input_shape), "rows": cmp.rows, "notes": cmp.notes,
                "figures": figs, "seconds": round(time.perf_counter() - t0, 2)}
         columns = COLUMNS if cmp.is_image else [c for c in COLUMNS if c != "psnr"]
-        lines = [f"{args.data}: {len(train)} training and {len(test)} held-out samples of shape "
-                 f"{tuple(train.input_shape)}; errors are on the held-out samples",
-                 format_table(cmp.rows, columns)]
+        head = (f"{args.data}: {len(train)} training and {len(test)} held-out samples of shape "
+                f"{tuple(train.input_shape)}; errors are on the held-out samples")
+        lines = [head, format_table(cmp.rows, columns)]
         lines += [f"note: {n}" for n in cmp.notes]
         lines.append(f"figures: {', '.join(figs.values()) or 'none'}")
         emit(args, obj, "\n".join(lines))

@@ -12,14 +12,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+
+from aekit.io import atomic_path
 
 matplotlib.use("Agg")  # no display, ever: figures are files
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from aekit.io import atomic_path  # noqa: E402
+import matplotlib.pyplot as plt  # (after choosing the backend)
 
 DPI = 100
 
@@ -105,8 +104,8 @@ def code_scatter(panels: Sequence[tuple[str, np.ndarray]], labels: np.ndarray | 
         ax.set_yticks([])
     if classes is not None and len(classes) <= 20:
         handles, names = axes[0][-1].get_legend_handles_labels()
-        fig.legend(handles, names, loc="center right", markerscale=3, fontsize=8, frameon=False)
-        fig.subplots_adjust(right=0.93)
+        fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=3,
+                   fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
     return fig

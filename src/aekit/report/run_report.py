@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
 from aekit.data.arrays import ArrayData
 from aekit.errors import AekitError
@@ -115,8 +115,8 @@ def _table(rows: list[dict[str, Any]], columns: list[str], cls: str = "") -> str
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def resolve_run_data(run_dir: Path, spec: str | None, model: Autoencoder,
-                     val_fraction: float = 0.1) -> tuple[ArrayData | None, str]:
+def resolve_run_data(run_dir: Path, spec: str | None,
+                     model: Autoencoder) -> tuple[ArrayData | None, str]:
     """The run's held-out data (the validation split ``fit`` kept aside), or the data given."""
     from aekit.data import resolve
 
@@ -139,6 +139,7 @@ def resolve_run_data(run_dir: Path, spec: str | None, model: Autoencoder,
     if given:
         return data, f"data: {spec}"
     seed = int(run.get("seed", model.training_summary.get("seed", 0)))
+    val_fraction = float(run.get("val_fraction", 0.1))  # `aekit train`'s default
     _, held = data.split(val_fraction, seed=seed)
     if len(held) >= 16:
         return held, f"data: the held-out {val_fraction:.0%} of {spec} (seed {seed})"
