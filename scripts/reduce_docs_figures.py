@@ -1,6 +1,7 @@
 """Regenerate the pictures of docs/reduce.md: compare-pca's figures and a report screenshot.
 
     PYTHONPATH=src python scripts/reduce_docs_figures.py      # ~5 min on one CPU core
+    PYTHONPATH=src python scripts/reduce_docs_figures.py --report-only
 
 Writes docs/img/reduce-{error,reconstructions,codes,report}.png and prints the compare-pca
 table that docs/reduce.md quotes.
@@ -33,16 +34,17 @@ def report_screenshot(html: Path, png: Path) -> None:
         browser.close()
 
 
-def run() -> int:
+def run(argv: list[str]) -> int:
     torch.set_num_threads(1)
     IMG.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "cmp"
-        if main(["compare-pca", "--data", "digits", "--out", str(out), "--device", "cpu"]):
-            return 1
-        for src, dst in (("error_vs_code_size", "error"), ("reconstructions", "reconstructions"),
-                         ("codes_2d", "codes")):
-            shutil.copyfile(out / f"{src}.png", IMG / f"reduce-{dst}.png")
+        if "--report-only" not in argv:
+            if main(["compare-pca", "--data", "digits", "--out", str(out), "--device", "cpu"]):
+                return 1
+            for src, dst in (("error_vs_code_size", "error"),
+                             ("reconstructions", "reconstructions"), ("codes_2d", "codes")):
+                shutil.copyfile(out / f"{src}.png", IMG / f"reduce-{dst}.png")
         run_dir = Path(tmp) / "run"
         if main(["train", "--data", "digits", "--preset", "deep", "--latent-dim", "2",
                  "--epochs", "60", "--batch-size", "32", "--out", str(run_dir), "--no-progress",
@@ -55,4 +57,4 @@ def run() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(run())
+    sys.exit(run(sys.argv[1:]))
