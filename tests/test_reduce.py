@@ -1,0 +1,316 @@
+"""Dimensionality reduction: the scikit-learn estimator, `aekit compare-pca`, `aekit report`."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import aekit
+from aekit.cli import main
+from aekit.estimators import AutoencoderTransformer
+from aekit.models import create_model
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # these models are tiny: a second thread only adds synchronisation, and on a shared
+    # machine it makes every step wait for a busy core (10x slower measured)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    d = load_digits()
+    return (d.data / 16.0).astype(np.float64), d.target
+
+
+# ------------------------------------------------------------------------ the estimator
+@parametrize_with_checks([AutoencoderTransformer(max_epochs=2, random_state=0)],
+                         expected_failed_checks=lambda est: est._xfail_checks)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+def test_skip_list_is_short_and_reasoned():
+    xfail = AutoencoderTransformer._xfail_checks
+    assert len(xfail) <= 3
+    assert all(isinstance(reason, str) and len(reason) > 10 for reason in xfail.values())
+
+
+def test_lazy_top_level_import():
+    assert aekit.AutoencoderTransformer is AutoencoderTransformer
+
+
+def test_pipeline_with_logistic_regression(digits):
+    X, y = digits
+    pipe = Pipeline([("ae", AutoencoderTransformer(12, preset="vanilla", max_epochs=10,
+                                                  random_state=0)),
+                     ("clf", LogisticRegression(max_iter=500))])
+    pipe.fit(X[:1200], y[:1200])
+    pred = pipe.predict(X[1200:])
+    assert pred.shape == (len(X) - 1200,)
+    assert (pred == y[1200:]).mean() > 0.6  # an 8-d code keeps most of what tells digits apart
+
+
+def test_grid_search_over_n_components(digits):
+    X, y = digits
+    pipe = Pipeline([("ae", AutoencoderTransformer(preset="vanilla", max_epochs=3, random_state=0)),
+                     ("clf", LogisticRegression(max_iter=200))])
+    gs = GridSearchCV(pipe, {"ae__n_components": [2, 6]}, cv=2).fit(X[:400], y[:400])
+    assert gs.best_params_["ae__n_components"] in (2, 6)
+    assert len(gs.cv_results_["mean_test_score"]) == 2
+
+
+def test_clone_is_unfitted(digits):
+    X, _ = digits
+    est = AutoencoderTransformer(3, preset="vanilla", max_epochs=2, random_state=0).fit(X[:200])
+    copy = clone(est)
+    assert copy.get_params() == est.get_params()
+    assert not hasattr(copy, "model_")
+    with pytest.raises(NotFittedError):
+        copy.transform(X[:5])
+
+
+def test_transform_inverse_score_and_feature_names(digits):
+    X, _ = digits
+    est = AutoencoderTransformer(4, preset="vanilla", max_epochs=5, random_state=0).fit(X[:300])
+    Z = est.transform(X[:10])
+    assert Z.shape == (10, 4) and Z.dtype == np.float64
+    assert est.inverse_transform(Z).shape == (10, 64)
+    s = est.score_samples(X[:10])
+    rec = est.inverse_transform(Z)
+    np.testing.assert_allclose(-s, ((rec - X[:10]) ** 2).sum(1), rtol=1e-4)
+    assert est.score(X[:10]) == pytest.approx(s.mean())
+    assert list(est.get_feature_names_out()) == [f"autoencodertransformer{i}" for i in range(4)]
+    assert est.transform(X[:10].astype(np.float32)).dtype == np.float32
+
+
+@pytest.mark.parametrize("shape,preset", [((60, 8, 8), "conv"), ((60, 1, 8, 8), "conv"),
+                                          ((60, 3, 8, 8), "deep")])
+def test_image_arrays(shape, preset):
+    rng = np.random.default_rng(0)
+    X = rng.random(shape, dtype=np.float32)
+    est = AutoencoderTransformer(3, preset=preset, max_epochs=2, random_state=0).fit(X)
+    assert est.model_.config.normalization == "unit"  # images in [0, 1] keep their range
+    Z = est.transform(X)
+    assert Z.shape == (60, 3)
+    rec = est.inverse_transform(Z)
+    assert rec.shape == shape and rec.min() >= 0 and rec.max() <= 1
+    with pytest.raises(ValueError, match="features|shape"):
+        est.transform(rng.random((5, 9, 9)))
+    with pytest.raises(ValueError, match="shape"):
+        est.transform(rng.random((5, *shape[1:-1], 9)))
+
+
+def test_save_and_load_round_trip(tmp_path, digits):
+    X, _ = digits
+    est = AutoencoderTransformer(5, preset="deep", max_epochs=3, random_state=0).fit(X[:300])
+    est.save(tmp_path / "ae")
+    assert sorted(p.name for p in (tmp_path / "ae").iterdir()) == ["config.json", "model.safetensors"]
+    back = AutoencoderTransformer.load(tmp_path / "ae")
+    assert back.get_params() == est.get_params()
+    np.testing.assert_array_equal(back.transform(X[300:320]), est.transform(X[300:320]))
+    assert back.n_features_in_ == 64 and back.n_iter_ == est.n_iter_
+    # a plain model directory is not an estimator
+    create_model("vanilla", (64,), 4).save_pretrained(tmp_path / "plain")
+    with pytest.raises(aekit.AekitError, match="AutoencoderTransformer"):
+        AutoencoderTransformer.load(tmp_path / "plain")
+
+
+def test_repeatable_with_random_state(digits):
+    X, _ = digits
+    a = AutoencoderTransformer(2, preset="vanilla", max_epochs=2, random_state=3).fit(X[:200])
+    b = AutoencoderTransformer(2, preset="vanilla", max_epochs=2, random_state=3).fit(X[:200])
+    np.testing.assert_array_equal(a.transform(X[:20]), b.transform(X[:20]))
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.arange(10.0), "2D array"),
+    (np.array([[0.0, np.nan], [1.0, 2.0]]), "NaN"),
+])
+def test_bad_input_gives_sklearn_errors(bad, match):
+    with pytest.raises(ValueError, match=match):
+        AutoencoderTransformer(1, max_epochs=1).fit(bad)
+
+
+def test_n_components_larger_than_input():
+    with pytest.raises(ValueError, match="n_components=5 must be between 1 and n_features=3"):
+        AutoencoderTransformer(5, max_epochs=1).fit(np.random.default_rng(0).random((20, 3)))
+
+
+def test_conv_preset_needs_images():
+    with pytest.raises(ValueError, match="needs image input"):
+        AutoencoderTransformer(2, preset="conv", max_epochs=1).fit(np.ones((20, 16)))
+
+
+def test_parameters_are_validated():
+    with pytest.raises(ValueError, match="preset"):
+        AutoencoderTransformer(preset="nope").fit(np.ones((20, 4)))
+    with pytest.raises(ValueError, match="n_components"):
+        AutoencoderTransformer(0).fit(np.ones((20, 4)))
+
+
+# ----------------------------------------------------------------------------- compare-pca
+def test_compare_pca_on_digits_beats_pca_at_small_codes(capsys, tmp_path):
+    out = tmp_path / "cmp"
+    code, stdout, _ = run_cli(capsys, "compare-pca", "--data", "digits", "--latent-dims", "2,3",
+                              "--presets", "deep", "--epochs", "10", "--device", "cpu",
+                              "--out", str(out), "--json")
+    assert code == 0
+    obj = json.loads(stdout)
+    rows = {(r["method"], r["latent_dim"]): r for r in obj["rows"]}
+    assert set(rows) == {(m, k) for m in ("pca", "deep") for k in (2, 3)}
+    for r in obj["rows"]:
+        assert r["sse_per_image"] > 0 and 0 < r["explained_variance"] < 1
+        assert r["psnr"] == pytest.approx(10 * np.log10(1 / r["mse"]))
+    # the non-linear code keeps more of a digit than the best linear projection
+    assert rows[("deep", 2)]["sse_per_image"] < 0.9 * rows[("pca", 2)]["sse_per_image"]
+    assert rows[("deep", 2)]["ratio_to_pca"] < 0.9
+    assert set(obj["figures"]) == {"error_vs_code_size", "reconstructions", "codes_2d"}
+    for path in obj["figures"].values():
+        with Image.open(path) as im:
+            im.verify()
+        assert 1_000 < (tmp_path / "cmp" / path.split("/")[-1]).stat().st_size < 1_000_000
+
+
+def test_compare_pca_table_text_and_tabular_csv(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=(300, 2))
+    x = np.c_[t, np.sin(t[:, :1] * 2), t[:, 1:] ** 2, t.sum(1, keepdims=True)] + 0.01 * rng.normal(size=(300, 5))
+    csv = tmp_path / "table.csv"
+    lines = ["a,b,c,d,e,label"] + [",".join(f"{v:.5f}" for v in row) + f",{int(row[0] > 0)}"
+                                   for row in x]
+    csv.write_text("\n".join(lines) + "\n")
+    code, stdout, _ = run_cli(capsys, "compare-pca", "--data", str(csv), "--latent-dims", "1,2",
+                              "--presets", "vanilla,conv", "--epochs", "3", "--out",
+                              str(tmp_path / "o"))
+    assert code == 0
+    assert "sse_per_image" in stdout and "explained_variance" in stdout and "psnr" not in stdout
+    assert re.search(r"^pca\s+1\s", stdout, re.MULTILINE) and re.search(r"^vanilla\s+2\s", stdout, re.MULTILINE)
+    assert "conv: skipped, it needs image data" in stdout
+    assert (tmp_path / "o" / "error_vs_code_size.png").is_file()
+    assert (tmp_path / "o" / "codes_2d.png").is_file()
+    assert not (tmp_path / "o" / "reconstructions.png").exists()  # no pictures of table rows
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--latent-dims", "2,x"], "integers"),
+    (["--latent-dims", "0"], "positive"),
+    (["--presets", "deep,nope"], "preset"),
+    (["--data", "no/such/file.npy"], "no such file"),
+])
+def test_compare_pca_bad_arguments(capsys, tmp_path, argv, match):
+    code, _, err = run_cli(capsys, "compare-pca", "--out", str(tmp_path), *argv)
+    assert code == 2
+    assert err.startswith("aekit: error:") and match in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------- report
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "deep-digits"
+    assert main(["train", "--data", "digits", "--preset", "deep", "--latent-dim", "6",
+                 "--epochs", "4", "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+    return out
+
+
+SECTION_IDS = ["loss", "reconstructions", "codes", "activations", "metrics", "config"]
+
+
+def test_report_is_one_self_contained_file(capsys, run_dir):
+    code, stdout, _ = run_cli(capsys, "report", str(run_dir), "--json")
+    assert code == 0
+    path = json.loads(stdout)["out"]
+    with open(path, encoding="utf-8") as f:
+        page = f.read()
+    for sid in SECTION_IDS:
+        assert f'<section id="{sid}">' in page
+    imgs = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    assert len(imgs) == 4 and all(s.startswith("data:image/png;base64,") for s in imgs)
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from anywhere
+    assert "never positive" in page and '"preset": "deep"' in page and "held-out sse_per_image" in page
+
+
+def test_activation_statistics_find_dead_units():
+    from aekit.report.run_report import activation_statistics
+
+    model = create_model("deep", (16,), 2, arch_options={"hidden": [8], "act": "relu"})
+    with torch.no_grad():
+        model.encoder.linear1.bias[:4] = -1e3  # half of the first layer can never fire
+    stats = {r["layer"]: r for r in activation_statistics(model, torch.rand(64, 16))}
+    assert stats["encoder.act1"]["dead_fraction"] == pytest.approx(0.5)
+    assert stats["encoder.act1"]["dead_rule"] == "never positive"
+    assert stats["code"]["dead_fraction"] == 0.0 and stats["code"]["units"] == 2
+
+
+def test_report_of_tabular_run(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.normal(size=(200, 6)).astype(np.float32))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "x.npy"), "--preset", "vanilla",
+                 "--latent-dim", "2", "--epochs", "2", "--out", str(run), "--no-progress"]) == 0
+    code, stdout, _ = run_cli(capsys, "report", str(run), "--out", str(tmp_path / "r.html"))
+    assert code == 0 and "r.html" in stdout
+    page = (tmp_path / "r.html").read_text()
+    assert page.count("data:image/png;base64,") == 4
+
+
+def test_report_errors_are_one_line(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "report", str(tmp_path / "missing"))
+    assert code == 2 and err.startswith("aekit: error:") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.browser
+def test_report_renders_in_headless_chromium(capsys, run_dir, tmp_path):
+    playwright = pytest.importorskip("playwright.sync_api")
+    import shutil
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    out = tmp_path / "report.html"
+    assert main(["report", str(run_dir), "--out", str(out)]) == 0
+    capsys.readouterr()
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium,
+                                    args=["--no-sandbox", "--disable-gpu", "--headless=new"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(out.as_uri())
+            page.wait_for_load_state("load")
+            for sid in SECTION_IDS:
+                assert page.locator(f"section#{sid} h2").count() == 1, sid
+            figs = page.eval_on_selector_all(
+                "figure img", "els => els.map(e => [e.closest('section').id, e.complete, "
+                              "e.naturalWidth, e.naturalHeight])")
+            assert {f[0] for f in figs} == {"loss", "reconstructions", "codes", "activations"}
+            assert all(complete and w > 100 and h > 100 for _, complete, w, h in figs)
+            assert page.locator("section#activations table tbody tr").count() >= 5
+            assert page.locator("section#config pre").inner_text().lstrip().startswith("{")
+            shot = page.screenshot(full_page=True)
+        finally:
+            browser.close()
+    import io
+
+    img = np.asarray(Image.open(io.BytesIO(shot)).convert("L"), dtype=np.float32)
+    assert img.shape[0] > 900  # the whole page, longer than one screen
+    assert img.std() > 20 and len(np.unique(img)) > 50  # not blank: text, plots and pictures
