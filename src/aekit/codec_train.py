@@ -27,6 +27,8 @@ from aekit.zoo import RECIPES
 #: for the speed this buys: encode + decode of 768×512 ≈ 1.5 s on a 2-core CPU)
 CODEC_CHANNELS = 96
 CODEC_LATENT = 160
+#: steps between divergence checks (each one a GPU sync and a copy of the weights)
+CHECK_EVERY = 100
 
 
 def codec_model(channels: int = CODEC_CHANNELS, latent: int = CODEC_LATENT) -> Autoencoder:
@@ -91,6 +93,10 @@ def train_codec(model: Autoencoder, photos: list[np.ndarray], *, device: str = "
     t0 = time.perf_counter()
     step = 0
     recent: dict[int, list[torch.Tensor]] = {q: [] for q in range(n_q)}
+    # a diverging step (GDN at a high learning rate) must not cost the whole run: every
+    # CHECK_EVERY steps the weights are checked and either snapshotted or rolled back
+    good = _snapshot(model)
+    restarts = 0
     while True:
         elapsed = time.perf_counter() - t0
         if elapsed >= budget:
@@ -112,11 +118,24 @@ def train_codec(model: Autoencoder, photos: list[np.ndarray], *, device: str = "
         # kept on the device: a float() here would stall a GPU every step
         recent[q].append(torch.stack([loss.detach().float(), bpp.mean(), mse.mean()]))
         recent[q] = recent[q][-20:]
-        if log and step % log_every == 0:
+        if step % CHECK_EVERY == 0:
+            if all(torch.isfinite(p).all() for p in model.parameters()):
+                good = _snapshot(model)
+            else:
+                model.load_state_dict(good)
+                opt.state.clear()  # fresh Adam moments
+                lr *= 0.5
+                restarts += 1
+                recent = {k: [] for k in range(n_q)}
+                if log:
+                    log(f"step {step}: non-finite weights, rolled back; lr now {lr:g}")
+        if log and step % log_every == 0 and all(recent[k] for k in range(n_q)):
             q_last = [_mean(recent[k]) for k in range(n_q) if recent[k]]
             text = "  ".join(f"{b:.3f}bpp/{-10 * math.log10(max(m, 1e-10)):.2f}dB"
                              for _, b, m in q_last)
             log(f"step {step} ({elapsed:.0f}s): {text}")
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        model.load_state_dict(good)
     model.eval().cpu().float()
     model.code.export_tables()  # integer tables on the CPU, in float64: deterministic
     per_q = {}
@@ -126,7 +145,8 @@ def train_codec(model: Autoencoder, photos: list[np.ndarray], *, device: str = "
             per_q[str(k + 1)] = {"train_bpp": round(float(b), 4),
                                  "train_psnr": round(-10 * math.log10(max(float(m), 1e-10)), 2)}
     return {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "crop": crop,
-            "batch_size": batch_size, "lr": lr, "device": str(dev), "qualities": per_q}
+            "batch_size": batch_size, "lr": lr, "rollbacks": restarts, "device": str(dev),
+            "qualities": per_q}
 
 
 @torch.no_grad()
@@ -141,18 +161,25 @@ def init_gains(model: Autoencoder, x: torch.Tensor, target_std: float = 2.0) -> 
     return shift
 
 
+def _snapshot(model: Autoencoder) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 def _mean(rows: list[torch.Tensor]) -> list[float]:
     return torch.stack(rows).mean(0).cpu().tolist()
 
 
 @RECIPES.register("codec", help="variable-rate learned image codec (aekit compress)")
 def codec_recipe(out_dir: Path, *, device: str = "cpu", minutes: float = 4.0, seed: int = 0,
+                 channels: int = CODEC_CHANNELS, latent: int = CODEC_LATENT,
                  **options: Any) -> dict[str, Any]:
-    """The shipped codec: trained on every photo of ``photo_collection()`` (colour)."""
+    """The shipped codec: trained on every photo of ``photo_collection()`` (colour).
+    ``channels``/``latent`` shrink it for a quick CPU stand-in; other options go to
+    :func:`train_codec`."""
     from aekit.data.embedded import photo_collection
 
     torch.manual_seed(seed)
-    model = codec_model()
+    model = codec_model(channels, latent)
     photos = photo_collection(3)
     summary = train_codec(model, photos, device=device, minutes=minutes, seed=seed, **options)
     summary.update({"data": "aekit.data.embedded.photo_collection(3): photos shipped in "
