@@ -77,7 +77,8 @@ def check_codec_model(model: Autoencoder) -> QuantizedCode:
         raise AekitError(f"model preset {model.config.preset!r} is not a codec (needs the "
                          "`codec` preset: codec arch + quantized code)")
     if int(code.tables_ready) != 1:
-        raise AekitError("this codec model has no coding tables yet (export_tables() was not run)")
+        raise AekitError("this codec model has no integer coding tables yet: run "
+                         "model.code.export_tables() once and save it (the zoo recipe does)")
     return code
 
 

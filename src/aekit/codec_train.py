@@ -157,7 +157,8 @@ def init_gains(model: Autoencoder, x: torch.Tensor, target_std: float = 2.0) -> 
     std = float(model.encoder(x).float().std().clamp_min(1e-6))
     shift = math.log(target_std / std)
     model.code.log_gain.add_(shift)
-    model.code.log_inv_gain.sub_(shift)
+    # and the decoder's input starts at unit scale (z = ŷ · inv_gain ≈ h / std(h))
+    model.code.log_inv_gain.sub_(math.log(target_std))
     return shift
 
 
