@@ -377,3 +377,7 @@ def count_parameters(model: nn.Module) -> int:
 
 def input_numel(model: Autoencoder) -> int:
     return math.prod(model.input_shape)
+
+
+# the quantized code and the codec preset (registered after PRESETS exists)
+import aekit.codes_quantized  # noqa: E402,F401

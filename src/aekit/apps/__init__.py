@@ -19,6 +19,7 @@ COMMANDS: Registry = Registry("command")
 APP_MODULES = (
     "aekit.apps.basic",
     "aekit.apps.reduce",
+    "aekit.apps.codec",
 )
 
 

@@ -1,0 +1,106 @@
+#!/usr/bin/env python
+"""Rate–distortion and speed of the aekit codec against JPEG and WebP, measured in one run.
+
+    python benchmarks/codec.py --data ../shared/data/bsd68/CBSD68          # all 68 images
+    python benchmarks/codec.py --quick                                      # 8 images, no MS-SSIM
+
+Prints the rate–distortion table (mean bpp from file bytes, PSNR on RGB, MS-SSIM) for aekit
+(every quality of the shipped model), JPEG and WebP (Pillow) on the same images, BD-rates of
+aekit against both, PSNR at equal rates, CompressAI's published Kodak numbers for scale, and
+the encode + decode time of a 768×512 photo (median of 3) beside JPEG's and WebP's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import numpy as np
+
+from aekit import codec
+from aekit.apps.codec import load_codec, rd_report
+from aekit.apps.common import format_table, jsonable
+from aekit.rd import evaluate_folder, list_images, pillow_codec, read_image
+
+DEFAULT_DATA = Path("/work/shared/data/bsd68/CBSD68")
+
+
+def speed(model, img: np.ndarray, repeats: int = 3) -> list[dict]:
+    """Median encode + decode seconds of one image for aekit (quality 3), JPEG and WebP."""
+    rows = []
+    aek = codec.compress(model, img, 2)
+    bpp = 8 * len(aek) / (img.shape[0] * img.shape[1])
+
+    def timed(fn) -> float:
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts)
+
+    rows.append({"codec": "aekit q3", "bpp": round(bpp, 3),
+                 "encode+decode s": round(timed(lambda: codec.decompress(model, codec.compress(model, img, 2))), 3)})
+    for name, fmt, q in (("JPEG q75", "JPEG", 75), ("WebP q75", "WEBP", 75)):
+        run = pillow_codec(fmt)
+        data, _ = run(img, q)
+        rows.append({"codec": name, "bpp": round(8 * len(data) / (img.shape[0] * img.shape[1]), 3),
+                     "encode+decode s": round(timed(lambda run=run, q=q: run(img, q)), 4)})
+    return rows
+
+
+def photo_768x512(images: list[Path]) -> np.ndarray:
+    """A 768×512 photo: the first image of the set tiled (reflected) to Kodak's size."""
+    img = read_image(images[0])
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    reps = (-(-512 // img.shape[0]) + 1, -(-768 // img.shape[1]) + 1, 1)
+    return np.ascontiguousarray(np.pad(img, [(0, img.shape[0] * (reps[0] - 1)),
+                                              (0, img.shape[1] * (reps[1] - 1)), (0, 0)],
+                                       mode="reflect")[:512, :768])
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=None, help=f"a folder of images (default {DEFAULT_DATA})")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images")
+    p.add_argument("--quick", action="store_true", help="8 images, no MS-SSIM")
+    p.add_argument("--no-msssim", action="store_true")
+    p.add_argument("--model", default=None, help="a codec model directory (default: the zoo codec)")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    data = Path(args.data) if args.data else DEFAULT_DATA
+    if not data.is_dir():
+        print(f"benchmarks/codec.py: {data} is not a folder (pass --data)", file=sys.stderr)
+        return 2
+    import torch
+
+    images = list_images(data)
+    limit = args.limit or (8 if args.quick else None)
+    images = images[:limit] if limit else images
+    model = load_codec(args.model)
+    t0 = time.perf_counter()
+    result = evaluate_folder(images, model, msssim=not (args.quick or args.no_msssim), progress=False)
+    result["folder"] = str(data)
+    result["speed_768x512"] = speed(model, photo_768x512(images))
+    result["machine"] = {"torch_threads": torch.get_num_threads(),
+                         "load_average": [round(v, 2) for v in __import__("os").getloadavg()],
+                         "seconds": round(time.perf_counter() - t0, 1)}
+    if args.json:
+        print(json.dumps(jsonable(result)))
+        return 0
+    print(rd_report(result))
+    print("\nencode + decode of a 768×512 photo (median of 3):")
+    print(format_table(result["speed_768x512"]))
+    print(f"\nmachine: {result['machine']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

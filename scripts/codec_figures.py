@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""Make the codec pictures of docs/codec.md.
+
+* ``docs/img/codec-rd.png``: bpp–PSNR curves of aekit, JPEG and WebP on a folder (default
+  the first 12 images of CBSD68 — benchmark images, never training data).
+* ``docs/img/codec-crop.png``: the same crop of one image as JPEG and as aekit at about the
+  same rate (JPEG's quality chosen so its file is the nearest to, and not smaller than,
+  aekit's), with the original beside them.
+
+    python scripts/codec_figures.py [--data DIR] [--limit 12] [--image 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+import numpy as np
+
+from aekit import codec
+from aekit.apps.codec import load_codec
+from aekit.rd import evaluate_folder, list_images, pillow_codec, plot_rd, psnr255, read_image
+
+
+def crop_figure(model, img: np.ndarray, quality: int, out: Path, box: int = 160) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from aekit.io import atomic_path
+
+    pixels = img.shape[0] * img.shape[1]
+    data = codec.compress(model, img, quality)
+    ours = codec.decompress(model, data)
+    bpp = 8 * len(data) / pixels
+    jpeg = pillow_codec("JPEG")
+    best = None
+    for q in range(2, 96):
+        jd, jo = jpeg(img, q)
+        if 8 * len(jd) / pixels >= bpp:
+            best = (q, jd, jo)
+            break
+    q, jd, jo = best or (95, *jpeg(img, 95))
+    # the crop with the most detail (largest local variance) of a coarse grid
+    grey = img.mean(2) if img.ndim == 3 else img.astype(float)
+    cands = [(grey[y:y + box, x:x + box].std(), y, x)
+             for y in range(0, img.shape[0] - box + 1, box // 4)
+             for x in range(0, img.shape[1] - box + 1, box // 4)]
+    _, y, x = max(cands)
+    jpeg_title = f"JPEG q{q}: {8 * len(jd) / pixels:.3f} bpp, {psnr255(jo, img):.2f} dB"
+    panels = [("original", img), (jpeg_title, jo),
+              (f"aekit q{quality + 1}: {bpp:.3f} bpp, {psnr255(ours, img):.2f} dB", ours)]
+    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.5), dpi=100)
+    for ax, (title, im) in zip(axes, panels):
+        ax.imshow(im[y:y + box, x:x + box], interpolation="nearest",
+                  cmap="gray" if im.ndim == 2 else None)
+        ax.set_title(title, fontsize=8.5)
+        ax.axis("off")
+    fig.tight_layout()
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return {"aekit_bpp": bpp, "jpeg_quality": q, "jpeg_bpp": 8 * len(jd) / pixels,
+            "aekit_psnr": psnr255(ours, img), "jpeg_psnr": psnr255(jo, img)}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="/work/shared/data/bsd68/CBSD68")
+    p.add_argument("--limit", type=int, default=12)
+    p.add_argument("--image", type=int, default=3, help="index of the image for the crop figure")
+    p.add_argument("--quality", type=int, default=2, help="aekit quality (1-based) of the crop")
+    p.add_argument("--model", default=None)
+    args = p.parse_args()
+    model = load_codec(args.model)
+    images = list_images(args.data)
+    out = ROOT / "docs" / "img"
+    result = evaluate_folder(images[: args.limit], model, msssim=False, progress=False)
+    plot_rd(result, out / "codec-rd.png",
+            title=f"{Path(args.data).name}: first {min(args.limit, len(images))} images")
+    info = crop_figure(model, read_image(images[args.image]), args.quality - 1, out / "codec-crop.png")
+    print(f"wrote {out / 'codec-rd.png'} and {out / 'codec-crop.png'}: {info}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""Learned image compression: ``aekit compress``, ``aekit decompress``, ``aekit codec-eval``.
+
+Files are ``.aek`` (format in :mod:`aekit.codec` and docs/codec.md); the model is the
+pretrained zoo ``codec`` unless ``--model DIR`` names another saved ``codec`` model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from aekit.apps import Handler, command
+from aekit.apps.common import add_json_flag, emit, format_table
+from aekit.errors import AekitError, DataError
+from aekit.io import atomic_path, write_bytes_atomic, write_json_atomic
+
+DEFAULT_QUALITY = 4
+
+
+def load_codec(path: str | None):
+    from aekit import codec, zoo
+    from aekit.models import Autoencoder
+
+    model = zoo.load("codec") if path is None else Autoencoder.from_pretrained(path)
+    codec.check_codec_model(model)
+    return model
+
+
+def add_model_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, metavar="DIR",
+                   help="a saved codec model directory (default: the pretrained zoo codec)")
+
+
+def _save_png(img, path: Path) -> None:
+    from PIL import Image
+
+    with atomic_path(path, suffix=".png") as tmp:
+        Image.fromarray(img).save(tmp, format="PNG")
+
+
+def _pairs(src: Path, dst: Path, inputs: list[Path], suffix: str) -> list[tuple[Path, Path]]:
+    if src.is_dir():
+        if dst.exists() and not dst.is_dir():
+            raise AekitError(f"{src} is a folder, so the output {dst} must be a folder too")
+        return [(p, dst / (p.stem + suffix)) for p in inputs]
+    return [(src, dst)]
+
+
+@command("compress", help="compress an image (or a folder of images) to .aek files")
+def compress_cmd(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("input", help="an image file, or a folder of images")
+    p.add_argument("output", help="the .aek file (or the folder for a folder)")
+    rate = p.add_mutually_exclusive_group()
+    rate.add_argument("--quality", type=int, default=None,
+                      help=f"quality level 1 (smallest) … 6 (best) (default {DEFAULT_QUALITY})")
+    rate.add_argument("--bpp", type=float, default=None,
+                      help="target bits per pixel: the quality whose file is nearest")
+    add_model_flag(p)
+    p.add_argument("--no-progress", action="store_true")
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from tqdm.auto import tqdm
+
+        from aekit import codec
+        from aekit.rd import list_images, read_image
+
+        model = load_codec(args.model)
+        n_q = codec.n_qualities(model)
+        if args.quality is not None and not 1 <= args.quality <= n_q:
+            raise AekitError(f"--quality must be 1–{n_q}, got {args.quality}")
+        if args.bpp is not None and not args.bpp > 0:
+            raise AekitError(f"--bpp must be positive, got {args.bpp}")
+        src, dst = Path(args.input), Path(args.output)
+        if not src.exists():
+            raise DataError(f"{src}: no such file or folder")
+        pairs = _pairs(src, dst, list_images(src) if src.is_dir() else [], ".aek")
+        rows: list[dict[str, Any]] = []
+        bar = tqdm(pairs, desc="compress", unit="img",
+                   disable=args.no_progress or len(pairs) == 1 or None)
+        for inp, out in bar:
+            img = read_image(inp)
+            t0 = time.perf_counter()
+            if args.bpp is not None:
+                data, q = codec.compress_to_bpp(model, img, args.bpp)
+            else:
+                q = (args.quality or DEFAULT_QUALITY) - 1
+                data = codec.compress(model, img, q)
+            secs = time.perf_counter() - t0
+            write_bytes_atomic(out, data)
+            rows.append({"input": str(inp), "output": str(out), "width": img.shape[1],
+                         "height": img.shape[0], "mode": "L" if img.ndim == 2 else "RGB",
+                         "quality": q + 1, "bytes": len(data),
+                         "bpp": codec.bpp_of(data, img.shape[1], img.shape[0]),
+                         "seconds": round(secs, 3)})
+        if len(rows) == 1:
+            r = rows[0]
+            text = (f"{r['input']} ({r['width']}×{r['height']} {r['mode']}) → {r['output']}: "
+                    f"{r['bytes']} bytes, {r['bpp']:.3f} bpp at quality {r['quality']} "
+                    f"in {r['seconds']:.2f} s")
+        else:
+            total = sum(r["bytes"] for r in rows)
+            bpp = sum(8 * r["bytes"] for r in rows) / sum(r["width"] * r["height"] for r in rows)
+            text = f"compressed {len(rows)} images into {dst}: {total} bytes, {bpp:.3f} bpp overall"
+        emit(args, {"files": rows}, text)
+        return 0
+
+    return run
+
+
+@command("decompress", help="decode an .aek file (or a folder of them) to PNG")
+def decompress_cmd(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("input", help="an .aek file, or a folder of them")
+    p.add_argument("output", help="the PNG file (or the folder for a folder)")
+    add_model_flag(p)
+    p.add_argument("--no-progress", action="store_true")
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from tqdm.auto import tqdm
+
+        from aekit import codec
+
+        src, dst = Path(args.input), Path(args.output)
+        if not src.exists():
+            raise DataError(f"{src}: no such file or folder")
+        if src.is_dir():
+            inputs = sorted(src.glob("*.aek"))
+            if not inputs:
+                raise DataError(f"{src} holds no .aek files")
+        else:
+            inputs = [src]
+        pairs = _pairs(src, dst, inputs, ".png")
+        model = load_codec(args.model)
+        rows = []
+        bar = tqdm(pairs, desc="decompress", unit="file",
+                   disable=args.no_progress or len(pairs) == 1 or None)
+        for inp, out in bar:
+            data = inp.read_bytes()
+            t0 = time.perf_counter()
+            try:
+                img = codec.decompress(model, data)
+            except codec.CodecFormatError as e:
+                raise codec.CodecFormatError(f"{inp}: {e}") from None
+            secs = time.perf_counter() - t0
+            _save_png(img, out)
+            rows.append({"input": str(inp), "output": str(out), "width": img.shape[1],
+                         "height": img.shape[0], "mode": "L" if img.ndim == 2 else "RGB",
+                         "bpp": codec.bpp_of(data, img.shape[1], img.shape[0]),
+                         "seconds": round(secs, 3)})
+        if len(rows) == 1:
+            r = rows[0]
+            text = (f"{r['input']} → {r['output']} ({r['width']}×{r['height']} {r['mode']}, "
+                    f"{r['bpp']:.3f} bpp) in {r['seconds']:.2f} s")
+        else:
+            text = f"decoded {len(rows)} files into {dst}"
+        emit(args, {"files": rows}, text)
+        return 0
+
+    return run
+
+
+def rd_report(result: dict[str, Any]) -> str:
+    """The text table of ``aekit codec-eval`` and ``benchmarks/codec.py``."""
+    head = (f"rate–distortion on {result['images']} images (means per quality point; bpp from "
+            "file bytes, PSNR on RGB 0–255)")
+    lines = [head]
+    for name, rows in result["curves"].items():
+        lines += ["", f"{name}:", format_table(
+            [{"quality": r["quality"], "bpp": round(r["bpp"], 4), "PSNR dB": round(r["psnr"], 2),
+              "MS-SSIM": round(r["ms_ssim"], 4)} for r in rows])]
+    if "psnr_at" in result:
+        lines += ["", "PSNR (dB) interpolated at equal rates:"]
+        names = list(result["curves"])
+        lines.append(format_table([{"bpp": b, **{n: v.get(n) for n in names}}
+                                   for b, v in result["psnr_at"].items()]))
+    if "bd_rate" in result:
+        lines += ["", "BD-rate of aekit (Bjøntegaard 2001; negative = fewer bits at equal PSNR): "
+                  + ", ".join(f"vs {k} {v:+.1f} %" for k, v in result["bd_rate"].items())]
+    if result.get("encode_decode_seconds_median") is not None:
+        lines.append(f"aekit encode + decode, median per image: "
+                     f"{result['encode_decode_seconds_median']:.2f} s")
+    lines += ["", "published anchors (CompressAI, Kodak24 — other images, for scale):"]
+    for name, pts in result.get("anchors_kodak", {}).items():
+        lines.append(f"  {name}: " + ", ".join(f"{b:.3f} bpp/{p:.2f} dB" for b, p in pts))
+    return "\n".join(lines)
+
+
+@command("codec-eval", help="rate–distortion of aekit vs JPEG and WebP on a folder of images")
+def codec_eval_cmd(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("folder", help="a folder of images")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write rd.json and the plot rd.png here")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="only the first N images (a quick look)")
+    p.add_argument("--no-msssim", action="store_true", help="skip MS-SSIM (faster)")
+    add_model_flag(p)
+    p.add_argument("--no-progress", action="store_true")
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from aekit.rd import evaluate_folder, list_images, plot_rd
+
+        images = list_images(args.folder)
+        if args.limit is not None:
+            if args.limit < 1:
+                raise AekitError(f"--limit must be ≥ 1, got {args.limit}")
+            images = images[: args.limit]
+        model = load_codec(args.model)
+        result = evaluate_folder(images, model, msssim=not args.no_msssim,
+                                 progress=False if args.no_progress else None)
+        result["folder"] = str(args.folder)
+        text = rd_report(result)
+        if args.out:
+            out = Path(args.out)
+            write_json_atomic(out / "rd.json", result)
+            plot_rd(result, out / "rd.png", title=f"{Path(args.folder).name}: "
+                                                  f"{result['images']} images")
+            result["plot"] = str(out / "rd.png")
+            text += f"\nwrote {out / 'rd.json'} and {out / 'rd.png'}"
+        emit(args, result, text)
+        return 0
+
+    return run

@@ -1,0 +1,349 @@
+"""The ``.aek`` file format and the entropy coding of a ``codec`` model's latents.
+
+    image ─analysis─▶ h ─× gain[q], round─▶ integer symbols ─rANS (constriction)─▶ .aek
+    .aek ─parse + CRC─▶ symbols ─× inv_gain[q]─▶ synthesis ─sigmoid, crop─▶ image
+
+Coding: each latent channel c at quality q has an integer frequency table (``cdf_counts``,
+summing to 2¹⁶, computed once by ``QuantizedCode.export_tables`` and stored in the model
+file) over the values ``offset … offset+n−1`` plus an escape symbol. Symbols are coded with
+``constriction``'s ANS coder (``constriction.stream.stack.AnsCoder`` with a
+``Categorical(perfect=False)`` model built from those integers, so the coder's fixed-point
+model is a pure function of integers: bit-exact on every machine). Escaped values go, as
+zig-zag varints, into a second stream.
+
+File layout (big-endian integers; see docs/codec.md):
+
+    offset size field
+    0      4    magic b"\\x89AEK"
+    4      1    format version (1)
+    5      1    channels: 1 grey, 3 RGB
+    6      1    quality index (0-based; the CLI shows it 1-based)
+    7      1    reserved, 0
+    8      8    model id: first 8 bytes of SHA-256 over the model's tensors
+    16     4    width   20 4 height
+    24     4    payload length   28 4 payload CRC32   32 4 header CRC32 (bytes 0–31)
+    36     …    payload: u32 length of the ANS stream, ANS words (u32 LE), escape varints
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from aekit.codes_quantized import PRECISION, QuantizedCode
+from aekit.errors import AekitError
+from aekit.models import Autoencoder
+from aekit.nn.codec import STRIDE
+
+MAGIC = b"\x89AEK"
+VERSION = 1
+HEADER = struct.Struct(">4sBBBB8sIIII")  # everything before the header CRC
+HEADER_SIZE = HEADER.size + 4  # 36
+#: refuse (crafted) headers that would make the decoder allocate absurd amounts
+MAX_SIDE = 1 << 15
+MAX_PIXELS = 1 << 28
+
+
+class CodecFormatError(AekitError):
+    """An ``.aek`` file that cannot be decoded: not one, truncated, corrupt, or foreign."""
+
+
+@dataclass(frozen=True)
+class AekHeader:
+    version: int
+    channels: int
+    quality: int
+    model_id: bytes
+    width: int
+    height: int
+    payload_length: int
+    payload_crc: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+# ------------------------------------------------------------------------------ the model side
+def check_codec_model(model: Autoencoder) -> QuantizedCode:
+    code = getattr(model, "code", None)
+    if not isinstance(code, QuantizedCode) or not hasattr(model.decoder, "body"):
+        raise AekitError(f"model preset {model.config.preset!r} is not a codec (needs the "
+                         "`codec` preset: codec arch + quantized code)")
+    if int(code.tables_ready) != 1:
+        raise AekitError("this codec model has no integer coding tables yet: run "
+                         "model.code.export_tables() once and save it (the zoo recipe does)")
+    return code
+
+
+def model_id(model: Autoencoder) -> bytes:
+    """8 bytes identifying the exact weights and tables (cached on the model)."""
+    cached = getattr(model, "_aek_model_id", None)
+    if cached is not None:
+        return cached
+    h = hashlib.sha256()
+    for key, t in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    model._aek_model_id = h.digest()[:8]
+    return model._aek_model_id
+
+
+def n_qualities(model: Autoencoder) -> int:
+    return check_codec_model(model).n_qualities
+
+
+def image_to_tensor(img: np.ndarray, channels: int) -> Tensor:
+    """uint8 (H, W) or (H, W, 3) → float (1, channels, H, W) in [0, 1]."""
+    x = torch.from_numpy(np.array(img, dtype=np.float32)).div_(255.0)
+    x = x[None, None] if x.dim() == 2 else x.permute(2, 0, 1)[None]
+    if x.shape[1] != channels:
+        x = x.expand(-1, channels, -1, -1) if x.shape[1] == 1 else x.mean(1, keepdim=True)
+    return x
+
+
+@torch.no_grad()
+def analyse(model: Autoencoder, img: np.ndarray) -> Tensor:
+    """The analysis transform's output h (1, M, ⌈H/16⌉, ⌈W/16⌉) before gain and rounding."""
+    check_codec_model(model)
+    x = image_to_tensor(img, model.input_shape[0])
+    return model.encoder(x.to(next(model.parameters()).device)).float().cpu()
+
+
+@torch.no_grad()
+def synthesise(model: Autoencoder, z: Tensor, height: int, width: int) -> Tensor:
+    """Latent z (1, M, h, w) → image (1, C, height, width) in [0, 1]."""
+    dev = next(model.parameters()).device
+    out = torch.sigmoid(model.decoder.body(z.to(dev)).float())
+    return out[..., :height, :width].cpu()
+
+
+def to_uint8(x: Tensor, channels: int) -> np.ndarray:
+    """(1, C, H, W) in [0, 1] → uint8 (H, W) for channels = 1 or (H, W, 3)."""
+    x = x[0]
+    if channels == 1:
+        x = x.mean(0, keepdim=True)
+    arr = (x * 255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
+    return arr[0] if channels == 1 else np.ascontiguousarray(arr.transpose(1, 2, 0))
+
+
+# --------------------------------------------------------------------------- entropy coding
+def _categorical(counts: np.ndarray):
+    import constriction
+
+    probs = counts.astype(np.float64) / float(1 << PRECISION)
+    return constriction.stream.model.Categorical(probs, perfect=False)
+
+
+def _varints(values: np.ndarray) -> bytes:
+    out = bytearray()
+    for v in values.tolist():
+        u = (v << 1) ^ (v >> 63)  # zig-zag
+        u &= (1 << 64) - 1
+        while True:
+            b = u & 0x7F
+            u >>= 7
+            if u:
+                out.append(b | 0x80)
+            else:
+                out.append(b)
+                break
+    return bytes(out)
+
+
+def _read_varints(data: bytes, count: int) -> np.ndarray:
+    vals = []
+    pos = 0
+    for _ in range(count):
+        u, shift = 0, 0
+        while True:
+            if pos >= len(data) or shift > 63:
+                raise CodecFormatError("the escape stream is truncated or corrupt")
+            b = data[pos]
+            pos += 1
+            u |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        vals.append((u >> 1) ^ -(u & 1))
+    if pos != len(data):
+        raise CodecFormatError("the escape stream has trailing bytes: the file is corrupt")
+    return np.asarray(vals, dtype=np.int64)
+
+
+def encode_symbols(code: QuantizedCode, q: int, y: np.ndarray) -> bytes:
+    """Integer latents y (M, h, w) at quality q → payload bytes."""
+    import constriction
+
+    counts = code.cdf_counts[q].numpy()
+    offsets = code.cdf_offset[q].numpy()
+    lengths = code.cdf_length[q].numpy()
+    m = y.shape[0]
+    flat = y.reshape(m, -1).astype(np.int64)
+    idx = flat - offsets[:, None]
+    n = (lengths - 1)[:, None]  # regular symbols per channel; index n is the escape
+    escaped = (idx < 0) | (idx >= n)
+    idx = np.where(escaped, n, idx).astype(np.int32)
+    enc = constriction.stream.stack.AnsCoder()
+    for c in reversed(range(m)):  # a stack: the last channel pushed is decoded first
+        enc.encode_reverse(idx[c], _categorical(counts[c, : lengths[c]]))
+    words = enc.get_compressed().astype("<u4").tobytes()
+    return struct.pack(">I", len(words)) + words + _varints(flat[escaped])
+
+
+def decode_symbols(code: QuantizedCode, q: int, payload: bytes, h: int, w: int) -> np.ndarray:
+    """Payload bytes → integer latents (M, h, w); raises CodecFormatError if inconsistent."""
+    import constriction
+
+    if len(payload) < 4:
+        raise CodecFormatError("the payload is truncated")
+    (n_words_bytes,) = struct.unpack(">I", payload[:4])
+    if n_words_bytes % 4 or 4 + n_words_bytes > len(payload):
+        raise CodecFormatError("the payload's stream lengths are inconsistent: the file is corrupt")
+    words = np.frombuffer(payload[4: 4 + n_words_bytes], dtype="<u4").astype(np.uint32)
+    counts = code.cdf_counts[q].numpy()
+    offsets = code.cdf_offset[q].numpy()
+    lengths = code.cdf_length[q].numpy()
+    m = counts.shape[0]
+    out = np.empty((m, h * w), np.int64)
+    try:
+        dec = constriction.stream.stack.AnsCoder(words)
+        for c in range(m):
+            out[c] = dec.decode(_categorical(counts[c, : lengths[c]]), h * w)
+        clean = dec.is_empty()
+    except (ValueError, RuntimeError, AssertionError) as e:
+        raise CodecFormatError(f"the coded stream is corrupt ({e})") from None
+    if not clean:
+        raise CodecFormatError("the coded stream has data left over: the file is corrupt")
+    n = (lengths - 1)[:, None]
+    escaped = out == n
+    vals = out + offsets[:, None]
+    vals[escaped] = _read_varints(payload[4 + n_words_bytes:], int(escaped.sum()))
+    return vals.reshape(m, h, w)
+
+
+# ---------------------------------------------------------------------------- file format
+def pack(channels: int, quality: int, mid: bytes, width: int, height: int, payload: bytes) -> bytes:
+    head = HEADER.pack(MAGIC, VERSION, channels, quality, 0, mid, width, height, len(payload),
+                       zlib.crc32(payload))
+    return head + struct.pack(">I", zlib.crc32(head)) + payload
+
+
+def parse(data: bytes) -> tuple[AekHeader, bytes]:
+    """Check and split an ``.aek`` file; every failure is one CodecFormatError line."""
+    if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
+        raise CodecFormatError("not an .aek file (bad magic bytes)")
+    if len(data) < HEADER_SIZE:
+        raise CodecFormatError(f"the file is truncated ({len(data)} bytes, the header alone "
+                               f"is {HEADER_SIZE})")
+    _, version, channels, quality, reserved, mid, width, height, plen, pcrc = \
+        HEADER.unpack_from(data)
+    if version != VERSION:
+        raise CodecFormatError(f"unsupported .aek format version {version} (this aekit reads "
+                               f"version {VERSION})")
+    (hcrc,) = struct.unpack_from(">I", data, HEADER.size)
+    if zlib.crc32(data[: HEADER.size]) != hcrc:
+        raise CodecFormatError("the header is corrupt (CRC mismatch)")
+    if channels not in (1, 3) or reserved != 0:
+        raise CodecFormatError(f"the header has an invalid mode ({channels} channels)")
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and width * height <= MAX_PIXELS):
+        raise CodecFormatError(f"the header has an invalid image size {width}×{height}")
+    payload = data[HEADER_SIZE:]
+    if len(payload) < plen:
+        raise CodecFormatError(f"the file is truncated ({len(payload)} of {plen} payload bytes)")
+    if len(payload) > plen:
+        raise CodecFormatError(f"the file has {len(payload) - plen} unexpected trailing bytes")
+    if zlib.crc32(payload) != pcrc:
+        raise CodecFormatError("the payload is corrupt (CRC mismatch)")
+    return AekHeader(version, channels, quality, mid, width, height, plen, pcrc), payload
+
+
+# -------------------------------------------------------------------------- image ↔ bytes
+def latent_size(height: int, width: int) -> tuple[int, int]:
+    return -(-height // STRIDE), -(-width // STRIDE)
+
+
+def check_image(img: np.ndarray) -> np.ndarray:
+    if img.dtype != np.uint8 or not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (1, 3))):
+        raise AekitError("the codec takes uint8 images, grey (H, W) or RGB (H, W, 3)")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    h, w = img.shape[:2]
+    if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE and h * w <= MAX_PIXELS):
+        raise AekitError(f"image size {w}×{h} is outside what .aek stores (1–{MAX_SIDE} a side)")
+    return img
+
+
+def encode_at(model: Autoencoder, img: np.ndarray, h: Tensor, quality: int) -> bytes:
+    """An ``.aek`` file of ``img`` whose analysis output is ``h``, at a 0-based quality."""
+    code = check_codec_model(model)
+    if not 0 <= quality < code.n_qualities:
+        raise AekitError(f"quality must be 1–{code.n_qualities}, got {quality + 1}")
+    y = torch.round(h * code.gain(quality).detach().cpu())[0].numpy().astype(np.int64)
+    channels = 1 if img.ndim == 2 else 3
+    payload = encode_symbols(code, quality, y)
+    return pack(channels, quality, model_id(model), img.shape[1], img.shape[0], payload)
+
+
+def compress(model: Autoencoder, img: np.ndarray, quality: int) -> bytes:
+    """uint8 image → ``.aek`` bytes at a 0-based quality index."""
+    img = check_image(img)
+    return encode_at(model, img, analyse(model, img), quality)
+
+
+def compress_ladder(model: Autoencoder, img: np.ndarray) -> list[bytes]:
+    """The image at every quality (one analysis transform for all)."""
+    img = check_image(img)
+    h = analyse(model, img)
+    return [encode_at(model, img, h, q) for q in range(n_qualities(model))]
+
+
+def compress_to_bpp(model: Autoencoder, img: np.ndarray, bpp: float) -> tuple[bytes, int]:
+    """The quality whose file is nearest ``bpp`` (bits per pixel, from file bytes)."""
+    files = compress_ladder(model, img)
+    pixels = img.shape[0] * img.shape[1]
+    q = min(range(len(files)), key=lambda i: abs(8 * len(files[i]) / pixels - bpp))
+    return files[q], q
+
+
+def decompress(model: Autoencoder, data: bytes) -> np.ndarray:
+    """``.aek`` bytes → uint8 image (H, W) or (H, W, 3)."""
+    header, payload = parse(data)
+    code = check_codec_model(model)
+    if header.model_id != model_id(model):
+        raise CodecFormatError(f"the file was made by codec model {header.model_id.hex()}, not by "
+                               f"the loaded model {model_id(model).hex()} (pass the right --model)")
+    if header.quality >= code.n_qualities:
+        raise CodecFormatError(f"the file's quality index {header.quality} is outside this model's "
+                               f"{code.n_qualities} qualities")
+    lh, lw = latent_size(header.height, header.width)
+    y = decode_symbols(code, header.quality, payload, lh, lw)
+    z = torch.from_numpy(y).float()[None] * code.inv_gain(header.quality).detach().cpu()
+    x = synthesise(model, z, header.height, header.width)
+    return to_uint8(x, header.channels)
+
+
+def bpp_of(data: bytes, width: int, height: int) -> float:
+    """Bits per pixel counted from the bytes of a whole file."""
+    return 8.0 * len(data) / (width * height)
+
+
+def rd_loss(model: Autoencoder, x: Tensor, quality: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Training objective at one quality for a batch of crops x (B, C, H, W) in [0, 1]:
+    ``(λ·255²·MSE + bpp)`` averaged — CompressAI's units — with the (bpp, mse) per image."""
+    code = model.code
+    _, c, hh, ww = x.shape
+    h = model.encoder(x)
+    z, bits = code.quantize(h, quality, sample=model.training)
+    x_hat = torch.sigmoid(model.decoder.body(z.to(h.dtype)).float())[..., :hh, :ww]
+    mse = (x_hat - x.float()).pow(2).mean((1, 2, 3))
+    bpp = bits / (hh * ww)
+    # λ' (per-image SSE units) · C = λ·255² (per-pixel MSE units, RGB)
+    loss = (code.lambdas[quality] * c * mse + bpp).mean()
+    return loss, bpp.detach(), mse.detach()

@@ -1,0 +1,247 @@
+"""The ``quantized`` code: gain units, rounding and a learned factorized entropy model.
+
+    h (B, M, h, w) ─× gain[q]─▶ y ─round (infer) / + U(−½, ½) (train)─▶ ŷ ─× inv_gain[q]─▶ z
+                                                      │
+                                          p(ŷ) = Π_c p_{q,c}(ŷ_c)  →  bits = −Σ log₂ p(ŷ)
+
+* Quantisation and rate: Ballé, Laparra & Simoncelli 2017 ("End-to-end optimized image
+  compression"): additive uniform noise in training stands in for rounding; the entropy
+  model is the non-parametric factorized density of Ballé et al. 2018 ("Variational image
+  compression with a scale hyperprior", appendix 6.1), one per latent channel, as in
+  CompressAI's ``EntropyBottleneck``. In training the decoder sees the rounded value through
+  a straight-through estimator while the rate uses the noisy one ("mixed" quantisation,
+  Minnen & Singh 2020), so training matches inference.
+* Variable rate: one model for every quality q. Gain vectors scale the latent before
+  quantisation and inverse gains undo it after (Cui et al. 2021, "Asymmetric Gained Deep
+  Image Compression with Continuous Rate Adaptation"); each quality has its own factorized
+  density. The loss of quality q is ``SSE + bits / λ'_q`` per image — the CompressAI
+  objective ``λ·255²·MSE + bpp`` multiplied by the pixel count, with ``λ' = λ·255²/3``.
+* Determinism: :meth:`QuantizedCode.export_tables` computes integer frequency tables once
+  (on the CPU, in float64) and stores them as buffers, so they travel in
+  ``model.safetensors``; the range coder (``aekit.codec``) only ever reads those integers.
+
+The ``codec`` preset is registered here too (this module is imported at the end of
+``aekit.models``, after :data:`aekit.models.PRESETS` exists).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from aekit.codes import CODES, Code
+from aekit.errors import AekitError
+
+#: CompressAI's MSE λ ladder (bmshj2018 qualities 1–6); λ' = λ·255²/3 per RGB image SSE
+COMPRESSAI_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
+#: the fixed-point precision of the stored frequency tables (they sum to 2**PRECISION)
+PRECISION = 16
+#: probability mass left to the escape symbol on each side when choosing a table's range
+TAIL_MASS = 1e-9
+LIKELIHOOD_MIN = 1e-9
+
+
+class FactorizedDensity(nn.Module):
+    """A learned, per-channel univariate density given by its CDF (Ballé 2018, §6.1).
+
+    ``c(x) = σ(f_K ∘ … ∘ f_1(x))`` with ``f_k(x) = g(H_k x + b_k)``, ``H_k`` kept positive
+    by a softplus and ``g(x) = x + tanh(a) ⊙ tanh(x)``, so c is monotone by construction.
+    """
+
+    def __init__(self, channels: int, filters: Sequence[int] = (3, 3, 3),
+                 init_scale: float = 10.0) -> None:
+        super().__init__()
+        dims = (1, *filters, 1)
+        scale = init_scale ** (1.0 / (len(dims) - 1))
+        self.matrices = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.factors = nn.ParameterList()
+        for i in range(len(dims) - 1):
+            init = math.log(math.expm1(1.0 / scale / dims[i + 1]))
+            self.matrices.append(nn.Parameter(torch.full((channels, dims[i + 1], dims[i]), init)))
+            self.biases.append(nn.Parameter(torch.rand(channels, dims[i + 1], 1) - 0.5))
+            if i < len(dims) - 2:
+                self.factors.append(nn.Parameter(torch.zeros(channels, dims[i + 1], 1)))
+
+    def logits_cdf(self, x: Tensor, sl: slice) -> Tensor:
+        """x (C, 1, N) → logit of the CDF (C, 1, N) for the channels ``sl``."""
+        for i, (m, b) in enumerate(zip(self.matrices, self.biases)):
+            x = torch.matmul(F.softplus(m[sl].to(x.dtype)), x) + b[sl].to(x.dtype)
+            if i < len(self.factors):
+                x = x + torch.tanh(self.factors[i][sl].to(x.dtype)) * torch.tanh(x)
+        return x
+
+    def likelihood(self, v: Tensor, sl: slice) -> Tensor:
+        """P(v − ½ < Y < v + ½) per element of v (B, C, H, W), float32 and bounded below."""
+        b, c, h, w = v.shape
+        flat = v.float().permute(1, 0, 2, 3).reshape(c, 1, -1)  # (C, 1, B·H·W)
+        lower = self.logits_cdf(flat - 0.5, sl)
+        upper = self.logits_cdf(flat + 0.5, sl)
+        # evaluate in the tail nearer to 0.5 for precision (CompressAI's sign trick)
+        sign = -torch.sign(lower + upper).detach()
+        lik = (torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower)).abs()
+        lik = lik.reshape(c, b, h, w).permute(1, 0, 2, 3)
+        return lik.clamp_min(LIKELIHOOD_MIN)
+
+    @torch.no_grad()
+    def cdf(self, points: Tensor, sl: slice) -> Tensor:
+        """CDF at ``points`` (N,) for every channel of ``sl``, float64: (C, N)."""
+        n_ch = len(range(*sl.indices(self.matrices[0].shape[0])))
+        x = points.double().view(1, 1, -1).expand(n_ch, 1, -1)
+        return torch.sigmoid(self._logits_double(x, sl))[:, 0, :]
+
+    def _logits_double(self, x: Tensor, sl: slice) -> Tensor:
+        for i, (m, b) in enumerate(zip(self.matrices, self.biases)):
+            x = torch.matmul(F.softplus(m[sl].double()), x) + b[sl].double()
+            if i < len(self.factors):
+                x = x + torch.tanh(self.factors[i][sl].double()) * torch.tanh(x)
+        return x
+
+
+@CODES.register("quantized", help="rounded spatial code with gain units and a learned entropy model")
+class QuantizedCode(Code):
+    """See the module docstring. ``latent_dim`` is the channel count M of a spatial code.
+
+    ``quality`` (an attribute) picks the rate point: an int in ``range(n_qualities)``; None
+    means a random quality per batch in training and the highest one at inference."""
+
+    def __init__(self, latent_dim: int, lambdas: Sequence[float] | None = None,
+                 table_size: int = 128, ste: bool = True) -> None:
+        super().__init__(latent_dim)
+        lams = [float(v) * 255.0**2 / 3.0 for v in COMPRESSAI_LAMBDAS] if lambdas is None \
+            else [float(v) for v in lambdas]
+        if not lams or any(v <= 0 for v in lams) or lams != sorted(lams):
+            raise AekitError("quantized code needs increasing positive lambdas")
+        if not 8 <= table_size <= 4096:
+            raise AekitError(f"table_size must be in [8, 4096], got {table_size}")
+        q, m = len(lams), latent_dim
+        self.n_qualities = q
+        self.ste = ste
+        self.quality: int | None = None
+        self.register_buffer("lambdas", torch.tensor(lams, dtype=torch.float32))
+        # initial step sizes follow high-rate theory: Δ ∝ λ^(-1/2), the top quality at 1
+        init = 0.5 * torch.log(self.lambdas / self.lambdas[-1])
+        self.log_gain = nn.Parameter(init.view(q, 1).repeat(1, m))
+        self.log_inv_gain = nn.Parameter(-init.view(q, 1).repeat(1, m))
+        self.density = FactorizedDensity(q * m)
+        # integer coding tables, filled by export_tables(): counts sum to 2**PRECISION
+        self.register_buffer("cdf_counts", torch.zeros(q, m, table_size, dtype=torch.int32))
+        self.register_buffer("cdf_offset", torch.zeros(q, m, dtype=torch.int32))
+        self.register_buffer("cdf_length", torch.zeros(q, m, dtype=torch.int32))
+        self.register_buffer("tables_ready", torch.zeros((), dtype=torch.int32))
+
+    # -- quantisation ------------------------------------------------------------------------
+    def _channels(self, q: int) -> slice:
+        return slice(q * self.latent_dim, (q + 1) * self.latent_dim)
+
+    def pick_quality(self) -> int:
+        if self.quality is not None:
+            q = int(self.quality)
+            if not 0 <= q < self.n_qualities:
+                raise AekitError(f"quality index must be in [0, {self.n_qualities}), got {q}")
+            return q
+        if self.training:
+            return int(torch.randint(self.n_qualities, ()).item())
+        return self.n_qualities - 1
+
+    def gain(self, q: int) -> Tensor:
+        return self.log_gain[q].exp().view(1, -1, 1, 1)
+
+    def inv_gain(self, q: int) -> Tensor:
+        return self.log_inv_gain[q].exp().view(1, -1, 1, 1)
+
+    def quantize(self, h: Tensor, q: int, sample: bool) -> tuple[Tensor, Tensor]:
+        """(z for the decoder, bits per image (B,)) at quality q; always in float32."""
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            y = h.float() * self.gain(q)  # (B, M, h, w)
+            if sample:
+                noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+                lik = self.density.likelihood(noisy, self._channels(q))
+                y_hat = y + (torch.round(y) - y).detach() if self.ste else noisy
+            else:
+                y_hat = torch.round(y)
+                lik = self.density.likelihood(y_hat, self._channels(q))
+            bits = -torch.log2(lik).flatten(1).sum(1)
+            return y_hat * self.inv_gain(q), bits
+
+    def forward(self, h: Tensor, sample: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
+        if h.dim() != 4:
+            raise AekitError("the quantized code needs a spatial (B, M, h, w) encoder output")
+        q = self.pick_quality()
+        z, bits = self.quantize(h, q, sample)
+        return z, {"rate": (bits / self.lambdas[q]).mean()}
+
+    # -- integer tables for the range coder ------------------------------------------------
+    @torch.no_grad()
+    def export_tables(self) -> None:
+        """Compute the integer frequency tables from the learned densities (CPU, float64).
+
+        For quality q and channel c the table covers integers ``offset … offset+n−1`` plus a
+        final escape symbol for values outside (coded separately, see ``aekit.codec``)."""
+        q_n, m, size = self.cdf_counts.shape
+        half = 4 * size
+        grid = torch.arange(-half, half + 1, dtype=torch.float64)
+        counts = np.zeros((q_n, m, size), np.int64)
+        offsets = np.zeros((q_n, m), np.int64)
+        lengths = np.zeros((q_n, m), np.int64)
+        for q in range(q_n):
+            upper = self.density.cdf(grid + 0.5, self._channels(q)).cpu().numpy()  # (M, G)
+            lower = self.density.cdf(grid - 0.5, self._channels(q)).cpu().numpy()
+            for c in range(m):
+                lo_i = int(np.searchsorted(upper[c], TAIL_MASS))
+                hi_i = int(np.searchsorted(upper[c], 1 - TAIL_MASS))
+                lo_i, hi_i = min(lo_i, len(grid) - 1), min(hi_i, len(grid) - 1)
+                if hi_i - lo_i + 1 > size - 1:  # too wide: keep the central size−1 values
+                    mid = (lo_i + hi_i) // 2
+                    lo_i = mid - (size - 1) // 2
+                    hi_i = lo_i + size - 2
+                pmf = np.clip(upper[c, lo_i:hi_i + 1] - lower[c, lo_i:hi_i + 1], 0, None)
+                escape = max(lower[c, lo_i] + (1.0 - upper[c, hi_i]), 0.0)
+                counts[q, c, : hi_i - lo_i + 2] = quantize_pmf(np.r_[pmf, escape], PRECISION)
+                offsets[q, c] = int(grid[lo_i])
+                lengths[q, c] = hi_i - lo_i + 2
+        self.cdf_counts.copy_(torch.from_numpy(counts.astype(np.int32)))
+        self.cdf_offset.copy_(torch.from_numpy(offsets.astype(np.int32)))
+        self.cdf_length.copy_(torch.from_numpy(lengths.astype(np.int32)))
+        self.tables_ready.fill_(1)
+
+
+def quantize_pmf(pmf: np.ndarray, precision: int) -> np.ndarray:
+    """Integer frequencies ≥ 1 summing to exactly 2**precision, close to ``pmf``."""
+    total = 1 << precision
+    n = len(pmf)
+    if n > total:
+        raise AekitError("table longer than the fixed-point precision allows")
+    p = pmf / pmf.sum() if pmf.sum() > 0 else np.full(n, 1.0 / n)
+    counts = np.maximum(1, np.floor(p * (total - n)).astype(np.int64) + 1)
+    diff = total - int(counts.sum())
+    order = np.argsort(-p, kind="stable")
+    i = 0
+    while diff != 0:  # give/take the rounding remainder from the likeliest symbols
+        k = order[i % n]
+        if diff > 0:
+            counts[k] += 1
+            diff -= 1
+        elif counts[k] > 1:
+            counts[k] -= 1
+            diff += 1
+        i += 1
+    return counts
+
+
+def _register_preset() -> None:
+    from aekit.models import PRESETS
+
+    PRESETS.add("codec", {
+        "arch": "codec", "arch_options": {"channels": 128}, "code": "quantized",
+        "code_options": {}, "normalization": "unit", "loss": "mse"},
+        help="learned image codec: GDN transforms, rounded code, factorized entropy model, "
+             "6 qualities in one model (`aekit compress`)")
+
+
+_register_preset()

@@ -1,0 +1,233 @@
+"""The learned image codec: round trips, the .aek format's robustness, the golden file,
+BD-rate and MS-SSIM, and the CLI (compress / decompress / codec-eval)."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aekit import codec, zoo
+from aekit.cli import main
+from aekit.codec import CodecFormatError
+from aekit.models import Autoencoder, create_model
+from aekit.rd import bd_rate, ms_ssim, psnr255, synthetic_photo
+
+GOLDEN = Path(__file__).parent / "expected" / "codec_golden.json"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Autoencoder, Path]:
+    """A small untrained codec with exported tables (fast; for format tests)."""
+    torch.manual_seed(0)
+    model = create_model("codec", (3, 32, 32), 8, arch_options={"channels": 8}).eval()
+    model.code.export_tables()
+    path = tmp_path_factory.mktemp("tiny") / "codec"
+    model.save_pretrained(path)
+    return model, path
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Autoencoder:
+    return zoo.load("codec")
+
+
+def test_codec_is_a_preset_and_saves_loads_with_its_tables(tiny, tmp_path):
+    model, path = tiny
+    loaded = Autoencoder.from_pretrained(path)
+    assert codec.model_id(loaded) == codec.model_id(model)
+    assert torch.equal(loaded.code.cdf_counts, model.code.cdf_counts)
+    assert int(loaded.code.cdf_counts[0, 0].sum()) == 1 << 16
+    # the generic contract (nominal shape, grey, odd size) still holds
+    g = create_model("codec", (1, 28, 28), 8, arch_options={"channels": 8})
+    out = g(torch.rand(2, 1, 28, 28))
+    assert out.x_hat.shape == (2, 1, 28, 28) and set(out.losses) == {"recon", "rate"}
+    out.loss.backward()
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (17, 33), (40, 23, 3), (5, 70, 3), (33, 17)])
+def test_round_trip_any_size_grey_and_colour(tiny, shape):
+    model, _ = tiny
+    img = synthetic_photo(shape[0], shape[1], seed=1, grey=len(shape) == 2)
+    data = codec.compress(model, img, 2)
+    out = codec.decompress(model, data)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    header, _ = codec.parse(data)
+    assert (header.width, header.height, header.channels) == (shape[1], shape[0], 1 if len(shape) == 2 else 3)
+    # determinism: same image → same bytes, decoding twice → same pixels
+    assert codec.compress(model, img, 2) == data
+    assert np.array_equal(codec.decompress(model, data), out)
+
+
+def test_shipped_codec_quality_ladder(shipped):
+    img = synthetic_photo(96, 128, seed=3)
+    files = codec.compress_ladder(shipped, img)
+    assert len(files) >= 5
+    sizes = [len(f) for f in files]
+    psnrs = [psnr255(codec.decompress(shipped, f), img) for f in files]
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    assert psnrs[-1] > psnrs[0] and psnrs[-1] > 20
+    data, q = codec.compress_to_bpp(shipped, img, 8 * sizes[2] / img[..., 0].size)
+    assert q == 2 and data == files[2]
+
+
+def test_golden_file(shipped):
+    """A silent change of the format or the shipped model fails here; after retraining the
+    zoo codec, regenerate with `python scripts/codec_golden.py`."""
+    g = json.loads(GOLDEN.read_text())
+    img = synthetic_photo(g["height"], g["width"], seed=g["seed"])
+    data = codec.compress(shipped, img, g["quality"] - 1)
+    assert codec.model_id(shipped).hex() == g["model_id"]
+    assert len(data) == g["bytes"]
+    assert zlib.crc32(data) == g["crc32"]
+    assert psnr255(codec.decompress(shipped, data), img) == pytest.approx(g["psnr"], abs=0.01)
+
+
+# ------------------------------------------------------------------------------ robustness
+_VALID: dict[int, bytes] = {}
+
+
+def _valid(tiny) -> bytes:
+    if id(tiny[0]) not in _VALID:
+        _VALID[id(tiny[0])] = codec.compress(tiny[0], synthetic_photo(40, 56, seed=2), 3)
+    return _VALID[id(tiny[0])]
+
+
+def test_truncated_flipped_magic_version_unknown_model(tiny):
+    model, _ = tiny
+    data = _valid(tiny)
+    for n in (0, 3, 10, 35, 36, 40, len(data) - 1):
+        with pytest.raises(CodecFormatError, match="truncated|magic"):
+            codec.decompress(model, data[:n])
+    for bit in range(0, 8 * len(data), 37):
+        bad = bytearray(data)
+        bad[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(CodecFormatError):
+            codec.decompress(model, bytes(bad))
+    with pytest.raises(CodecFormatError, match="magic"):
+        codec.decompress(model, b"GIF89a" + data[6:])
+    head = bytearray(data[:32])
+    head[4] = 9
+    with pytest.raises(CodecFormatError, match="version 9"):
+        codec.decompress(model, bytes(head) + struct.pack(">I", zlib.crc32(head)) + data[36:])
+    torch.manual_seed(1)
+    other = create_model("codec", (3, 32, 32), 8, arch_options={"channels": 8}).eval()
+    other.code.export_tables()
+    with pytest.raises(CodecFormatError, match="made by codec model"):
+        codec.decompress(other, data)
+    with pytest.raises(CodecFormatError, match="trailing"):
+        codec.decompress(model, data + b"\0")
+
+
+def _repack(data: bytes, payload: bytes) -> bytes:
+    """Same header, new payload, CRCs made valid (to reach the entropy decoder)."""
+    h = codec.parse(data)[0]
+    return codec.pack(h.channels, h.quality, h.model_id, h.width, h.height, payload)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(blob=st.binary(max_size=300), cut=st.integers(0, 400), pos=st.integers(0, 10_000),
+       val=st.integers(0, 255), mode=st.sampled_from(["random", "mutate", "payload", "header"]))
+def test_parser_never_crashes(tiny, blob, cut, pos, val, mode):
+    model, _ = tiny
+    data = _valid(tiny)
+    if mode == "random":
+        candidate = blob
+    elif mode == "mutate":
+        b = bytearray(data[:cut] + blob if cut < len(data) else data + blob)
+        if b:
+            b[pos % len(b)] = val
+        candidate = bytes(b)
+    elif mode == "payload":  # garbage payload with valid CRCs: the coder itself must cope
+        payload = bytearray(codec.parse(data)[1] + blob)
+        payload[pos % len(payload)] = val
+        candidate = _repack(data, bytes(payload[: max(cut, 1)]))
+    else:  # a valid-CRC header with random fields
+        fields = list(codec.HEADER.unpack_from(data))
+        fields[1 + pos % 4] = val  # version, channels, quality or reserved
+        head = codec.HEADER.pack(*fields)
+        candidate = head + struct.pack(">I", zlib.crc32(head)) + data[36:]
+    try:
+        out = codec.decompress(model, candidate)
+    except CodecFormatError as e:
+        assert "\n" not in str(e) and str(e)
+    else:
+        assert out.dtype == np.uint8
+
+
+def test_cli_errors_are_one_line(tiny, tmp_path, capsys):
+    _, path = tiny
+    bad = tmp_path / "bad.aek"
+    bad.write_bytes(_valid(tiny)[:50])
+    assert main(["decompress", str(bad), str(tmp_path / "o.png"), "--model", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("aekit: error:") and "truncated" in err and "\n" not in err
+    assert not (tmp_path / "o.png").exists()
+    assert main(["compress", str(tmp_path / "missing.png"), str(bad), "--model", str(path)]) == 2
+    assert main(["compress", str(bad), str(tmp_path / "x.aek"), "--model", str(path)]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------- the CLI
+def test_cli_compress_decompress_files_and_folders(tiny, tmp_path, capsys):
+    from PIL import Image
+
+    _, path = tiny
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(synthetic_photo(30, 41, seed=5)).save(src / "a.png")
+    Image.fromarray(synthetic_photo(19, 24, seed=6, grey=True)).save(src / "b.png")
+    assert main(["compress", str(src / "a.png"), str(tmp_path / "a.aek"), "--quality", "2",
+                 "--model", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)["files"][0]
+    size = (tmp_path / "a.aek").stat().st_size
+    assert info["bytes"] == size and info["bpp"] == pytest.approx(8 * size / (30 * 41))
+    assert main(["decompress", str(tmp_path / "a.aek"), str(tmp_path / "a.png"),
+                 "--model", str(path)]) == 0
+    assert np.asarray(Image.open(tmp_path / "a.png")).shape == (30, 41, 3)
+    assert main(["compress", str(src), str(tmp_path / "aek"), "--bpp", "1.0",
+                 "--model", str(path), "--no-progress"]) == 0
+    assert main(["decompress", str(tmp_path / "aek"), str(tmp_path / "png"),
+                 "--model", str(path), "--no-progress"]) == 0
+    assert np.asarray(Image.open(tmp_path / "png" / "b.png")).shape == (19, 24)
+    assert main(["compress", str(src / "a.png"), str(tmp_path / "c.aek"), "--quality", "9",
+                 "--model", str(path)]) == 2
+
+
+def test_codec_eval_cli(tmp_path, capsys):
+    from PIL import Image
+
+    src = tmp_path / "imgs"
+    src.mkdir()
+    for i in range(2):
+        Image.fromarray(synthetic_photo(64, 80, seed=10 + i)).save(src / f"{i}.png")
+    out = tmp_path / "report"
+    assert main(["codec-eval", str(src), "--out", str(out), "--json", "--no-progress"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert set(res["curves"]) == {"aekit", "JPEG", "WebP"}
+    assert set(res["bd_rate"]) == {"JPEG", "WebP"}
+    assert (out / "rd.png").stat().st_size > 1000 and (out / "rd.json").is_file()
+
+
+# ------------------------------------------------------------------------------- metrics
+def test_bd_rate_and_ms_ssim():
+    curve = [(0.2, 28.0), (0.4, 31.0), (0.8, 34.0), (1.6, 37.0)]
+    assert bd_rate(curve, curve) == pytest.approx(0.0, abs=1e-9)
+    half = [(r / 2, p) for r, p in curve]
+    assert bd_rate(curve, half) == pytest.approx(-50.0, abs=1e-6)
+    assert math.isnan(bd_rate(curve, [(1, 50), (2, 51), (3, 52), (4, 53)]))
+    img = synthetic_photo(200, 200, seed=4)
+    assert ms_ssim(img, img) == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    noisy = [np.clip(img + rng.normal(0, s, img.shape), 0, 255).astype(np.uint8) for s in (3, 15)]
+    a, b = ms_ssim(noisy[0], img), ms_ssim(noisy[1], img)
+    assert 1.0 > a > b > 0.3
+    assert 0 < ms_ssim(img[:20, :20], noisy[1][:20, :20]) < 1  # small images: fewer scales
