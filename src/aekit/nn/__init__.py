@@ -41,3 +41,4 @@ def activation(name: str):
 
 # Importing the modules registers their builders.
 from aekit.nn import conv, mlp  # noqa: E402,F401
+from aekit.nn import bow  # noqa: E402,F401  (bag of words, for the text jobs)
