@@ -66,6 +66,88 @@ def table(rows: list[dict], cols: list[str]) -> str:
     return "\n".join(out)
 
 
+def load_reuters(data: str):
+    train = load_corpus(f"{data}:train")
+    test = load_corpus(f"{data}:test")
+    vocab = build_vocabulary(train.texts, 2000)
+    return train, test, vocab, vocab.counts(train.texts), vocab.counts(test.texts)
+
+
+def topics_task(args: argparse.Namespace, k: int) -> dict:
+    """aekit topic vs LDA vs NMF with K topics."""
+    from sklearn.decomposition import NMF, LatentDirichletAllocation
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    torch.set_num_threads(args.threads)
+    _, _, vocab, x_train, x_test = load_reuters(args.data)
+
+    def score(tw: np.ndarray) -> tuple[float, float]:
+        return (float(npmi_per_topic(top_words(tw, 10), x_test).mean()),
+                topic_diversity(top_words(tw, 25)))
+
+    rows = []
+    with Timer() as t:
+        model, res = train_topic_model(x_train, k, epochs=args.topic_epochs, progress=False)
+    npmi, div = score(topic_word(model))
+    rows.append({"K": k, "method": "aekit topic (ProdLDA)", "NPMI": npmi, "diversity": div,
+                 "wall s": round(t.wall), "cpu s": round(t.cpu), "epochs": res.epochs})
+    words = [[vocab.words[i] for i in row] for row in top_words(topic_word(model), 10)]
+    with Timer() as t:
+        lda = LatentDirichletAllocation(k, learning_method="batch", max_iter=args.lda_iter,
+                                        random_state=0).fit(x_train)
+    npmi, div = score(lda.components_)
+    rows.append({"K": k, "method": "sklearn LDA (batch VB)", "NPMI": npmi, "diversity": div,
+                 "wall s": round(t.wall), "cpu s": round(t.cpu), "epochs": args.lda_iter})
+    with Timer() as t:
+        nmf = NMF(k, init="nndsvd", random_state=0, max_iter=400).fit(
+            TfidfTransformer().fit_transform(x_train))
+    npmi, div = score(nmf.components_)
+    rows.append({"K": k, "method": "sklearn NMF (TF-IDF)", "NPMI": npmi, "diversity": div,
+                 "wall s": round(t.wall), "cpu s": round(t.cpu), "epochs": int(nmf.n_iter_)})
+    print(table(rows, list(rows[0])), flush=True)
+    return {"rows": rows, "aekit_top_words": words}
+
+
+def retrieval_task(args: argparse.Namespace, d: int | None) -> dict:
+    """Precision@10 at code size d (None: the full TF-IDF baseline)."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    torch.set_num_threads(args.threads)
+    train, test, vocab, x_train, x_test = load_reuters(args.data)
+    q_rows = [i for i, ls in enumerate(test.labels) if ls]
+    d_rows = [i for i, ls in enumerate(train.labels) if ls]
+    _, classes = label_matrix(train.labels + test.labels)
+    y_db, _ = label_matrix([train.labels[i] for i in d_rows], classes)
+    y_q, _ = label_matrix([test.labels[i] for i in q_rows], classes)
+    tfidf = TfidfTransformer().fit(x_train)
+    t_db, t_q = tfidf.transform(x_train[d_rows]), tfidf.transform(x_test[q_rows])
+
+    def p10(q: np.ndarray, db: np.ndarray, metric: str = "cosine") -> float:
+        return precision_at_k(q, y_q, db, y_db, 10, metric)
+
+    if d is None:
+        rows = [{"dims": len(vocab), "method": "TF-IDF cosine",
+                 "P@10": p10(t_q.toarray(), t_db.toarray()), "train s": 0, "cpu s": 0}]
+        return {"rows": rows, "queries": len(q_rows), "db": len(d_rows)}
+    with Timer() as t:
+        svd = TruncatedSVD(d, random_state=0).fit(tfidf.transform(x_train))
+    rows = [{"dims": d, "method": "LSA (TruncatedSVD of TF-IDF)",
+             "P@10": p10(svd.transform(t_q), svd.transform(t_db)),
+             "train s": round(t.wall, 1), "cpu s": round(t.cpu, 1)}]
+    for code, name, metric in (("dense", "aekit bow, dense code", "cosine"),
+                               ("doc_binary", "aekit doc-hash, bits", "hamming")):
+        with Timer() as t:
+            model, _ = train_doc_hash(x_train, d, code=code, epochs=args.hash_epochs,
+                                      progress=False)
+        p = p10(encode_counts(model, x_test[q_rows]), encode_counts(model, x_train[d_rows]),
+                metric)
+        rows.append({"dims": d, "method": name, "P@10": p, "train s": round(t.wall),
+                     "cpu s": round(t.cpu)})
+    print(table(rows, list(rows[0])), flush=True)
+    return {"rows": rows, "queries": len(q_rows), "db": len(d_rows)}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="/work/shared/data/reuters21578",
@@ -73,9 +155,11 @@ def main() -> int:
     ap.add_argument("--topics", type=int, nargs="+", default=[20, 50])
     ap.add_argument("--dims", type=int, nargs="+", default=[10, 32])
     ap.add_argument("--topic-epochs", type=int, default=100)
-    ap.add_argument("--hash-epochs", type=int, default=40)
+    ap.add_argument("--hash-epochs", type=int, default=30)
     ap.add_argument("--lda-iter", type=int, default=20)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads per task (1: on a shared machine more threads only spin)")
+    ap.add_argument("--jobs", type=int, default=2, help="tasks run in parallel processes")
     ap.add_argument("--quick", action="store_true", help="few epochs: a smoke run")
     ap.add_argument("--skip", nargs="*", default=[], choices=["topics", "retrieval"])
     ap.add_argument("--json", default=None, help="also write the results here")
@@ -84,97 +168,41 @@ def main() -> int:
         sys.exit(f"no such folder: {args.data}")
     if args.quick:
         args.topic_epochs, args.hash_epochs, args.lda_iter = 5, 3, 2
-    torch.set_num_threads(args.threads)
-    from sklearn.decomposition import NMF, LatentDirichletAllocation, TruncatedSVD
-    from sklearn.feature_extraction.text import TfidfTransformer
+    from concurrent.futures import ProcessPoolExecutor
 
     load = os.getloadavg()
-    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} at start; torch threads "
-          f"{args.threads}")
-    train = load_corpus(f"{args.data}:train")
-    test = load_corpus(f"{args.data}:test")
-    vocab = build_vocabulary(train.texts, 2000)
-    x_train, x_test = vocab.counts(train.texts), vocab.counts(test.texts)
+    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} at start; {args.jobs} "
+          f"parallel tasks, torch threads {args.threads} each")
+    train, test, vocab, *_ = load_reuters(args.data)
     print(f"Reuters-21578 ModApte: {len(train)} train / {len(test)} test stories, "
-          f"{len(vocab)}-word vocabulary (stop words out, 2 ≤ df ≤ 50 %)")
-    results: dict = {"load_average_start": load, "train": len(train), "test": len(test)}
-
-    if "topics" not in args.skip:
-        rows = []
-        tfidf_train = TfidfTransformer().fit_transform(x_train)
-        for k in args.topics:
-            def score(tw: np.ndarray) -> tuple[float, float]:
-                return (float(npmi_per_topic(top_words(tw, 10), x_test).mean()),
-                        topic_diversity(top_words(tw, 25)))
-            with Timer() as t:
-                model, res = train_topic_model(x_train, k, epochs=args.topic_epochs,
-                                               progress=False)
-            npmi, div = score(topic_word(model))
-            rows.append({"K": k, "method": "aekit topic (ProdLDA)", "NPMI": npmi,
-                         "diversity": div, "wall s": round(t.wall), "cpu s": round(t.cpu),
-                         "epochs": res.epochs})
-            print(table(rows[-1:], list(rows[-1])), flush=True)
-            results[f"aekit_topic_{k}_top_words"] = [
-                [vocab.words[i] for i in row] for row in top_words(topic_word(model), 10)]
-            with Timer() as t:
-                lda = LatentDirichletAllocation(k, learning_method="batch", max_iter=args.lda_iter,
-                                                random_state=0).fit(x_train)
-            npmi, div = score(lda.components_)
-            rows.append({"K": k, "method": "sklearn LDA (batch VB)", "NPMI": npmi,
-                         "diversity": div, "wall s": round(t.wall), "cpu s": round(t.cpu),
-                         "epochs": args.lda_iter})
-            with Timer() as t:
-                nmf = NMF(k, init="nndsvd", random_state=0, max_iter=400).fit(tfidf_train)
-            npmi, div = score(nmf.components_)
-            rows.append({"K": k, "method": "sklearn NMF (TF-IDF)", "NPMI": npmi,
-                         "diversity": div, "wall s": round(t.wall), "cpu s": round(t.cpu),
-                         "epochs": nmf.n_iter_})
-            print(table(rows[-2:], list(rows[-1])), flush=True)
+          f"{len(vocab)}-word vocabulary (stop words out, 2 ≤ df ≤ 50 %)", flush=True)
+    results: dict = {"load_average_start": load, "train": len(train), "test": len(test),
+                     "settings": vars(args)}
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(args.jobs) as pool:
+        topic_jobs = ({k: pool.submit(topics_task, args, k) for k in args.topics}
+                      if "topics" not in args.skip else {})
+        retr_jobs = ({d: pool.submit(retrieval_task, args, d) for d in [None, *args.dims]}
+                     if "retrieval" not in args.skip else {})
+        topic_res = {k: f.result() for k, f in topic_jobs.items()}
+        retr_res = {d: f.result() for d, f in retr_jobs.items()}
+    if topic_res:
+        rows = [r for k in args.topics for r in topic_res[k]["rows"]]
         results["topics"] = rows
+        results["aekit_top_words"] = {k: topic_res[k]["aekit_top_words"] for k in args.topics}
         print("\nTopics (NPMI: top 10 words, test split as reference; diversity: top 25)")
         print(table(rows, ["K", "method", "NPMI", "diversity", "wall s", "cpu s", "epochs"]))
-
-    if "retrieval" not in args.skip:
-        q_rows = [i for i, ls in enumerate(test.labels) if ls]
-        d_rows = [i for i, ls in enumerate(train.labels) if ls]
-        y_all, classes = label_matrix(train.labels + test.labels)
-        y_db, _ = label_matrix([train.labels[i] for i in d_rows], classes)
-        y_q, _ = label_matrix([test.labels[i] for i in q_rows], classes)
-        del y_all
-        tfidf = TfidfTransformer().fit(x_train)
-        t_db, t_q = tfidf.transform(x_train[d_rows]), tfidf.transform(x_test[q_rows])
-        rows = []
-
-        def p10(q: np.ndarray, db: np.ndarray, metric: str = "cosine") -> float:
-            return precision_at_k(q, y_q, db, y_db, 10, metric)
-
-        with Timer() as t:
-            p = p10(t_q.toarray(), t_db.toarray())
-        rows.append({"dims": len(vocab), "method": "TF-IDF cosine", "P@10": p,
-                     "train s": 0})
-        print(table(rows, list(rows[0])), flush=True)
-        for d in args.dims:
-            with Timer() as t:
-                svd = TruncatedSVD(d, random_state=0).fit(tfidf.transform(x_train))
-            rows.append({"dims": d, "method": "LSA (TruncatedSVD of TF-IDF)",
-                         "P@10": p10(svd.transform(t_q), svd.transform(t_db)),
-                         "train s": round(t.wall, 1)})
-            for code, name, metric in (("dense", "aekit bow, dense code", "cosine"),
-                                       ("doc_binary", "aekit doc-hash, bits", "hamming")):
-                with Timer() as t:
-                    model, _ = train_doc_hash(x_train, d, code=code, epochs=args.hash_epochs,
-                                              progress=False)
-                p = p10(encode_counts(model, x_test[q_rows]), encode_counts(model, x_train[d_rows]),
-                        metric)
-                rows.append({"dims": d, "method": name, "P@10": p, "train s": round(t.wall)})
-            print(table(rows[-3:], list(rows[0])), flush=True)
+    if retr_res:
+        rows = [r for d in [None, *args.dims] for r in retr_res[d]["rows"]]
         results["retrieval"] = rows
-        print(f"\nRetrieval: precision@10, {len(q_rows)} labelled test queries against "
-              f"{len(d_rows)} labelled training stories (hit = shares a topic label)")
-        print(table(rows, ["dims", "method", "P@10", "train s"]))
+        first = retr_res[None]
+        print(f"\nRetrieval: precision@10, {first['queries']} labelled test queries against "
+              f"{first['db']} labelled training stories (hit = shares a topic label)")
+        print(table(rows, ["dims", "method", "P@10", "train s", "cpu s"]))
     load = os.getloadavg()
     results["load_average_end"] = load
-    print(f"\nload average at the end {load[0]:.1f}")
+    results["wall_seconds"] = round(time.perf_counter() - t0)
+    print(f"\nwhole run {results['wall_seconds']} s wall; load average at the end {load[0]:.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

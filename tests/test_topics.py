@@ -28,6 +28,15 @@ from aekit.text.reuters import load_reuters
 K, V = 5, 150
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # small matrices: one thread is as fast, and far faster on a busy machine
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def pseudo_words(n: int) -> list[str]:
     """Letter-only made-up words (the tokenizer drops digits), none an English stop word."""
     syl = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
@@ -63,7 +72,6 @@ def corpus():
 
 @pytest.fixture(scope="module")
 def topic_model(corpus):
-    torch.set_num_threads(1)
     _, _, _, counts, _ = corpus
     model, _ = train_topic_model(counts, K, hidden=[64, 64], batch_size=100, epochs=150,
                                  patience=30, progress=False)
@@ -93,7 +101,6 @@ def test_topic_proportions_retrieve_same_topic_documents(corpus, topic_model):
 
 
 def test_semantic_hashing_retrieves_same_topic_documents(corpus):
-    torch.set_num_threads(1)
     _, labels, _, counts, _ = corpus
     model, _ = train_doc_hash(counts, 16, hidden=[64], epochs=60, progress=False)
     bits = encode_counts(model, counts)

@@ -91,6 +91,8 @@ def load_corpus(spec: str, text_col: str | None = None, label_col: str | None = 
         raise DataError("no corpus given")
     name, split = _split_spec(spec.strip())
     path = Path(name)
+    if (text_col or label_col) and (path.is_dir() or name == "reuters"):
+        raise DataError("--text-col/--label-col apply to .csv and .jsonl corpora only")
     if path.is_dir() and reuters.is_reuters_folder(path):
         corpus = reuters.load_reuters(path, split or "train")
     elif not path.exists() and name == "reuters":
@@ -112,8 +114,6 @@ def load_corpus(spec: str, text_col: str | None = None, label_col: str | None = 
                             "folder of .txt files, a .txt (one document per line), .csv or .jsonl")
     else:
         raise DataError(f"{name}: no such file or folder (and not a known corpus: reuters)")
-    if text_col and path.is_dir():
-        raise DataError("--text-col applies to .csv/.jsonl corpora only")
     return drop_empty_documents(corpus) if drop_empty else corpus
 
 

@@ -15,7 +15,7 @@ import torch
 
 from aekit.data.arrays import ArrayData
 from aekit.errors import AekitError, DataError
-from aekit.models import Autoencoder, create_model
+from aekit.models import Autoencoder, create_model, preset_config
 from aekit.training import FitResult, fit
 
 #: ProdLDA's published settings (Srivastava & Sutton 2017: Adam, lr 2e-3, batch 200, dropout)
@@ -74,11 +74,13 @@ def train_doc_hash(counts, bits: int, *, code: str = "doc_binary", hidden: list[
     if bits < 1:
         raise AekitError(f"the code needs at least 1 bit, got {bits}")
     v = counts.shape[1]
-    overrides: dict[str, Any] = {"code": code, "code_options": code_options or {}}
-    if hidden is not None:
-        overrides["arch_options"] = {"hidden": hidden}
+    overrides: dict[str, Any] = {"arch_options": {"hidden": hidden}} if hidden is not None else {}
+    config = preset_config("doc-hash", (v,), bits, **overrides)
+    if code != config.code:  # the preset's code options belong to its own code
+        config.code, config.code_options = code, {}
+    config.code_options.update(code_options or {})
     torch.manual_seed(seed)
-    model = create_model("doc-hash", (v,), bits, **overrides)
+    model = Autoencoder(config)
     set_idf(model, counts)
     result = _train(model, counts, HASH_DEFAULTS, seed=seed, **fit_args)
     return model, result
