@@ -25,7 +25,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -73,43 +72,34 @@ def load_reuters(data: str):
     return train, test, vocab, vocab.counts(train.texts), vocab.counts(test.texts)
 
 
-def topics_task(args: argparse.Namespace, k: int) -> dict:
-    """aekit topic vs LDA vs NMF with K topics."""
+def topics_task(args: argparse.Namespace, method: str, k: int) -> dict:
+    """One topic model with K topics: its NPMI (test split as reference) and diversity."""
     from sklearn.decomposition import NMF, LatentDirichletAllocation
     from sklearn.feature_extraction.text import TfidfTransformer
 
     torch.set_num_threads(args.threads)
     _, _, vocab, x_train, x_test = load_reuters(args.data)
-
-    def score(tw: np.ndarray) -> tuple[float, float]:
-        return (float(npmi_per_topic(top_words(tw, 10), x_test).mean()),
-                topic_diversity(top_words(tw, 25)))
-
-    rows = []
     with Timer() as t:
-        model, res = train_topic_model(x_train, k, epochs=args.topic_epochs, progress=False)
-    npmi, div = score(topic_word(model))
-    rows.append({"K": k, "method": "aekit topic (ProdLDA)", "NPMI": npmi, "diversity": div,
-                 "wall s": round(t.wall), "cpu s": round(t.cpu), "epochs": res.epochs})
-    words = [[vocab.words[i] for i in row] for row in top_words(topic_word(model), 10)]
-    with Timer() as t:
-        lda = LatentDirichletAllocation(k, learning_method="batch", max_iter=args.lda_iter,
-                                        random_state=0).fit(x_train)
-    npmi, div = score(lda.components_)
-    rows.append({"K": k, "method": "sklearn LDA (batch VB)", "NPMI": npmi, "diversity": div,
-                 "wall s": round(t.wall), "cpu s": round(t.cpu), "epochs": args.lda_iter})
-    with Timer() as t:
-        nmf = NMF(k, init="nndsvd", random_state=0, max_iter=400).fit(
-            TfidfTransformer().fit_transform(x_train))
-    npmi, div = score(nmf.components_)
-    rows.append({"K": k, "method": "sklearn NMF (TF-IDF)", "NPMI": npmi, "diversity": div,
-                 "wall s": round(t.wall), "cpu s": round(t.cpu), "epochs": int(nmf.n_iter_)})
-    print(table(rows, list(rows[0])), flush=True)
-    return {"rows": rows, "aekit_top_words": words}
+        if method == "aekit":
+            model, res = train_topic_model(x_train, k, epochs=args.topic_epochs, progress=False)
+            tw, name, iters = topic_word(model), "aekit topic (ProdLDA)", res.epochs
+        elif method == "lda":
+            lda = LatentDirichletAllocation(k, learning_method="batch", max_iter=args.lda_iter,
+                                            random_state=0).fit(x_train)
+            tw, name, iters = lda.components_, "sklearn LDA (batch VB)", args.lda_iter
+        else:
+            nmf = NMF(k, init="nndsvd", random_state=0, max_iter=400).fit(
+                TfidfTransformer().fit_transform(x_train))
+            tw, name, iters = nmf.components_, "sklearn NMF (TF-IDF)", int(nmf.n_iter_)
+    row = {"K": k, "method": name, "NPMI": float(npmi_per_topic(top_words(tw, 10), x_test).mean()),
+           "diversity": topic_diversity(top_words(tw, 25)), "wall s": round(t.wall),
+           "cpu s": round(t.cpu), "epochs": iters}
+    print(table([row], list(row)), flush=True)
+    return {"row": row, "top_words": [[vocab.words[i] for i in r] for r in top_words(tw, 10)]}
 
 
-def retrieval_task(args: argparse.Namespace, d: int | None) -> dict:
-    """Precision@10 at code size d (None: the full TF-IDF baseline)."""
+def retrieval_task(args: argparse.Namespace, method: str, d: int | None) -> dict:
+    """Precision@10 of one method at code size d (test queries against the training set)."""
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfTransformer
 
@@ -122,30 +112,24 @@ def retrieval_task(args: argparse.Namespace, d: int | None) -> dict:
     y_q, _ = label_matrix([test.labels[i] for i in q_rows], classes)
     tfidf = TfidfTransformer().fit(x_train)
     t_db, t_q = tfidf.transform(x_train[d_rows]), tfidf.transform(x_test[q_rows])
-
-    def p10(q: np.ndarray, db: np.ndarray, metric: str = "cosine") -> float:
-        return precision_at_k(q, y_q, db, y_db, 10, metric)
-
-    if d is None:
-        rows = [{"dims": len(vocab), "method": "TF-IDF cosine",
-                 "P@10": p10(t_q.toarray(), t_db.toarray()), "train s": 0, "cpu s": 0}]
-        return {"rows": rows, "queries": len(q_rows), "db": len(d_rows)}
+    metric = "cosine"
     with Timer() as t:
-        svd = TruncatedSVD(d, random_state=0).fit(tfidf.transform(x_train))
-    rows = [{"dims": d, "method": "LSA (TruncatedSVD of TF-IDF)",
-             "P@10": p10(svd.transform(t_q), svd.transform(t_db)),
-             "train s": round(t.wall, 1), "cpu s": round(t.cpu, 1)}]
-    for code, name, metric in (("dense", "aekit bow, dense code", "cosine"),
-                               ("doc_binary", "aekit doc-hash, bits", "hamming")):
-        with Timer() as t:
+        if method == "tfidf":
+            q, db, name, d = t_q.toarray(), t_db.toarray(), "TF-IDF cosine", len(vocab)
+        elif method == "lsa":
+            svd = TruncatedSVD(d, random_state=0).fit(tfidf.transform(x_train))
+            q, db, name = svd.transform(t_q), svd.transform(t_db), "LSA (TruncatedSVD of TF-IDF)"
+        else:
+            code = "dense" if method == "dense" else "doc_binary"
             model, _ = train_doc_hash(x_train, d, code=code, epochs=args.hash_epochs,
                                       progress=False)
-        p = p10(encode_counts(model, x_test[q_rows]), encode_counts(model, x_train[d_rows]),
-                metric)
-        rows.append({"dims": d, "method": name, "P@10": p, "train s": round(t.wall),
-                     "cpu s": round(t.cpu)})
-    print(table(rows, list(rows[0])), flush=True)
-    return {"rows": rows, "queries": len(q_rows), "db": len(d_rows)}
+            q, db = encode_counts(model, x_test[q_rows]), encode_counts(model, x_train[d_rows])
+            name = "aekit bow, dense code" if method == "dense" else "aekit doc-hash, bits"
+            metric = "cosine" if method == "dense" else "hamming"
+    row = {"dims": d, "method": name, "P@10": precision_at_k(q, y_q, db, y_db, 10, metric),
+           "train s": round(t.wall), "cpu s": round(t.cpu)}
+    print(table([row], list(row)), flush=True)
+    return {"row": row, "queries": len(q_rows), "db": len(d_rows)}
 
 
 def main() -> int:
@@ -159,7 +143,7 @@ def main() -> int:
     ap.add_argument("--lda-iter", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads per task (1: on a shared machine more threads only spin)")
-    ap.add_argument("--jobs", type=int, default=2, help="tasks run in parallel processes")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="tasks run in parallel processes")
     ap.add_argument("--quick", action="store_true", help="few epochs: a smoke run")
     ap.add_argument("--skip", nargs="*", default=[], choices=["topics", "retrieval"])
     ap.add_argument("--json", default=None, help="also write the results here")
@@ -179,23 +163,25 @@ def main() -> int:
     results: dict = {"load_average_start": load, "train": len(train), "test": len(test),
                      "settings": vars(args)}
     t0 = time.perf_counter()
+    topic_keys = [(m, k) for k in args.topics for m in ("aekit", "lda", "nmf")]
+    retr_keys = [("tfidf", None)] + [(m, d) for d in args.dims for m in ("lsa", "dense", "bits")]
     with ProcessPoolExecutor(args.jobs) as pool:
-        topic_jobs = ({k: pool.submit(topics_task, args, k) for k in args.topics}
+        topic_jobs = ({key: pool.submit(topics_task, args, *key) for key in topic_keys}
                       if "topics" not in args.skip else {})
-        retr_jobs = ({d: pool.submit(retrieval_task, args, d) for d in [None, *args.dims]}
+        retr_jobs = ({key: pool.submit(retrieval_task, args, *key) for key in retr_keys}
                      if "retrieval" not in args.skip else {})
-        topic_res = {k: f.result() for k, f in topic_jobs.items()}
-        retr_res = {d: f.result() for d, f in retr_jobs.items()}
+        topic_res = {key: f.result() for key, f in topic_jobs.items()}
+        retr_res = {key: f.result() for key, f in retr_jobs.items()}
     if topic_res:
-        rows = [r for k in args.topics for r in topic_res[k]["rows"]]
+        rows = [topic_res[key]["row"] for key in topic_keys]
         results["topics"] = rows
-        results["aekit_top_words"] = {k: topic_res[k]["aekit_top_words"] for k in args.topics}
+        results["aekit_top_words"] = {k: topic_res[("aekit", k)]["top_words"] for k in args.topics}
         print("\nTopics (NPMI: top 10 words, test split as reference; diversity: top 25)")
         print(table(rows, ["K", "method", "NPMI", "diversity", "wall s", "cpu s", "epochs"]))
     if retr_res:
-        rows = [r for d in [None, *args.dims] for r in retr_res[d]["rows"]]
+        rows = [retr_res[key]["row"] for key in retr_keys]
         results["retrieval"] = rows
-        first = retr_res[None]
+        first = retr_res[("tfidf", None)]
         print(f"\nRetrieval: precision@10, {first['queries']} labelled test queries against "
               f"{first['db']} labelled training stories (hit = shares a topic label)")
         print(table(rows, ["dims", "method", "P@10", "train s", "cpu s"]))

@@ -112,6 +112,14 @@ def test_semantic_hashing_retrieves_same_topic_documents(corpus):
     assert p > 0.75 and p > 2.5 * chance, (p, chance)
 
 
+def test_dense_twin_of_the_hash_model_trains(corpus):
+    *_, counts, _ = corpus
+    model, _ = train_doc_hash(counts[:200], 8, code="dense", hidden=[32], epochs=2,
+                              progress=False)
+    assert model.config.code == "dense" and model.config.code_options == {}
+    assert encode_counts(model, counts[:5]).shape == (5, 8)
+
+
 def test_saved_topic_model_gives_the_same_topics(tmp_path, corpus, topic_model):
     *_, counts, _ = corpus
     topic_model.save_pretrained(tmp_path / "m")
