@@ -143,7 +143,8 @@ def main() -> int:
     ap.add_argument("--lda-iter", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads per task (1: on a shared machine more threads only spin)")
-    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="tasks run in parallel processes")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                    help="tasks run in parallel processes")
     ap.add_argument("--quick", action="store_true", help="few epochs: a smoke run")
     ap.add_argument("--skip", nargs="*", default=[], choices=["topics", "retrieval"])
     ap.add_argument("--json", default=None, help="also write the results here")
