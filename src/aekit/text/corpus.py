@@ -1,0 +1,221 @@
+"""Documents from a user's files.
+
+A corpus spec is one of:
+
+* a folder of ``.txt`` files (searched recursively; a file's id is its path inside the
+  folder, and files in sub-folders are labelled with the sub-folder's name, as in the
+  20 Newsgroups layout);
+* a ``.txt`` file with one document per line (id = line number, from 1);
+* a ``.csv``/``.tsv`` file with a text column (``text_col``, default ``text``) and an
+  optional label column (``label_col``; several labels separated by ``;``);
+* a ``.jsonl`` file, one JSON object per line, with the same columns (an ``id`` field, if
+  present, names the document);
+* Reuters-21578 (:mod:`aekit.text.reuters`): ``reuters[:train|:test|:all]`` read from
+  ``$AEKIT_DATA/reuters21578``, or the path of the folder of ``reut2-*.sgm[.gz]`` files,
+  optionally followed by ``:train``/``:test``/``:all`` (the ModApte split; default train).
+
+Bytes that are not UTF-8 are decoded with replacement characters and a one-line warning.
+Empty documents are skipped with a one-line warning; an empty corpus is an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from aekit.errors import DataError
+
+TEXT_SUFFIXES = (".txt",)
+TABLE_SUFFIXES = (".csv", ".tsv")
+DEFAULT_TEXT_COLS = ("text", "body", "document", "content")
+DEFAULT_LABEL_SEP = ";"
+
+
+@dataclass
+class Corpus:
+    """Documents with ids and optional labels (a list of labels per document)."""
+
+    texts: list[str]
+    ids: list[str]
+    labels: list[list[str]] | None = None
+    name: str = "corpus"
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, idx) -> Corpus:
+        idx = list(idx)
+        return Corpus([self.texts[i] for i in idx], [self.ids[i] for i in idx],
+                      None if self.labels is None else [self.labels[i] for i in idx], self.name)
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr (the CLI's ``aekit: warning: …`` form)."""
+    sys.stderr.write(f"aekit: warning: {message}\n")
+
+
+def decode_bytes(raw: bytes, where: str) -> str:
+    """UTF-8 text (a BOM is dropped); other bytes are replaced (U+FFFD) with a warning."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        warn(f"{where}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}); "
+             "undecodable bytes were replaced")
+        return raw.decode("utf-8-sig", errors="replace")
+
+
+def read_text(path: Path) -> str:
+    try:
+        return decode_bytes(path.read_bytes(), str(path))
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def _split_spec(spec: str) -> tuple[str, str | None]:
+    if ":" in spec and spec.rsplit(":", 1)[1] in ("train", "test", "all"):
+        name, split = spec.rsplit(":", 1)
+        return name, split
+    return spec, None
+
+
+def load_corpus(spec: str, text_col: str | None = None, label_col: str | None = None,
+                *, drop_empty: bool = True) -> Corpus:
+    """Read a corpus spec (see the module docstring) into a :class:`Corpus`."""
+    from aekit.text import reuters
+
+    if not isinstance(spec, str) or not spec.strip():
+        raise DataError("no corpus given")
+    name, split = _split_spec(spec.strip())
+    path = Path(name)
+    if (text_col or label_col) and (path.is_dir() or name == "reuters"):
+        raise DataError("--text-col/--label-col apply to .csv and .jsonl corpora only")
+    if path.is_dir() and reuters.is_reuters_folder(path):
+        corpus = reuters.load_reuters(path, split or "train")
+    elif not path.exists() and name == "reuters":
+        corpus = reuters.load_reuters(None, split or "train")
+    elif split is not None and path.exists():
+        raise DataError(f"{spec}: a :{split} split exists only for Reuters-21578")
+    elif path.is_dir():
+        corpus = load_folder(path)
+    elif path.is_file():
+        suffix = path.suffix.lower()
+        if suffix in TEXT_SUFFIXES:
+            corpus = load_lines(path)
+        elif suffix in TABLE_SUFFIXES:
+            corpus = load_table(path, text_col, label_col)
+        elif suffix == ".jsonl":
+            corpus = load_jsonl(path, text_col, label_col)
+        else:
+            raise DataError(f"{path}: unsupported corpus file type {suffix or '(none)'}; use a "
+                            "folder of .txt files, a .txt (one document per line), .csv or .jsonl")
+    else:
+        raise DataError(f"{name}: no such file or folder (and not a known corpus: reuters)")
+    return drop_empty_documents(corpus) if drop_empty else corpus
+
+
+def drop_empty_documents(corpus: Corpus) -> Corpus:
+    if len(corpus) == 0:
+        raise DataError(f"{corpus.name}: the corpus is empty (no documents)")
+    keep = [i for i, t in enumerate(corpus.texts) if t.strip()]
+    if not keep:
+        raise DataError(f"{corpus.name}: all {len(corpus)} documents are empty")
+    if len(keep) < len(corpus):
+        empty = [corpus.ids[i] for i in range(len(corpus)) if not corpus.texts[i].strip()]
+        warn(f"{corpus.name}: skipped {len(empty)} empty document(s) (first: {empty[0]})")
+        corpus = corpus.subset(keep)
+    return corpus
+
+
+def load_folder(path: Path) -> Corpus:
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES
+                   and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    if not files:
+        raise DataError(f"{path}: the folder has no .txt files (the corpus is empty)")
+    rel = [p.relative_to(path) for p in files]
+    labelled = all(len(r.parts) > 1 for r in rel)
+    return Corpus([read_text(p) for p in files], [r.as_posix() for r in rel],
+                  [[r.parts[0]] for r in rel] if labelled else None, path.name)
+
+
+def load_lines(path: Path) -> Corpus:
+    lines = read_text(path).splitlines()
+    while lines and not lines[-1].strip():  # a trailing newline is not an empty document
+        lines.pop()
+    return Corpus(lines, [str(i) for i in range(1, len(lines) + 1)], None, path.name)
+
+
+def _labels(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [v.strip() for v in str(value).split(DEFAULT_LABEL_SEP) if v.strip()]
+
+
+def _pick_text_col(path: Path, columns: list[str], text_col: str | None) -> str:
+    if text_col:
+        if text_col not in columns:
+            raise DataError(f"{path}: no column named {text_col!r} (columns: "
+                            f"{', '.join(columns) or 'none'})")
+        return text_col
+    for c in DEFAULT_TEXT_COLS:
+        if c in columns:
+            return c
+    raise DataError(f"{path}: no text column; name it with --text-col (columns: "
+                    f"{', '.join(columns) or 'none'})")
+
+
+def _check_label_col(path: Path, columns: list[str], label_col: str | None) -> None:
+    if label_col and label_col not in columns:
+        raise DataError(f"{path}: no column named {label_col!r} (columns: "
+                        f"{', '.join(columns) or 'none'})")
+
+
+def load_table(path: Path, text_col: str | None, label_col: str | None) -> Corpus:
+    text = read_text(path)
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    csv.field_size_limit(1 << 30)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        rows = list(reader)
+    except csv.Error as e:
+        raise DataError(f"{path}: not a readable CSV file ({e})") from None
+    columns = [c for c in (reader.fieldnames or []) if c is not None]
+    if not columns:
+        raise DataError(f"{path}: the file is empty (no header, no documents)")
+    col = _pick_text_col(path, columns, text_col)
+    _check_label_col(path, columns, label_col)
+    id_col = "id" if "id" in columns and col != "id" else None
+    texts = [r.get(col) or "" for r in rows]
+    ids = [r[id_col] if id_col else str(i) for i, r in enumerate(rows, 1)]
+    labels = [_labels(r.get(label_col)) for r in rows] if label_col else None
+    return Corpus(texts, ids, labels, path.name)
+
+
+def load_jsonl(path: Path, text_col: str | None, label_col: str | None) -> Corpus:
+    texts, ids, labels = [], [], []
+    columns: list[str] = []
+    for n, line in enumerate(read_text(path).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: line {n} is not JSON ({e.msg})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}: line {n} is not a JSON object")
+        if not columns:
+            columns = list(obj)
+            col = _pick_text_col(path, columns, text_col)
+            _check_label_col(path, columns, label_col)
+        if col not in obj:
+            raise DataError(f"{path}: line {n} has no {col!r} field")
+        value = obj[col]
+        texts.append("" if value is None else str(value))
+        ids.append(str(obj["id"]) if "id" in obj and col != "id" else str(len(ids) + 1))
+        labels.append(_labels(obj.get(label_col)) if label_col else [])
+    return Corpus(texts, ids, labels if label_col else None, path.name)

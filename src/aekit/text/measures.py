@@ -1,0 +1,139 @@
+"""Topic quality and retrieval measures.
+
+* NPMI coherence (Bouma 2009; as used for topic models by Lau et al. 2014 and Srivastava &
+  Sutton 2017) of a topic's top words, from *document* co-occurrence in a reference corpus:
+  NPMI(wi, wj) = log(p(wi, wj) / (p(wi) p(wj))) / −log p(wi, wj), and −1 for a pair that never
+  co-occurs; a topic's score is the mean over its word pairs.
+* Topic diversity (Dieng et al. 2020): unique words among all topics' top-25 lists divided
+  by 25·K (1 = no two topics share a top word).
+* Retrieval precision@k: the share of each query's k nearest documents that share a label
+  with it (cosine similarity for real codes, Hamming distance for bits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def top_words(topic_word: np.ndarray, n: int = 10) -> np.ndarray:
+    """Indices (K, n) of each topic's ``n`` highest-weighted words, best first."""
+    tw = np.asarray(topic_word)
+    n = min(n, tw.shape[1])
+    part = np.argpartition(-tw, n - 1, axis=1)[:, :n]
+    order = np.argsort(-np.take_along_axis(tw, part, 1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, 1)
+
+
+def npmi_per_topic(top_idx: np.ndarray, reference_counts) -> np.ndarray:
+    """Mean NPMI over each topic's word pairs, from document co-occurrence in the reference
+    (an (N, V) count or binary matrix, dense or sparse, in the same vocabulary)."""
+    ref = sp.csc_matrix(reference_counts)
+    n_docs = ref.shape[0]
+    scores = np.zeros(len(top_idx))
+    for t, words in enumerate(np.asarray(top_idx)):
+        occ = (ref[:, words] > 0).astype(np.float64)  # (N, n)
+        df = np.asarray(occ.sum(0)).ravel()
+        co = (occ.T @ occ).toarray()
+        vals = []
+        for i in range(len(words)):
+            for j in range(i + 1, len(words)):
+                if co[i, j] == 0 or df[i] == 0 or df[j] == 0:
+                    vals.append(-1.0)
+                    continue
+                p_ij = co[i, j] / n_docs
+                p_i, p_j = df[i] / n_docs, df[j] / n_docs
+                if p_ij >= 1.0:  # two words in every document: perfectly associated
+                    vals.append(1.0)
+                    continue
+                vals.append(np.log(p_ij / (p_i * p_j)) / -np.log(p_ij))
+        scores[t] = float(np.mean(vals)) if vals else 0.0
+    return scores
+
+
+def topic_diversity(top_idx: np.ndarray) -> float:
+    """Unique words / all words in the topics' top lists (give the top-25 lists)."""
+    top_idx = np.asarray(top_idx)
+    return float(len(np.unique(top_idx)) / top_idx.size) if top_idx.size else 0.0
+
+
+def label_matrix(labels: Sequence[Sequence[str]], classes: Sequence[str] | None = None
+                 ) -> tuple[sp.csr_matrix, list[str]]:
+    """Multi-label lists → a binary (N, L) matrix (and the class names)."""
+    classes = sorted({c for ls in labels for c in ls}) if classes is None else list(classes)
+    pos = {c: i for i, c in enumerate(classes)}
+    rows, cols = [], []
+    for r, ls in enumerate(labels):
+        for c in set(ls):
+            if c in pos:
+                rows.append(r)
+                cols.append(pos[c])
+    m = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
+                      shape=(len(labels), len(classes)))
+    return m, classes
+
+
+def pack_bits(codes: np.ndarray) -> np.ndarray:
+    """0/1 codes (N, B) → bytes (N, ceil(B/8)) for compact storage and Hamming search."""
+    return np.packbits(np.asarray(codes) > 0.5, axis=1)
+
+
+_POPCOUNT = np.array([i.bit_count() for i in range(256)], dtype=np.uint8)
+
+
+def hamming(q_packed: np.ndarray, db_packed: np.ndarray) -> np.ndarray:
+    """Hamming distances (Q, N) between packed codes."""
+    out = np.zeros((len(q_packed), len(db_packed)), dtype=np.int32)
+    for b in range(q_packed.shape[1]):
+        out += _POPCOUNT[np.bitwise_xor(q_packed[:, b:b + 1], db_packed[None, :, b])]
+    return out
+
+
+def nearest(queries: np.ndarray, db: np.ndarray, k: int = 10, metric: str = "cosine",
+            exclude: np.ndarray | None = None, chunk: int = 512
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest db rows of each query: (indices (Q, k), scores (Q, k)); scores are cosine
+    similarities or Hamming distances. ``exclude[i]`` (a db index or −1) is never returned
+    for query i (a document is not its own neighbour). Ties keep db order (stable sort)."""
+    k = min(k, len(db) - (0 if exclude is None else 1))
+    if metric == "hamming":
+        qp, dp = pack_bits(queries), pack_bits(db)
+    elif metric == "cosine":
+        def unit(a: np.ndarray) -> np.ndarray:
+            a = np.asarray(a, dtype=np.float32)
+            return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+        qn, dn = unit(queries), unit(db)
+    else:
+        raise ValueError(f"metric must be cosine or hamming, got {metric!r}")
+    idx_out, score_out = [], []
+    for s in range(0, len(queries), chunk):
+        e = min(s + chunk, len(queries))
+        if metric == "hamming":
+            dist = hamming(qp[s:e], dp).astype(np.float64)
+        else:
+            dist = -(qn[s:e] @ dn.T).astype(np.float64)
+        if exclude is not None:
+            rows = np.arange(e - s)
+            ex = np.asarray(exclude[s:e])
+            ok = ex >= 0
+            dist[rows[ok], ex[ok]] = np.inf
+        idx = np.argsort(dist, axis=1, kind="stable")[:, :k]
+        idx_out.append(idx)
+        d = np.take_along_axis(dist, idx, 1)
+        score_out.append(d if metric == "hamming" else -d)
+    return np.concatenate(idx_out), np.concatenate(score_out)
+
+
+def precision_at_k(queries: np.ndarray, q_labels: sp.csr_matrix, db: np.ndarray,
+                   db_labels: sp.csr_matrix, k: int = 10, metric: str = "cosine",
+                   exclude: np.ndarray | None = None) -> float:
+    """Mean share of each query's k nearest db documents that share a label with it."""
+    idx, _ = nearest(queries, db, k, metric, exclude)
+    q_labels, db_labels = sp.csr_matrix(q_labels), sp.csr_matrix(db_labels)
+    hits = np.zeros(idx.shape, dtype=bool)
+    for j in range(idx.shape[1]):
+        shared = np.asarray(q_labels.multiply(db_labels[idx[:, j]]).sum(1)).ravel()
+        hits[:, j] = shared > 0
+    return float(hits.mean())

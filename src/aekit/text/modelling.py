@@ -1,0 +1,119 @@
+"""Training and applying the bag-of-words presets through the core :func:`fit`.
+
+    texts ─vocabulary─▶ counts (N, V) ─fit(topic | doc-hash)─▶ model
+    model.encode(counts) ─▶ θ (document–topic proportions) or bits / dense codes
+    decoder weight (V, K)ᵀ ─▶ topics (K, V): a topic's top words are its largest entries
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from aekit.data.arrays import ArrayData
+from aekit.errors import AekitError, DataError
+from aekit.models import Autoencoder, create_model, preset_config
+from aekit.training import FitResult, fit
+
+#: ProdLDA's published settings (Srivastava & Sutton 2017: Adam, lr 2e-3, batch 200, dropout)
+TOPIC_DEFAULTS: dict[str, Any] = {"batch_size": 200, "lr": 2e-3, "epochs": 200, "patience": 30}
+HASH_DEFAULTS: dict[str, Any] = {"batch_size": 128, "lr": 1e-3, "epochs": 60, "patience": 10}
+
+
+def counts_data(counts, name: str = "corpus") -> ArrayData:
+    """A (sparse) count matrix as :class:`ArrayData`, stored densely as compactly as its
+    largest count allows (uint8/uint16/float32), served as float counts (scale 1)."""
+    dense = counts.toarray() if sp.issparse(counts) else np.asarray(counts)
+    hi = float(dense.max()) if dense.size else 0.0
+    dtype = np.uint8 if hi < 256 else (np.uint16 if hi < 65536 else np.float32)
+    return ArrayData(dense.astype(dtype), name=name, layout="ND", scale=1.0)
+
+
+def nonempty_rows(counts) -> np.ndarray:
+    lengths = np.asarray(counts.sum(1)).ravel()
+    return np.flatnonzero(lengths > 0)
+
+
+def _train(model: Autoencoder, counts, defaults: dict[str, Any], **fit_args: Any) -> FitResult:
+    rows = nonempty_rows(counts)
+    if len(rows) == 0:
+        raise DataError("no document has a word of the vocabulary")
+    if len(rows) < 2:
+        raise DataError("at least 2 documents with words of the vocabulary are needed")
+    args = {**defaults, **fit_args}
+    if args.get("minutes") is not None and "epochs" not in fit_args:
+        args.pop("epochs")
+    data = counts_data(counts[rows] if sp.issparse(counts) else np.asarray(counts)[rows])
+    # batch statistics need more than one document per batch
+    args["batch_size"] = max(2, min(args["batch_size"], len(rows)))
+    return fit(model, data, **args)
+
+
+def train_topic_model(counts, n_topics: int, *, hidden: list[int] | None = None,
+                      seed: int = 0, **fit_args: Any) -> tuple[Autoencoder, FitResult]:
+    """ProdLDA (preset ``topic``) on a (N, V) count matrix. ``fit_args`` go to :func:`fit`."""
+    if n_topics < 2:
+        raise AekitError(f"--topics must be at least 2, got {n_topics}")
+    v = counts.shape[1]
+    opts = {"hidden": hidden} if hidden is not None else {}
+    torch.manual_seed(seed)
+    model = create_model("topic", (v,), n_topics, arch_options=opts)
+    result = _train(model, counts, TOPIC_DEFAULTS, seed=seed, **fit_args)
+    return model, result
+
+
+def train_doc_hash(counts, bits: int, *, code: str = "doc_binary", hidden: list[int] | None = None,
+                   seed: int = 0, code_options: dict[str, Any] | None = None,
+                   **fit_args: Any) -> tuple[Autoencoder, FitResult]:
+    """Semantic hashing (preset ``doc-hash``); ``code="dense"`` gives the real-valued twin."""
+    from aekit.nn.bow import set_idf
+
+    if bits < 1:
+        raise AekitError(f"the code needs at least 1 bit, got {bits}")
+    v = counts.shape[1]
+    overrides: dict[str, Any] = {"arch_options": {"hidden": hidden}} if hidden is not None else {}
+    config = preset_config("doc-hash", (v,), bits, **overrides)
+    if code != config.code:  # the preset's code options belong to its own code
+        config.code, config.code_options = code, {}
+    config.code_options.update(code_options or {})
+    torch.manual_seed(seed)
+    model = Autoencoder(config)
+    set_idf(model, counts)
+    result = _train(model, counts, HASH_DEFAULTS, seed=seed, **fit_args)
+    return model, result
+
+
+def topic_word(model: Autoencoder) -> np.ndarray:
+    """The topics (K, V): row k is the log word distribution (up to a constant) the decoder
+    gives a document that is all topic k, θ = e_k: the decoder weight's column k through the
+    decoder's batch normalisation, (W[:, k] − mean) / std. Reading the raw weight instead
+    favours words whose logits merely vary a lot, and matches true topics less well."""
+    layer = getattr(model.decoder, "linear", None)
+    if layer is None or model.config.arch != "bow":
+        raise AekitError("not a bag-of-words model: it has no topics")
+    w = layer.weight.detach().cpu().double()  # (V, K)
+    bn = getattr(model.decoder, "bn", None)
+    if isinstance(bn, torch.nn.BatchNorm1d) and bn.running_mean is not None:
+        w = (w - bn.running_mean.cpu().double()[:, None]) / torch.sqrt(
+            bn.running_var.cpu().double()[:, None] + bn.eps)
+    elif layer.bias is not None:
+        w = w + layer.bias.detach().cpu().double()[:, None]
+    return w.T.numpy().copy()
+
+
+@torch.no_grad()
+def encode_counts(model: Autoencoder, counts, batch_size: int = 1024) -> np.ndarray:
+    """Codes (N, latent) of a count matrix (θ for a topic model, bits for doc-hash)."""
+    model.eval()
+    dev = next(model.parameters()).device
+    out = []
+    for s in range(0, counts.shape[0], batch_size):
+        chunk = counts[s:s + batch_size]
+        dense = chunk.toarray() if sp.issparse(chunk) else np.asarray(chunk)
+        out.append(model.encode(torch.as_tensor(dense, dtype=torch.float32, device=dev)).cpu())
+    if not out:
+        return np.zeros((0, model.config.latent_dim), np.float32)
+    return torch.cat(out).numpy()

@@ -1,0 +1,87 @@
+"""The vocabulary: scikit-learn's ``CountVectorizer`` settings and its word list, saved
+with a model as JSON (``vocab.json``) so new text is tokenised exactly as the training
+corpus was."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from aekit.errors import DataError, ModelFileError
+from aekit.io import write_json_atomic
+
+VOCAB_NAME = "vocab.json"
+#: words of two or more letters: numbers and codes say little about a topic
+TOKEN_PATTERN = r"(?u)\b[^\W\d_][^\W\d_]+\b"
+
+
+@dataclass
+class Vocabulary:
+    words: list[str]
+    # CountVectorizer arguments that decide tokenisation (lowercase, token_pattern, stop_words)
+    tokenizer: dict[str, Any] = field(default_factory=dict)
+    # how the word list was chosen (for the record: min_df, max_df, size, documents)
+    selection: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def vectorizer(self):
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        return CountVectorizer(vocabulary=self.words, **self.tokenizer)
+
+    def counts(self, texts: list[str]) -> sp.csr_matrix:
+        """Word counts (N, V) of documents, in this vocabulary's order."""
+        return self.vectorizer().fit_transform(texts).astype(np.float32).tocsr()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"words": self.words, "tokenizer": self.tokenizer, "selection": self.selection}
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / VOCAB_NAME
+        write_json_atomic(path, self.to_json())
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Vocabulary:
+        path = Path(directory) / VOCAB_NAME
+        if not path.is_file():
+            raise ModelFileError(f"{path} is missing: not a text model directory")
+        try:
+            d = json.loads(path.read_text(encoding="utf-8"))
+            words = [str(w) for w in d["words"]]
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
+            raise ModelFileError(f"{path} is not a valid vocabulary file ({e})") from None
+        return cls(words, dict(d.get("tokenizer", {})), dict(d.get("selection", {})))
+
+
+def build_vocabulary(texts: list[str], size: int = 2000, min_df: float = 2, max_df: float = 0.5,
+                     stop_words: str | None = "english", lowercase: bool = True,
+                     token_pattern: str = TOKEN_PATTERN) -> Vocabulary:
+    """The ``size`` most frequent words (after stop words and document-frequency limits)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    if size < 2:
+        raise DataError(f"the vocabulary needs at least 2 words, asked for {size}")
+    tokenizer = {"lowercase": lowercase, "token_pattern": token_pattern,
+                 "stop_words": stop_words if stop_words not in ("none", "") else None}
+    if isinstance(min_df, float) and min_df.is_integer() and min_df >= 1:
+        min_df = int(min_df)
+    if isinstance(max_df, float) and max_df.is_integer() and max_df > 1:
+        max_df = int(max_df)
+    vec = CountVectorizer(min_df=min_df, max_df=max_df, max_features=size, **tokenizer)
+    try:
+        vec.fit(texts)
+    except ValueError as e:  # "empty vocabulary; perhaps the documents only contain stop words"
+        msg = str(e).split(";")[0]
+        raise DataError(f"no vocabulary could be built from {len(texts)} documents ({msg}); "
+                        "lower --min-df or raise --max-df") from None
+    words = [str(w) for w in vec.get_feature_names_out()]
+    return Vocabulary(words, tokenizer, {"size": size, "min_df": min_df, "max_df": max_df,
+                                         "documents": len(texts)})

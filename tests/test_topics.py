@@ -1,0 +1,303 @@
+"""Text jobs: topic recovery on an LDA-generated corpus, retrieval, loaders, bad inputs."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from aekit.cli import main
+from aekit.errors import DataError
+from aekit.models import Autoencoder
+from aekit.text import build_vocabulary, load_corpus
+from aekit.text.measures import (
+    label_matrix,
+    nearest,
+    npmi_per_topic,
+    precision_at_k,
+    top_words,
+    topic_diversity,
+)
+from aekit.text.modelling import encode_counts, topic_word, train_doc_hash, train_topic_model
+from aekit.text.reuters import load_reuters
+
+K, V = 5, 150
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # small matrices: one thread is as fast, and far faster on a busy machine
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def pseudo_words(n: int) -> list[str]:
+    """Letter-only made-up words (the tokenizer drops digits), none an English stop word."""
+    syl = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
+    return ["".join(p) for p in itertools.islice(itertools.product(syl, repeat=3), 0, n * 7, 7)]
+
+
+def lda_corpus(n_docs: int, seed: int = 0, doc_len: int = 60):
+    """Documents drawn by LDA's generative process: θ ~ Dir(0.1), β_k ~ Dir(0.05)."""
+    rng = np.random.default_rng(seed)
+    words = pseudo_words(V)
+    beta = np.random.default_rng(123).dirichlet(np.full(V, 0.05), K)
+    theta = rng.dirichlet(np.full(K, 0.1), n_docs)
+    texts = []
+    for t in theta:
+        counts = rng.multinomial(doc_len, t @ beta)
+        texts.append(" ".join(w for w, c in zip(words, counts) for _ in range(c)))
+    labels = [[f"t{int(np.argmax(t))}"] for t in theta]
+    return texts, labels, beta, words
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    texts, labels, beta, words = lda_corpus(1000)
+    vocab = build_vocabulary(texts, size=V, min_df=1, max_df=1.0)
+    counts = vocab.counts(texts)
+    # the true topics in the vocabulary's order
+    pos = {w: i for i, w in enumerate(words)}
+    true = np.zeros((K, len(vocab)))
+    for j, w in enumerate(vocab.words):
+        true[:, j] = beta[:, pos[w]]
+    return texts, labels, vocab, counts, true
+
+
+@pytest.fixture(scope="module")
+def topic_model(corpus):
+    _, _, _, counts, _ = corpus
+    model, _ = train_topic_model(counts, K, hidden=[64, 64], batch_size=100, epochs=150,
+                                 patience=30, progress=False)
+    return model
+
+
+def test_topic_model_recovers_the_generating_topics(corpus, topic_model):
+    *_, true = corpus
+    learned = top_words(topic_word(topic_model), 10)
+    overlap = np.array([[len(set(a) & set(b)) / 10 for b in learned]
+                        for a in top_words(true, 10)])
+    best = overlap.max(1)
+    assert best.min() >= 0.7, best  # every true topic has a learned twin
+    assert best.mean() >= 0.8, best
+    assert len(set(overlap.argmax(1))) == K  # ... and a different one for each
+    assert topic_diversity(top_words(topic_word(topic_model), 10)) > 0.8
+
+
+def test_topic_proportions_retrieve_same_topic_documents(corpus, topic_model):
+    _, labels, _, counts, _ = corpus
+    theta = encode_counts(topic_model, counts)
+    assert np.allclose(theta.sum(1), 1, atol=1e-5)
+    y, _ = label_matrix(labels)
+    chance = float((np.asarray(y.sum(0)).ravel() / len(labels)) ** 2 @ np.ones(y.shape[1]))
+    p = precision_at_k(theta, y, theta, y, 10, exclude=np.arange(len(labels)))
+    assert p > 0.8 and p > 2.5 * chance, (p, chance)
+
+
+def test_semantic_hashing_retrieves_same_topic_documents(corpus):
+    _, labels, _, counts, _ = corpus
+    model, _ = train_doc_hash(counts, 16, hidden=[64], epochs=60, progress=False)
+    bits = encode_counts(model, counts)
+    assert set(np.unique(bits)) <= {0.0, 1.0}
+    assert 0.1 < bits.mean() < 0.9  # the prior keeps bits in use
+    y, _ = label_matrix(labels)
+    chance = float((np.asarray(y.sum(0)).ravel() / len(labels)) ** 2 @ np.ones(y.shape[1]))
+    p = precision_at_k(bits, y, bits, y, 10, "hamming", exclude=np.arange(len(labels)))
+    assert p > 0.75 and p > 2.5 * chance, (p, chance)
+
+
+def test_dense_twin_of_the_hash_model_trains(corpus):
+    *_, counts, _ = corpus
+    model, _ = train_doc_hash(counts[:200], 8, code="dense", hidden=[32], epochs=2,
+                              progress=False)
+    assert model.config.code == "dense" and model.config.code_options == {}
+    assert encode_counts(model, counts[:5]).shape == (5, 8)
+
+
+def test_saved_topic_model_gives_the_same_topics(tmp_path, corpus, topic_model):
+    *_, counts, _ = corpus
+    topic_model.save_pretrained(tmp_path / "m")
+    again = Autoencoder.from_pretrained(tmp_path / "m")
+    assert np.allclose(topic_word(again), topic_word(topic_model))
+    assert np.allclose(encode_counts(again, counts[:20]), encode_counts(topic_model, counts[:20]),
+                       atol=1e-6)
+
+
+# ------------------------------------------------------------------------------ measures
+def test_npmi_and_diversity_by_hand():
+    # 4 documents, 3 words: w0 & w1 always together (NPMI 1), w2 never with them (−1)
+    ref = np.array([[1, 1, 0], [1, 1, 0], [0, 0, 1], [0, 0, 1]])
+    assert npmi_per_topic(np.array([[0, 1]]), ref)[0] == pytest.approx(1.0)
+    assert npmi_per_topic(np.array([[0, 2]]), ref)[0] == pytest.approx(-1.0)
+    # independent words: p(a,b) = p(a)p(b) → 0
+    ref2 = np.array([[1, 1], [1, 0], [0, 1], [0, 0]])
+    assert npmi_per_topic(np.array([[0, 1]]), ref2)[0] == pytest.approx(0.0, abs=1e-12)
+    assert topic_diversity(np.array([[0, 1], [1, 2]])) == 0.75
+
+
+def test_hamming_search_orders_by_distance():
+    db = np.array([[0, 0, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0]], dtype=np.float32)
+    idx, dist = nearest(np.array([[1, 0, 0, 0]], dtype=np.float32), db, 3, "hamming")
+    assert idx[0].tolist() == [2, 0, 3] and dist[0].tolist() == [0, 1, 1]
+
+
+# ----------------------------------------------------------------------------- the CLI
+def test_cli_topics_then_docsearch(tmp_path, capsys):
+    texts, labels, *_ = lda_corpus(400, seed=1)
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps({"id": f"d{i}", "body": t, "topic": lab[0]}) + "\n"
+                            for i, (t, lab) in enumerate(zip(texts, labels))))
+    out = tmp_path / "run"
+    assert main(["topics", str(path), "--topics", "5", "--epochs", "40", "--text-col", "body",
+                 "--label-col", "topic", "--min-df", "1", "--out", str(out), "--no-progress",
+                 "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert len(res["topics"]) == 5 and len(res["topics"][0]["words"]) == 10
+    assert 0 < res["diversity"] <= 1 and -1 <= res["mean_npmi"] <= 1
+    theta = np.load(out / "doc_topics.npy")
+    assert theta.shape == (400, 5)
+    assert json.loads((out / "vocab.json").read_text())["words"]
+
+    # query by document: same-topic neighbours, the document itself excluded
+    assert main(["docsearch", str(out), "--doc", "d3", "-k", "5", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)["results"]
+    assert len(hits) == 5 and all(h["id"] != "d3" for h in hits)
+    assert sum(h["labels"] == labels[3][0] for h in hits) >= 3
+    # query by text: the text of document 7 finds document 7 first
+    assert main(["docsearch", str(out), texts[7], "-k", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "nearest to" in printed and "d7" in printed
+
+    # an index of bits
+    idx = tmp_path / "index"
+    assert main(["docindex", str(path), "--text-col", "body", "--bits", "16", "--epochs", "20",
+                 "--min-df", "1", "--out", str(idx), "--no-progress"]) == 0
+    assert "16-bit" in capsys.readouterr().out
+    assert main(["docsearch", str(idx), "--doc", "d0", "-k", "4", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["metric"] == "hamming" and len(res["results"]) == 4
+
+
+def test_corpus_formats(tmp_path):
+    folder = tmp_path / "news"
+    for lab in ("sport", "politics"):
+        (folder / lab).mkdir(parents=True)
+        (folder / lab / "a.txt").write_text(f"a story about {lab}\n")
+    c = load_corpus(str(folder))
+    assert c.ids == ["politics/a.txt", "sport/a.txt"] and c.labels == [["politics"], ["sport"]]
+    lines = tmp_path / "lines.txt"
+    lines.write_text("first document\nsecond document\n")
+    assert load_corpus(str(lines)).texts == ["first document", "second document"]
+    table = tmp_path / "t.csv"
+    table.write_text('text,label\n"hello, world",a;b\nbye,c\n')
+    c = load_corpus(str(table), label_col="label")
+    assert c.texts == ["hello, world", "bye"] and c.labels == [["a", "b"], ["c"]]
+
+
+# -------------------------------------------------------------------------- bad inputs
+def run_cli(argv, capsys):
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.err.strip().splitlines()
+
+
+def test_empty_corpus_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty.txt").write_text("")
+    code, err = run_cli(["topics", str(tmp_path / "empty.txt"), "--topics", "3"], capsys)
+    assert code == 2 and len(err) == 1 and "corpus is empty" in err[0]
+    (tmp_path / "blank.txt").write_text("\n   \n\n")
+    code, err = run_cli(["topics", str(tmp_path / "blank.txt"), "--topics", "3"], capsys)
+    assert code == 2 and len(err) == 1 and "empty" in err[0]
+    (tmp_path / "nofiles").mkdir()
+    code, err = run_cli(["topics", str(tmp_path / "nofiles"), "--topics", "3"], capsys)
+    assert code == 2 and len(err) == 1 and "no .txt files" in err[0]
+
+
+def test_empty_documents_are_skipped_with_a_warning(tmp_path, capsys):
+    path = tmp_path / "docs.csv"
+    path.write_text("id,text\n1,apples and pears\n2,\n3,pears and plums\n")
+    c = load_corpus(str(path))
+    assert c.ids == ["1", "3"]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "skipped 1 empty document" in err[0] and "first: 2" in err[0]
+
+
+def test_missing_text_column_is_one_line(tmp_path, capsys):
+    path = tmp_path / "docs.csv"
+    path.write_text("id,words\n1,apples and pears\n")
+    code, err = run_cli(["topics", str(path), "--topics", "2"], capsys)
+    assert code == 2 and len(err) == 1 and "no text column" in err[0] and "words" in err[0]
+    code, err = run_cli(["topics", str(path), "--topics", "2", "--text-col", "body"], capsys)
+    assert code == 2 and len(err) == 1 and "no column named 'body'" in err[0]
+    jl = tmp_path / "docs.jsonl"
+    jl.write_text('{"text": "a b"}\n{"body": "c"}\n')
+    with pytest.raises(DataError, match="line 2 has no 'text' field"):
+        load_corpus(str(jl))
+
+
+def test_non_utf8_bytes_decode_with_a_warning(tmp_path, capsys):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("café au lait\nsecond line\n".encode("latin-1"))
+    c = load_corpus(str(path))
+    assert c.texts[0] == "caf\ufffd au lait" and len(c) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not valid UTF-8" in err[0] and "0xe9" in err[0]
+
+
+def test_docsearch_bad_inputs(tmp_path, capsys):
+    code, err = run_cli(["docsearch", str(tmp_path), "query"], capsys)
+    assert code == 2 and len(err) == 1 and "documents.json is missing" in err[0]
+    code, err = run_cli(["docsearch", str(tmp_path)], capsys)
+    assert code == 2 and len(err) == 1 and "query text or --doc" in err[0]
+
+
+# ----------------------------------------------------------------------------- Reuters
+SGML = """<!DOCTYPE lewis SYSTEM "lewis.dtd">
+<REUTERS TOPICS="YES" LEWISSPLIT="TRAIN" CGISPLIT="TRAINING-SET" OLDID="1" NEWID="1">
+<TOPICS><D>cocoa</D></TOPICS>
+<TEXT>&#2;
+<TITLE>BAHIA COCOA &lt;REVIEW&gt;</TITLE>
+<DATELINE>    SALVADOR, Feb 26 - </DATELINE><BODY>Showers continued &amp; cocoa.
+&#3;</BODY></TEXT>
+</REUTERS>
+<REUTERS TOPICS="YES" LEWISSPLIT="TEST" CGISPLIT="PUBLISHED-TESTSET" OLDID="2" NEWID="2">
+<TOPICS><D>grain</D><D>wheat</D></TOPICS>
+<TEXT TYPE="BRIEF">&#2;
+<TITLE>WHEAT SALES</TITLE>&#3;
+</TEXT>
+</REUTERS>
+<REUTERS TOPICS="NO" LEWISSPLIT="TRAIN" CGISPLIT="TRAINING-SET" OLDID="3" NEWID="3">
+<TOPICS></TOPICS>
+<TEXT><BODY>not in ModApte</BODY></TEXT>
+</REUTERS>
+<REUTERS TOPICS="YES" LEWISSPLIT="NOT-USED" CGISPLIT="TRAINING-SET" OLDID="4" NEWID="4">
+<TOPICS><D>acq</D></TOPICS>
+<TEXT><BODY>unused</BODY></TEXT>
+</REUTERS>
+"""
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_reuters_modapte_split(tmp_path, gz, capsys, monkeypatch):
+    if gz:
+        with gzip.open(tmp_path / "reut2-000.sgm.gz", "wt", encoding="latin-1") as f:
+            f.write(SGML)
+    else:
+        (tmp_path / "reut2-000.sgm").write_text(SGML, encoding="latin-1")
+    train = load_reuters(tmp_path, "train")
+    assert train.ids == ["1"] and train.labels == [["cocoa"]]
+    assert train.texts[0] == "BAHIA COCOA <REVIEW>\nShowers continued & cocoa."
+    test = load_corpus(f"{tmp_path}:test")
+    assert test.ids == ["2"] and test.labels == [["grain", "wheat"]]
+    assert "WHEAT SALES" in test.texts[0]
+    assert "1 of the 22" in capsys.readouterr().err
+    monkeypatch.setenv("AEKIT_DATA", str(tmp_path.parent))
+    (tmp_path.parent / "reuters21578").mkdir(exist_ok=True)
+    with pytest.raises(DataError, match="not in"):
+        load_corpus("reuters:train")
