@@ -434,9 +434,13 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
         # sorted indices read a memory map or a folder in file order; the batch's contents
         # (a set) and so its mean gradient are unchanged
         sampler.batches = [np.sort(idx.numpy()) for idx in shares]
-        for xb, tb in loader:
-            yield (xb.to(dev, non_blocking=True),
-                   tb.to(dev, non_blocking=True) if train_tgt is not None else None)
+        try:
+            for xb, tb in loader:
+                yield (xb.to(dev, non_blocking=True),
+                       tb.to(dev, non_blocking=True) if train_tgt is not None else None)
+        except DataError as e:  # raised in a worker: keep its one line, not the traceback
+            last = str(e).strip().splitlines()[-1]
+            raise DataError(last.split("DataError: ", 1)[-1]) from None
 
     start_time = time.perf_counter() - state["elapsed"]
     step = state["step"]
