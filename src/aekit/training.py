@@ -37,6 +37,7 @@ import torch
 
 from aekit import distributed
 from aekit.data.arrays import ArrayData
+from aekit.data.stream import PageReleaser
 from aekit.errors import AekitError, DataError
 from aekit.io import atomic_path, write_text_atomic
 from aekit.models import Autoencoder
@@ -123,6 +124,10 @@ class _IndexedBatches(torch.utils.data.Dataset):
 
     def __init__(self, src: BatchSource, tgt: BatchSource | None) -> None:
         self.src, self.tgt = src, tgt
+        # an epoch over a big memory map would otherwise leave all its pages resident
+        self.release = [PageReleaser(s.data.x) for s in (src, tgt) if s is not None]
+        self.row_bytes = [s.data.x.dtype.itemsize * math.prod(s.data.x.shape[1:])
+                          for s in (src, tgt) if s is not None]
 
     def __len__(self) -> int:  # not used for sampling; the sampler below decides
         return len(self.src)
@@ -130,6 +135,8 @@ class _IndexedBatches(torch.utils.data.Dataset):
     def __getitem__(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.src.data.batch(idx)
         t = self.tgt.data.batch(idx) if self.tgt is not None else x.new_empty(0)
+        for release, row in zip(self.release, self.row_bytes):
+            release(len(idx) * row)
         return x, t
 
 
@@ -258,6 +265,22 @@ def make_optimizer(params: list[torch.nn.Parameter], lr: float, weight_decay: fl
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
+def uses_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
+    """Channels-last pays for 2-D convolutions on CPU (oneDNN's native layout)."""
+    return device.type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+
+
+def match_state_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give optimiser state loaded from a file its parameter's memory layout (a fused step
+    assumes they agree)."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            st = optimizer.state.get(p, {})
+            for k, v in list(st.items()):
+                if isinstance(v, torch.Tensor) and v.shape == p.shape and v.stride() != p.stride():
+                    st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+
+
 # ------------------------------------------------------------------------------------ fit
 def fit(
     model: Autoencoder,
@@ -365,6 +388,11 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
         mean, std = standardization(data.subset(train_idx))
         model.set_normalization(mean.to(dev), std.to(dev))
 
+    # channels-last convolutions skip oneDNN's layout copies on CPU (measured in
+    # benchmarks/scale.py); the model goes back to the default layout at the end
+    channels_last = uses_channels_last(model, dev)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise AekitError("the model has no trainable parameters (everything is frozen)")
@@ -391,6 +419,7 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
             raise AekitError(f"nothing to resume: no {CHECKPOINT_NAME} in {out}")
         state, best_state = load_checkpoint(ckpt_path, model, optimizer, rank)
         model.to(dev)
+        match_state_layout(optimizer)
     elif rank > 0:
         torch.manual_seed(seed * 1_000_003 + rank)  # own corruption / sampling noise per rank
     if out is not None and main:
@@ -425,19 +454,27 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
             num_workers=n_workers, persistent_workers=True, prefetch_factor=4,
             pin_memory=dev.type == "cuda")
 
+    def layout(t: torch.Tensor) -> torch.Tensor:
+        if channels_last and t.dim() == 4:
+            return t.contiguous(memory_format=torch.channels_last)
+        return t
+
     def epoch_batches(perm: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         shares = [perm[b * bs + lo: b * bs + hi] for b in range(steps_per_epoch)]
         if loader is None:
             for idx in shares:
-                yield train_src.get(idx), (train_tgt.get(idx) if train_tgt is not None else None)
+                xb = train_src.get(idx)
+                tb = train_tgt.get(idx) if train_tgt is not None else None
+                yield layout(xb), (layout(tb) if tb is not None else None)
             return
         # sorted indices read a memory map or a folder in file order; the batch's contents
         # (a set) and so its mean gradient are unchanged
         sampler.batches = [np.sort(idx.numpy()) for idx in shares]
         try:
             for xb, tb in loader:
-                yield (xb.to(dev, non_blocking=True),
-                       tb.to(dev, non_blocking=True) if train_tgt is not None else None)
+                xb = xb.to(dev, non_blocking=True)
+                tb = tb.to(dev, non_blocking=True) if train_tgt is not None else None
+                yield layout(xb), (layout(tb) if tb is not None else None)
         except DataError as e:  # raised in a worker: keep its one line, not the traceback
             last = str(e).strip().splitlines()[-1]
             raise DataError(last.split("DataError: ", 1)[-1]) from None
@@ -584,6 +621,8 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
             del loader  # stops the persistent workers
     if best_state is not None:
         model.load_state_dict(best_state)
+    if channels_last:
+        model.to(memory_format=torch.contiguous_format)
     model.eval()
     result.history = state["history"]
     result.best_val_loss = state["best_val"]

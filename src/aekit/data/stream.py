@@ -98,3 +98,36 @@ def parse_flag(value: str | None) -> bool | None:
     if v in ("0", "false", "no", "off"):
         return False
     raise DataError(f"stream= must be 1 or 0, got {value!r}")
+
+
+class PageReleaser:
+    """Keeps a sequential pass over a memory-mapped array from growing the process's resident
+    memory to the file's size: every ``every`` bytes read, the map's resident pages are
+    dropped (``madvise(MADV_DONTNEED)``; they stay in the kernel's page cache, so re-reading
+    is cheap). A no-op for arrays that are not memory maps."""
+
+    def __init__(self, x: object, every: int = 256 << 20) -> None:
+        base = x
+        while base is not None and not isinstance(base, np.memmap):
+            base = getattr(base, "base", None)
+        self._mmap = getattr(base, "_mmap", None) if base is not None else None
+        self.every = every
+        self._read = 0
+
+    def __call__(self, nbytes: int) -> None:
+        if self._mmap is None:
+            return
+        self._read += nbytes
+        if self._read >= self.every:
+            self._read = 0
+            release_pages(self._mmap)
+
+
+def release_pages(mm: object) -> None:
+    import mmap
+
+    if hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            mm.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):  # closed map or a platform without it: keep the pages
+            pass
