@@ -158,8 +158,8 @@ class ArrayData:
             release = PageReleaser(self.x)  # a pass over a big memory map: keep RSS bounded
             for start in range(0, len(self), chunk):
                 rows = self._rows(np.arange(start, min(start + chunk, len(self))))
-                release(rows.nbytes)
                 bad = ~np.isfinite(rows.reshape(len(rows), -1)).all(1)
+                release(rows.nbytes)
                 if bad.any():
                     i = start + int(np.argmax(bad))
                     raise DataError(f"{self.name}: sample {i} contains NaN or infinite values")

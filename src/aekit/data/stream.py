@@ -106,7 +106,7 @@ class PageReleaser:
     dropped (``madvise(MADV_DONTNEED)``; they stay in the kernel's page cache, so re-reading
     is cheap). A no-op for arrays that are not memory maps."""
 
-    def __init__(self, x: object, every: int = 256 << 20) -> None:
+    def __init__(self, x: object, every: int = 128 << 20) -> None:
         base = x
         while base is not None and not isinstance(base, np.memmap):
             base = getattr(base, "base", None)
