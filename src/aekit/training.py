@@ -448,6 +448,13 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
     n_workers = (default_workers(info.local_world_size) if workers is None else workers) if streamed else 0
     sampler = _EpochSampler()
     loader = None
+    threads_before = torch.get_num_threads()
+    if n_workers > 0 and dev.type == "cpu":
+        # the workers decode on cores of their own: oversubscribed OpenMP threads crawl
+        from aekit._runtime import available_cores
+
+        spare = max(1, available_cores() // max(info.local_world_size, 1) - n_workers)
+        torch.set_num_threads(min(threads_before, spare))
     if n_workers > 0:
         loader = torch.utils.data.DataLoader(
             _IndexedBatches(train_src, train_tgt), batch_size=None, sampler=sampler,
@@ -619,6 +626,7 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
             bar.close()
         if loader is not None:
             del loader  # stops the persistent workers
+            torch.set_num_threads(threads_before)
     if best_state is not None:
         model.load_state_dict(best_state)
     if channels_last:
