@@ -30,6 +30,9 @@ HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 sys.path[:0] = [str(SRC), str(HERE)]
 
+# aekit before torch, as the `aekit` command does: on small CPUs it sets OpenMP's
+# passive waiting, which torch reads when it loads (see aekit/_runtime.py)
+import aekit  # noqa: F401, I001
 import torch
 import train_throughput as tt
 
@@ -118,15 +121,17 @@ def section_encode(n: int, repeats: int, compile_too: bool, threads: int) -> Non
         def eager(xb: torch.Tensor, m: torch.nn.Module = model) -> torch.Tensor:
             return m.encode(xb)
 
+        def ort(xb: torch.Tensor, sess=sess, name=name) -> list:
+            return sess.run(None, {name: xb.numpy()})
+
         contenders = {"eager": lambda: _encode_rate(eager, x, batch),
-                      "ort": lambda: _encode_rate(
-                          lambda xb: sess.run(None, {name: xb.numpy()}), x, batch)}
+                      "ort": lambda: _encode_rate(ort, x, batch)}
         compile_s = float("nan")
         if compile_too:
             compiled = torch.compile(model.encode, dynamic=False)
 
             @torch.inference_mode()
-            def comp(xb: torch.Tensor) -> torch.Tensor:
+            def comp(xb: torch.Tensor, compiled=compiled) -> torch.Tensor:
                 return compiled(xb)
 
             t0 = time.perf_counter()

@@ -22,6 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+# aekit before torch, as the `aekit` command does: on small CPUs it sets OpenMP's
+# passive waiting, which torch reads when it loads (see aekit/_runtime.py)
+import aekit  # noqa: F401, I001
 import torch
 
 from aekit.models import create_model

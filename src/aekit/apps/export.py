@@ -31,7 +31,8 @@ def export_cmd(p: argparse.ArgumentParser) -> Handler:
         obj = {"out": str(path), "part": args.part, "format": args.format, "opset": args.opset,
                "bytes": path.stat().st_size, "max_abs_diff": diff}
         check = "" if diff is None else f"; onnxruntime matches PyTorch to {diff:.1e}"
-        emit(args, obj, f"wrote the {args.part} of {args.model} to {path} "
+        what = "whole model" if args.part == "full" else args.part
+        emit(args, obj, f"wrote the {what} of {args.model} to {path} "
                         f"({obj['bytes'] / 1024:.0f} KiB, opset {args.opset}){check}")
         return 0
 
