@@ -104,17 +104,11 @@ def keras_model(preset: str):
             h = layers.Dense(w, activation="gelu")(h)
         z = layers.Dense(LATENT * (2 if preset == "variational" else 1))(h)
         if preset == "variational":  # reparameterised sample; KL added as a loss
-            mu, logvar = z[:, :LATENT], z[:, LATENT:]
-            eps = keras.random.normal(keras.ops.shape(mu))
-            z = mu + keras.ops.exp(0.5 * logvar) * eps
+            z = _Sampling()(z)
         for w in reversed(hidden):
             z = layers.Dense(w, activation="gelu")(z)
         out = layers.Reshape((28, 28, 1))(layers.Dense(784, activation="sigmoid")(z))
-        model = keras.Model(inp, out)
-        if preset == "variational":
-            model.add_loss(-0.5 * keras.ops.mean(keras.ops.sum(
-                1 + logvar - mu**2 - keras.ops.exp(logvar), axis=1)))
-        return model
+        return keras.Model(inp, out)
     if preset == "conv":  # aekit conv for 28×28: 2 levels, 32-64 channels, resize-conv up
         h = layers.Conv2D(32, 3, strides=2, padding="same", activation="gelu")(inp)
         h = layers.Conv2D(64, 3, strides=2, padding="same", activation="gelu")(h)
@@ -125,6 +119,26 @@ def keras_model(preset: str):
         out = layers.Conv2D(1, 3, padding="same", activation="sigmoid")(h)
         return keras.Model(inp, out)
     raise ValueError(f"no Keras twin for preset {preset!r}")
+
+
+def _Sampling():  # a function: the class needs keras, which is optional
+    import keras
+
+    class Sampling(keras.layers.Layer):
+        """z = μ + σ·ε from the concatenated (μ, log σ²); adds the KL to N(0, I) as a loss."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.seeds = keras.random.SeedGenerator(0)
+
+        def call(self, h):
+            ops = keras.ops
+            mu, logvar = h[:, :LATENT], h[:, LATENT:]
+            self.add_loss(-0.5 * ops.mean(ops.sum(1 + logvar - mu**2 - ops.exp(logvar), axis=1)))
+            eps = keras.random.normal(ops.shape(mu), seed=self.seeds)
+            return mu + ops.exp(0.5 * logvar) * eps
+
+    return Sampling()
 
 
 def run_keras(preset: str, x: np.ndarray, epochs: int) -> float:
