@@ -36,7 +36,7 @@ def _torchrun(out: Path, nproc: int) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc-per-node={nproc}", "-m", "aekit", *TRAIN, "--out", str(out)]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 def _history(out: Path) -> list[dict]:
@@ -102,7 +102,7 @@ def test_streamed_folder_equals_loaded_folder(tmp_path):
 def test_streamed_training_uses_workers_and_matches_in_memory(tmp_path, monkeypatch):
     folder = _image_folder(tmp_path / "imgs", n=48)
     data = resolve(f"{folder}?stream=1", image_size=(8, 8), channels=1)
-    kw = dict(epochs=2, batch_size=16, progress=False, patience=None, seed=3)
+    kw = {"epochs": 2, "batch_size": 16, "progress": False, "patience": None, "seed": 3}
     torch.manual_seed(0)
     ref = create_model("deep", (1, 8, 8), 4)
     fit(ref, data, **kw)  # small: cached in memory
@@ -191,7 +191,7 @@ def test_part_module_refuses_unknown_part():
 @pytest.mark.slow
 def test_compile_opt_in_trains_like_eager():
     x = np.random.default_rng(0).random((256, 1, 8, 8)).astype(np.float32)
-    kw = dict(epochs=2, batch_size=32, progress=False, patience=None)
+    kw = {"epochs": 2, "batch_size": 32, "progress": False, "patience": None}
     torch.manual_seed(0)
     a = create_model("deep", (1, 8, 8), 4)
     ra = fit(a, x, **kw)
