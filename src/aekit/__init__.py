@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from aekit import _runtime  # noqa: E402,F401  (before torch loads: OpenMP defaults)
 from aekit.errors import AekitError  # noqa: E402
 from aekit.models import AEOutput, Autoencoder, ModelConfig, create_model  # noqa: E402
 from aekit.training import fit  # noqa: E402

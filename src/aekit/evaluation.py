@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 
 from aekit.data.arrays import ArrayData
+from aekit.data.stream import PageReleaser
 from aekit.errors import AekitError
 from aekit.io import atomic_path
 from aekit.metrics import RunningReconstruction, l0
@@ -55,7 +57,8 @@ def evaluate_model(model: Autoencoder, data: ArrayData, batch_size: int = 512) -
 def encode_to_npy(model: Autoencoder, data: ArrayData, out: str | Path, layer: str | None = None,
                   batch_size: int = 1024, progress: bool = False) -> tuple[int, ...]:
     """Codes (or one layer's activations) of every sample into ``out`` (.npy), streamed: the
-    output is a memory-mapped file written batch by batch, then renamed into place."""
+    output is written batch by batch to a temp file, then renamed into place; memory stays
+    bounded by the batch size, whatever the dataset's size."""
     model.eval()
     dev = next(model.parameters()).device
     n = len(data)
@@ -67,15 +70,21 @@ def encode_to_npy(model: Autoencoder, data: ArrayData, out: str | Path, layer: s
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n, unit="sample", leave=False)
-    with atomic_path(out, suffix=".npy") as tmp:
-        mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+    # written sequentially through a plain file (a writable memory map would keep every
+    # written page resident); input pages of a memory-mapped .npy are released as we go
+    release = PageReleaser(data.x)
+    row_bytes = data.x.dtype.itemsize * math.prod(data.x.shape[1:])
+    with atomic_path(out, suffix=".npy") as tmp, open(tmp, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                "fortran_order": False, "shape": shape})
         for start in range(0, n, batch_size):
             idx = np.arange(start, min(start + batch_size, n))
-            mm[start: start + len(idx)] = _features(model, data.batch(idx).to(dev), layer).cpu().numpy()
+            feats = _features(model, data.batch(idx).to(dev), layer)
+            f.write(np.ascontiguousarray(feats.cpu().numpy(), dtype=np.float32).tobytes())
+            release(len(idx) * row_bytes)
             if bar is not None:
                 bar.update(len(idx))
-        mm.flush()
-        del mm
     if bar is not None:
         bar.close()
     return shape

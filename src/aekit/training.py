@@ -10,16 +10,24 @@ Repeatability: the validation split and each epoch's shuffle come from generator
 generator, whose state is saved in each checkpoint. A run killed and resumed from its last
 checkpoint therefore ends with the same weights as an uninterrupted one (on the same device
 and thread count).
+
+Several processes (``torchrun --nproc-per-node N -m aekit train …``): ``batch_size`` stays
+the *global* batch. Every rank draws the same seeded permutation and takes a contiguous share
+of each global batch (a distributed sampler that keeps one process's batches); DDP averages
+the gradients, and each share's mean loss is weighted by its size, so the update equals the
+one-process update up to float rounding. Only rank 0 logs, shows progress and writes
+checkpoints; each rank's RNG state is kept in the checkpoint, so ``resume`` stays exact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from aekit import distributed
 from aekit.data.arrays import ArrayData
+from aekit.data.stream import PageReleaser
 from aekit.errors import AekitError, DataError
 from aekit.io import atomic_path, write_text_atomic
 from aekit.models import Autoencoder
@@ -83,7 +93,12 @@ def as_array_data(data: ArrayData | np.ndarray | torch.Tensor, name: str = "data
 
 
 class BatchSource:
-    """Serves batches of one dataset (and of an optional paired target dataset)."""
+    """Serves batches of one dataset (and of an optional paired target dataset).
+
+    Small data is converted to float once and indexed in memory; data whose float copy would
+    pass :data:`IN_MEMORY_BYTES` (a big memory-mapped ``.npy``, a streamed image folder) is
+    never held whole: each batch is gathered (decoded) from storage, in DataLoader worker
+    processes when ``workers`` > 0, so reading overlaps training."""
 
     def __init__(self, data: ArrayData, device: torch.device) -> None:
         self.data = data
@@ -94,9 +109,55 @@ class BatchSource:
     def __len__(self) -> int:
         return len(self.data)
 
+    @property
+    def streamed(self) -> bool:
+        return self.cache is None
+
     def get(self, idx: torch.Tensor) -> torch.Tensor:
         x = self.cache[idx] if self.cache is not None else self.data.batch(idx.numpy())
         return x.to(self.device, non_blocking=True)
+
+
+class _IndexedBatches(torch.utils.data.Dataset):
+    """A map-style dataset whose items are whole batches: item ``idx`` (an index array) is
+    ``(x, target)`` gathered from storage. Lets a DataLoader's workers decode ahead."""
+
+    def __init__(self, src: BatchSource, tgt: BatchSource | None) -> None:
+        self.src, self.tgt = src, tgt
+        # an epoch over a big memory map would otherwise leave all its pages resident
+        self.release = [PageReleaser(s.data.x) for s in (src, tgt) if s is not None]
+        self.row_bytes = [s.data.x.dtype.itemsize * math.prod(s.data.x.shape[1:])
+                          for s in (src, tgt) if s is not None]
+
+    def __len__(self) -> int:  # not used for sampling; the sampler below decides
+        return len(self.src)
+
+    def __getitem__(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.src.data.batch(idx)
+        t = self.tgt.data.batch(idx) if self.tgt is not None else x.new_empty(0)
+        for release, row in zip(self.release, self.row_bytes):
+            release(len(idx) * row)
+        return x, t
+
+
+class _EpochSampler:
+    """Yields the current epoch's batch index arrays; set ``batches`` before each epoch (the
+    DataLoader's persistent workers then receive them in order)."""
+
+    def __init__(self) -> None:
+        self.batches: list[np.ndarray] = []
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def default_workers(local_world_size: int = 1) -> int:
+    """DataLoader worker processes for streamed data: a share of the cores, at most 4."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cores // max(local_world_size, 1) - 1))
 
 
 def lr_factor(progress: float, warmup: float) -> float:
@@ -129,9 +190,13 @@ def standardization(data: ArrayData, chunk: int = 8192) -> tuple[torch.Tensor, t
 
 # ------------------------------------------------------------------------------ checkpoints
 def save_checkpoint(path: Path, model: Autoencoder, optimizer: torch.optim.Optimizer,
-                    best_state: dict[str, torch.Tensor] | None, state: dict[str, Any]) -> None:
+                    best_state: dict[str, torch.Tensor] | None, state: dict[str, Any],
+                    rng_states: list[torch.Tensor] | None = None) -> None:
     """Model, optimiser, best weights and RNG in one safetensors file; loop state as JSON in
-    its metadata. Written to a temp file and renamed: a kill never leaves half a checkpoint."""
+    its metadata. Written to a temp file and renamed: a kill never leaves half a checkpoint.
+
+    ``rng_states``: the other ranks' torch RNG states (rank order, rank 0 first) in a
+    distributed run, so each rank resumes its own noise stream."""
     from safetensors.torch import save_file
 
     tensors: dict[str, torch.Tensor] = {}
@@ -146,22 +211,27 @@ def save_checkpoint(path: Path, model: Autoencoder, optimizer: torch.optim.Optim
             t = v if isinstance(v, torch.Tensor) else torch.tensor(v)
             tensors[f"optim.{pid}.{k}"] = t.detach().cpu().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
+    for r, st in list(enumerate(rng_states or []))[1:]:
+        tensors[f"rng.torch.rank{r}"] = st.cpu().contiguous()
+    dev = next(model.parameters()).device
+    if dev.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(dev)
     meta = {"state": json.dumps(state), "param_groups": json.dumps(opt["param_groups"])}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
 
-def load_checkpoint(path: Path, model: Autoencoder, optimizer: torch.optim.Optimizer
-                    ) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
+def load_checkpoint(path: Path, model: Autoencoder, optimizer: torch.optim.Optimizer,
+                    rank: int = 0) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
     from safetensors import safe_open
 
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata()
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
         state = json.loads(meta["state"])
         groups = json.loads(meta["param_groups"])
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 — safetensors/json raise many types
         raise AekitError(f"{path}: cannot resume from this checkpoint ({e})") from None
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
@@ -171,8 +241,44 @@ def load_checkpoint(path: Path, model: Autoencoder, optimizer: torch.optim.Optim
             _, pid, name = k.split(".", 2)
             opt_state.setdefault(int(pid), {})[name] = v
     optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
-    torch.set_rng_state(tensors["rng.torch"])
+    if rank == 0:
+        torch.set_rng_state(tensors["rng.torch"])
+    elif f"rng.torch.rank{rank}" in tensors:
+        torch.set_rng_state(tensors[f"rng.torch.rank{rank}"])
+    else:  # a checkpoint from fewer processes: a fresh, distinct stream for this rank
+        torch.manual_seed(int(state.get("step", 0)) * 1_000_003 + rank)
+    dev = next(model.parameters()).device
+    if dev.type == "cuda" and "rng.cuda" in tensors and rank == 0:
+        torch.cuda.set_rng_state(tensors["rng.cuda"], dev)
     return state, best
+
+
+def make_optimizer(params: list[torch.nn.Parameter], lr: float, weight_decay: float,
+                   device: torch.device) -> torch.optim.Optimizer:
+    """AdamW, with the fused kernel where the device has one (CPU and CUDA): one pass over
+    all parameters instead of a Python loop of small ops per tensor."""
+    if device.type in ("cpu", "cuda"):
+        try:
+            return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+        except (RuntimeError, TypeError, ValueError):
+            pass
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+def uses_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
+    """Channels-last pays for 2-D convolutions on CPU (oneDNN's native layout)."""
+    return device.type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+
+
+def match_state_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give optimiser state loaded from a file its parameter's memory layout (a fused step
+    assumes they agree)."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            st = optimizer.state.get(p, {})
+            for k, v in list(st.items()):
+                if isinstance(v, torch.Tensor) and v.shape == p.shape and v.stride() != p.stride():
+                    st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
 # ------------------------------------------------------------------------------------ fit
@@ -199,12 +305,20 @@ def fit(
     progress: bool | None = None,
     grad_clip: float | None = 5.0,
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+    compile: bool = False,
+    workers: int | None = None,
 ) -> FitResult:
     """Train ``model`` on ``data`` (reconstructing it, or ``target`` when given: pairs).
 
     The budget is ``epochs`` or ``minutes`` (wall clock, checked every step); with neither,
     30 epochs. With ``out_dir``, a metrics log and a checkpoint are written there after every
     ``checkpoint_every`` epochs, and ``resume=True`` continues from that checkpoint.
+
+    ``compile=True`` runs the training forward through ``torch.compile`` (opt-in: it costs
+    seconds to minutes of compilation up front and pays on long GPU runs). ``workers``: the
+    DataLoader worker processes that read batches of data too big to keep in memory
+    (default: a share of the cores; 0 reads in the training process). Under ``torchrun``
+    the run is distributed (see the module docstring); ``on_epoch_end`` is called on rank 0.
     """
     if epochs is None and minutes is None:
         epochs = 30
@@ -225,7 +339,27 @@ def fit(
                         f"expects {model.input_shape}")
 
     torch.manual_seed(seed)
-    dev = pick_device(device)
+    info, dev, owns_group = distributed.setup(pick_device(device))
+    try:
+        return _fit(model, data, tgt, info, dev, epochs=epochs, minutes=minutes,
+                    batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup=warmup,
+                    val_fraction=val_fraction, val_data=val_data, patience=patience, seed=seed,
+                    amp=amp, out_dir=out_dir, resume=resume, checkpoint_every=checkpoint_every,
+                    progress=progress, grad_clip=grad_clip, on_epoch_end=on_epoch_end,
+                    compile=compile, workers=workers)
+    finally:
+        distributed.teardown(owns_group)
+
+
+def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distributed.DistInfo,
+         dev: torch.device, *, epochs: int | None, minutes: float | None, batch_size: int,
+         lr: float, weight_decay: float, warmup: float, val_fraction: float,
+         val_data: ArrayData | None, patience: int | None, seed: int, amp: bool,
+         out_dir: str | os.PathLike[str] | None, resume: bool, checkpoint_every: int,
+         progress: bool | None, grad_clip: float | None,
+         on_epoch_end: Callable[[dict[str, float]], None] | None, compile: bool,
+         workers: int | None) -> FitResult:
+    rank, world, main = info.rank, info.world_size, info.is_main
     model.to(dev)
     out = Path(out_dir) if out_dir is not None else None
     ckpt_path = out / CHECKPOINT_NAME if out is not None else None
@@ -236,7 +370,7 @@ def fit(
         train_idx, val_idx = np.arange(n), None
     elif val_fraction > 0 and n >= 10:
         perm = np.random.default_rng(seed).permutation(n)
-        n_val = max(1, int(round(n * val_fraction)))
+        n_val = max(1, round(n * val_fraction))
         train_idx, val_idx = np.sort(perm[n_val:]), np.sort(perm[:n_val])
     else:
         train_idx, val_idx = np.arange(n), None
@@ -254,15 +388,27 @@ def fit(
         mean, std = standardization(data.subset(train_idx))
         model.set_normalization(mean.to(dev), std.to(dev))
 
+    # channels-last convolutions skip oneDNN's layout copies on CPU (measured in
+    # benchmarks/scale.py); the model goes back to the default layout at the end
+    channels_last = uses_channels_last(model, dev)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise AekitError("the model has no trainable parameters (everything is frozen)")
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    optimizer = make_optimizer(params, lr, weight_decay, dev)
     n_train = len(train_src)
     bs = min(batch_size, n_train)
+    if bs < world:
+        raise AekitError(f"a global batch of {bs} cannot be shared by {world} processes")
     steps_per_epoch = max(1, n_train // bs)  # drop the ragged last batch: stable batch stats
     total_steps = epochs * steps_per_epoch if epochs is not None else None
     budget_s = minutes * 60 if minutes is not None else None
+    # this rank's contiguous share [lo, hi) of every global batch; its mean loss is weighted
+    # by share size × world so DDP's gradient average is the global batch's mean gradient
+    bounds = distributed.shard_bounds(bs, world)
+    lo, hi = bounds[rank], bounds[rank + 1]
+    loss_weight = world * (hi - lo) / bs
 
     result = FitResult()
     state: dict[str, Any] = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_val": math.inf,
@@ -271,13 +417,25 @@ def fit(
     if resume:
         if ckpt_path is None or not ckpt_path.is_file():
             raise AekitError(f"nothing to resume: no {CHECKPOINT_NAME} in {out}")
-        state, best_state = load_checkpoint(ckpt_path, model, optimizer)
+        state, best_state = load_checkpoint(ckpt_path, model, optimizer, rank)
         model.to(dev)
-    if out is not None:
+        match_state_layout(optimizer)
+    elif rank > 0:
+        torch.manual_seed(seed * 1_000_003 + rank)  # own corruption / sampling noise per rank
+    if out is not None and main:
         out.mkdir(parents=True, exist_ok=True)
 
+    net: torch.nn.Module = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    step_fn = torch.compile(net) if compile else net
+
     use_amp = amp and dev.type == "cuda"
-    show = sys.stderr.isatty() if progress is None else progress
+    autocast = ((lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if use_amp
+                else contextlib.nullcontext)
+    show = (sys.stderr.isatty() if progress is None else progress) and main
     bar = None
     if show:
         from tqdm.auto import tqdm
@@ -285,29 +443,86 @@ def fit(
         bar = tqdm(total=total_steps if total_steps else None, initial=state["step"],
                    unit="step", dynamic_ncols=True, leave=False, file=sys.stderr)
 
+    # streamed data: a DataLoader whose persistent workers gather the next batches ahead
+    streamed = train_src.streamed or (train_tgt is not None and train_tgt.streamed)
+    n_workers = (default_workers(info.local_world_size) if workers is None else workers) if streamed else 0
+    sampler = _EpochSampler()
+    loader = None
+    threads_before = torch.get_num_threads()
+    if n_workers > 0 and dev.type == "cpu":
+        # the workers decode on cores of their own: oversubscribed OpenMP threads crawl
+        from aekit._runtime import available_cores
+
+        spare = max(1, available_cores() // max(info.local_world_size, 1) - n_workers)
+        torch.set_num_threads(min(threads_before, spare))
+    if n_workers > 0:
+        loader = torch.utils.data.DataLoader(
+            _IndexedBatches(train_src, train_tgt), batch_size=None, sampler=sampler,
+            num_workers=n_workers, persistent_workers=True, prefetch_factor=4,
+            pin_memory=dev.type == "cuda")
+
+    def layout(t: torch.Tensor) -> torch.Tensor:
+        if channels_last and t.dim() == 4:
+            return t.contiguous(memory_format=torch.channels_last)
+        return t
+
+    def epoch_batches(perm: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        shares = [perm[b * bs + lo: b * bs + hi] for b in range(steps_per_epoch)]
+        if loader is None:
+            for idx in shares:
+                xb = train_src.get(idx)
+                tb = train_tgt.get(idx) if train_tgt is not None else None
+                yield layout(xb), (layout(tb) if tb is not None else None)
+            return
+        # sorted indices read a memory map or a folder in file order; the batch's contents
+        # (a set) and so its mean gradient are unchanged
+        sampler.batches = [np.sort(idx.numpy()) for idx in shares]
+        try:
+            for xb, tb in loader:
+                xb = xb.to(dev, non_blocking=True)
+                tb = tb.to(dev, non_blocking=True) if train_tgt is not None else None
+                yield layout(xb), (layout(tb) if tb is not None else None)
+        except DataError as e:  # raised in a worker: keep its one line, not the traceback
+            last = str(e).strip().splitlines()[-1]
+            raise DataError(last.split("DataError: ", 1)[-1]) from None
+
     start_time = time.perf_counter() - state["elapsed"]
     step = state["step"]
     epoch = state["epoch"]
     samples_seen = 0
     stopped = "budget"
+    # distributed runs on a time budget agree on rank 0's clock (a broadcast per step), so
+    # every rank uses the same learning rate and stops after the same step
+    clock = torch.zeros(1, dtype=torch.float64, device=dev)
 
     def elapsed() -> float:
         return time.perf_counter() - start_time
 
+    def shared_elapsed() -> float:
+        if world == 1:
+            return elapsed()
+        clock.fill_(elapsed())
+        return float(distributed.broadcast_(clock, 0))
+
+    now = shared_elapsed() if budget_s is not None else 0.0
+
     def progress_now() -> float:
         if total_steps is not None:
             return step / total_steps
-        return min(elapsed() / budget_s, 1.0)  # type: ignore[operator]
+        return min((elapsed() if world == 1 else now) / budget_s, 1.0)  # type: ignore[operator]
 
     def evaluate() -> dict[str, float]:
         if val_src is None:
             return {}
         model.eval()
+        nv = len(val_src)
+        vb = distributed.shard_bounds(nv, world) if nv >= world else [0] + [nv] * world
+        v_lo, v_hi = (vb[rank], vb[rank + 1]) if nv >= world else (0, nv)
         sums: dict[str, float] = {}
         count = 0
-        with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-            for s in range(0, len(val_src), 512):
-                idx = torch.arange(s, min(s + 512, len(val_src)))
+        with torch.no_grad(), autocast():
+            for s in range(v_lo, v_hi, 512):
+                idx = torch.arange(s, min(s + 512, v_hi))
                 xb = val_src.get(idx)
                 tb = val_tgt.get(idx) if val_tgt is not None else None
                 o = model(xb, tb)
@@ -315,6 +530,11 @@ def fit(
                     sums[k] = sums.get(k, 0.0) + float(v) * len(idx)
                 count += len(idx)
         model.train()
+        if world > 1 and nv >= world:
+            keys = sorted(sums)
+            tot = distributed.all_reduce_sum(torch.tensor([count] + [sums[k] for k in keys],
+                                                          dtype=torch.float64, device=dev)).tolist()
+            count, sums = int(tot[0]), dict(zip(keys, tot[1:]))
         out_d = {f"val_{k}": v / count for k, v in sums.items()}
         out_d["val_loss"] = sum(v for k, v in out_d.items())
         return out_d
@@ -322,74 +542,95 @@ def fit(
     model.train()
     done = False
     t_train = 0.0
-    while not done:
-        if epochs is not None and epoch >= epochs:
-            break
-        g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        perm = torch.randperm(n_train, generator=g)
-        run_loss = torch.zeros((), device=dev)
-        comp: dict[str, torch.Tensor] = {}
-        t0 = time.perf_counter()
-        steps_this_epoch = 0
-        for b in range(steps_per_epoch):
-            idx = perm[b * bs:(b + 1) * bs]
-            xb = train_src.get(idx)
-            tb = train_tgt.get(idx) if train_tgt is not None else None
-            for group in optimizer.param_groups:
-                group["lr"] = lr * lr_factor(progress_now(), warmup)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                o = model(xb, tb)
-                loss = o.loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, grad_clip)
-            optimizer.step()
-            step += 1
-            steps_this_epoch += 1
-            samples_seen += len(idx)
-            run_loss += loss.detach()
-            for k, v in o.losses.items():
-                comp[k] = comp.get(k, 0.0) + v.detach()
-            if bar is not None and (step % 10 == 0 or b == steps_per_epoch - 1):
-                bar.update(10 if step % 10 == 0 else step % 10)
-                bar.set_postfix(epoch=epoch + 1, loss=f"{float(run_loss) / steps_this_epoch:.4g}")
-            if budget_s is not None and elapsed() >= budget_s:
-                stopped = "time"
-                done = True
+    try:
+        while not done:
+            if epochs is not None and epoch >= epochs:
                 break
-        t_train += time.perf_counter() - t0
-        loss_val = float(run_loss) / max(steps_this_epoch, 1)
-        if not math.isfinite(loss_val):
-            raise AekitError(f"training diverged at epoch {epoch + 1} (loss {loss_val}); "
-                             "try a smaller --lr")
-        epoch += 1
-        record: dict[str, float] = {"epoch": epoch, "step": step, "loss": loss_val,
-                                    "lr": optimizer.param_groups[0]["lr"],
-                                    "seconds": round(elapsed(), 3)}
-        record.update({k: float(v) / max(steps_this_epoch, 1) for k, v in comp.items()})
-        record.update(evaluate())
-        state["history"].append(record)
-        monitored = record.get("val_loss", loss_val)
-        if monitored < state["best_val"] * (1 - 1e-4) or state["best_epoch"] < 0:
-            state["best_val"], state["best_epoch"], state["bad_epochs"] = monitored, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            state["bad_epochs"] += 1
-        if on_epoch_end is not None:
-            on_epoch_end(record)
-        if patience is not None and state["bad_epochs"] >= patience:
-            stopped = "early_stopping"
-            done = True
-        state.update(epoch=epoch, step=step, elapsed=elapsed())
-        if out is not None:
-            write_text_atomic(out / METRICS_NAME, "".join(json.dumps(r) + "\n" for r in state["history"]))
-            if (epoch % checkpoint_every == 0) or done:
-                save_checkpoint(ckpt_path, model, optimizer, best_state, state)  # type: ignore[arg-type]
-    if bar is not None:
-        bar.close()
+            g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+            perm = torch.randperm(n_train, generator=g)
+            run_loss = torch.zeros((), device=dev)
+            comp: dict[str, torch.Tensor] = {}
+            t0 = time.perf_counter()
+            steps_this_epoch = 0
+            for b, (xb, tb) in enumerate(epoch_batches(perm)):
+                for group in optimizer.param_groups:
+                    group["lr"] = lr * lr_factor(progress_now(), warmup)
+                with autocast():
+                    o = step_fn(xb, tb)
+                    loss = o.loss if loss_weight == 1.0 else o.loss * loss_weight
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if grad_clip:
+                    torch.nn.utils.clip_grad_norm_(params, grad_clip, foreach=True)
+                optimizer.step()
+                step += 1
+                steps_this_epoch += 1
+                samples_seen += bs
+                run_loss += loss.detach()
+                for k, v in o.losses.items():
+                    v = v.detach()
+                    comp[k] = comp[k] + v if k in comp else v
+                if bar is not None and (step % 10 == 0 or b == steps_per_epoch - 1):
+                    bar.update(10 if step % 10 == 0 else step % 10)
+                    bar.set_postfix(epoch=epoch + 1,
+                                    loss=f"{float(run_loss) / steps_this_epoch:.4g}")
+                if budget_s is not None:
+                    now = shared_elapsed()
+                    if now >= budget_s:
+                        stopped = "time"
+                        done = True
+                        break
+            t_train += time.perf_counter() - t0
+            if world > 1:  # the global batch's loss: average the weighted shares over ranks
+                keys = list(comp)
+                tot = distributed.all_reduce_sum(
+                    torch.stack([run_loss.float()] + [comp[k].float() * loss_weight for k in keys]))
+                tot = (tot / world).tolist()
+                run_loss_val, comp = tot[0], dict(zip(keys, tot[1:]))
+            else:
+                run_loss_val = float(run_loss)
+            loss_val = run_loss_val / max(steps_this_epoch, 1)
+            if not math.isfinite(loss_val):
+                raise AekitError(f"training diverged at epoch {epoch + 1} (loss {loss_val}); "
+                                 "try a smaller --lr")
+            epoch += 1
+            record: dict[str, float] = {"epoch": epoch, "step": step, "loss": loss_val,
+                                        "lr": optimizer.param_groups[0]["lr"],
+                                        "seconds": round(elapsed(), 3)}
+            record.update({k: float(v) / max(steps_this_epoch, 1) for k, v in comp.items()})
+            record.update(evaluate())
+            state["history"].append(record)
+            monitored = record.get("val_loss", loss_val)
+            if monitored < state["best_val"] * (1 - 1e-4) or state["best_epoch"] < 0:
+                state["best_val"], state["best_epoch"], state["bad_epochs"] = monitored, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                state["bad_epochs"] += 1
+            if on_epoch_end is not None and main:
+                on_epoch_end(record)
+            if patience is not None and state["bad_epochs"] >= patience:
+                stopped = "early_stopping"
+                done = True
+            state.update(epoch=epoch, step=step, elapsed=elapsed())
+            if out is not None and ((epoch % checkpoint_every == 0) or done):
+                # every rank's RNG goes into rank 0's checkpoint (a collective: all ranks call)
+                rngs = ([t.cpu() for t in distributed.all_gather(torch.get_rng_state().to(dev))]
+                        if world > 1 else None)
+                if main:
+                    save_checkpoint(ckpt_path, model, optimizer, best_state, state, rngs)  # type: ignore[arg-type]
+            if out is not None and main:
+                write_text_atomic(out / METRICS_NAME,
+                                  "".join(json.dumps(r) + "\n" for r in state["history"]))
+    finally:
+        if bar is not None:
+            bar.close()
+        if loader is not None:
+            del loader  # stops the persistent workers
+            torch.set_num_threads(threads_before)
     if best_state is not None:
         model.load_state_dict(best_state)
+    if channels_last:
+        model.to(memory_format=torch.contiguous_format)
     model.eval()
     result.history = state["history"]
     result.best_val_loss = state["best_val"]

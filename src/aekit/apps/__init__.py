@@ -21,6 +21,7 @@ APP_MODULES = (
     "aekit.apps.reduce",
     "aekit.apps.codec",
     "aekit.apps.topics",
+    "aekit.apps.export",
 )
 
 

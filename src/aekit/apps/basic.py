@@ -21,6 +21,7 @@ from aekit.apps.common import (
     load_model,
 )
 from aekit.data import list_datasets
+from aekit.distributed import is_main_process
 from aekit.errors import AekitError
 from aekit.evaluation import encode_to_npy, evaluate_model, image_grid, reconstruct_array
 from aekit.models import PRESETS, Autoencoder, preset_config
@@ -65,6 +66,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --init-encoder-from: copy only the first N encoder layers")
     p.add_argument("--freeze", action="store_true", help="keep transferred encoder layers frozen")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--compile", action="store_true",
+                   help="run training through torch.compile (opt-in; pays on long GPU runs)")
     add_data_options(p)
     add_json_flag(p)
 
@@ -99,25 +102,28 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
                "model_overrides": overrides, "data": args.data, "seed": args.seed}
     import torch
 
-    torch.manual_seed(args.seed)  # the initial weights are part of a repeatable run
+    torch.manual_seed(args.seed)  # the initial weights follow --seed (every rank alike)
     model = Autoencoder(config)
     if tuple(data.input_shape) != model.input_shape:
         raise AekitError(f"{data.name}: samples have shape {tuple(data.input_shape)} but the run "
                          f"being resumed expects {model.input_shape}")
     if args.init_encoder_from and not args.resume:
         model.load_encoder_from(args.init_encoder_from, args.transfer_layers, args.freeze)
+    main = is_main_process()  # under torchrun only rank 0 writes files
     out.mkdir(parents=True, exist_ok=True)
-    if not args.resume:
+    if not args.resume and main:
         from aekit.io import write_json_atomic
 
         write_json_atomic(out / "run.json", run)
     result = fit(model, data, epochs=args.epochs, minutes=args.minutes, batch_size=args.batch_size,
                  lr=args.lr, val_fraction=args.val_fraction, patience=args.patience or None,
                  seed=args.seed, device=args.device, out_dir=out, resume=args.resume,
-                 progress=False if args.no_progress else None)
+                 progress=False if args.no_progress else None,
+                 compile=getattr(args, "compile", False))
     summary = {"data": args.data, "seed": args.seed, **result.summary()}
     model.cpu()
-    model.save_pretrained(out, summary=summary)
+    if main:
+        model.save_pretrained(out, summary=summary)
     return model, out, summary
 
 
@@ -128,6 +134,8 @@ def train_cmd(p: argparse.ArgumentParser) -> Handler:
     def run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         model, out, summary = train_from_args(args)
+        if not is_main_process():
+            return 0
         data = load_data_for(args, args.data, model)
         _, val = data.split(args.val_fraction or 0.1, seed=args.seed)
         metrics = evaluate_model(model, val if len(val) else data)

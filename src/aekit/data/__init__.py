@@ -2,7 +2,8 @@
 
 A spec is one of:
 
-* a path: a folder of images, ``.npy`` (memory-mapped), ``.npz`` (``x``, optional ``y``),
+* a path: a folder of images (streamed from disk when bigger than
+  :data:`aekit.data.stream.STREAM_BYTES`, or with ``folder?stream=1``), ``.npy`` (memory-mapped), ``.npz`` (``x``, optional ``y``),
   ``.csv`` (numeric columns; a ``label``/``y``/``class`` column becomes the labels), or a
   single image file;
 * an embedded dataset (:mod:`aekit.data.embedded`): ``digits``, ``digits28``, ``faces``,
@@ -25,8 +26,9 @@ import numpy as np
 
 from aekit.data.arrays import ArrayData, infer_layout
 from aekit.data.embedded import EMBEDDED, load_embedded
-from aekit.data.images import IMAGE_SUFFIXES, load_image_folder, read_image
+from aekit.data.images import IMAGE_SUFFIXES, read_image
 from aekit.data.standard import STANDARD
+from aekit.data.stream import image_folder_array, parse_flag
 from aekit.errors import DataError
 
 __all__ = ["ArrayData", "resolve", "list_datasets", "infer_layout"]
@@ -142,7 +144,7 @@ def resolve(spec: str, *, image_size: tuple[int, int] | None = None, channels: i
     if path.exists():
         if path.is_dir():
             size = image_size or (64, 64)
-            x = load_image_folder(path, size=size, channels=channels or 3)
+            x = image_folder_array(path, size, channels or 3, parse_flag(options.get("stream")))
         else:
             suffix = path.suffix.lower()
             if suffix == ".npy":

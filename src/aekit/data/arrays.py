@@ -154,9 +154,13 @@ class ArrayData:
         if 0 in self.input_shape:
             raise DataError(f"{self.name}: samples have no features (shape {self.input_shape})")
         if np.issubdtype(self.x.dtype, np.floating):
+            from aekit.data.stream import PageReleaser
+
+            release = PageReleaser(self.x)  # a pass over a big memory map: keep RSS bounded
             for start in range(0, len(self), chunk):
                 rows = self._rows(np.arange(start, min(start + chunk, len(self))))
                 bad = ~np.isfinite(rows.reshape(len(rows), -1)).all(1)
+                release(rows.nbytes)
                 if bad.any():
                     i = start + int(np.argmax(bad))
                     raise DataError(f"{self.name}: sample {i} contains NaN or infinite values")

@@ -97,7 +97,12 @@ def load_image_folder(folder: str | os.PathLike[str], size: tuple[int, int] = (6
         raise DataError(f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     out = np.empty((len(files), channels, *size), dtype=np.uint8)
     for i, f in enumerate(files):
-        img = fit_to_size(read_image(f, "L" if channels == 1 else "RGB"), size)
-        img = img[None] if img.ndim == 2 else img.transpose(2, 0, 1)
-        out[i] = (img * 255 + 0.5).astype(np.uint8)
+        out[i] = load_image_uint8(f, size, channels)
     return out
+
+
+def load_image_uint8(path: str | os.PathLike[str], size: tuple[int, int], channels: int) -> np.ndarray:
+    """One image file resized/cropped to ``size``: uint8 (C, H, W)."""
+    img = fit_to_size(read_image(path, "L" if channels == 1 else "RGB"), size)
+    img = img[None] if img.ndim == 2 else img.transpose(2, 0, 1)
+    return (img * 255 + 0.5).astype(np.uint8)

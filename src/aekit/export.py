@@ -1,0 +1,151 @@
+"""Deploying a model outside Python: ONNX export of its encoder, decoder or whole.
+
+    part="encoder":  x (B, *input_shape) ──▶ z (B, latent…)      deterministic (a VAE: its mean)
+    part="decoder":  z (B, latent…)      ──▶ x̂ (B, *input_shape)
+    part="full":     x (B, *input_shape) ──▶ x̂                   decode(encode(x))
+
+Inputs and outputs are in data space (images in [0, 1], tabular data in its own units): the
+normalisation a model learned travels inside the graph. The batch axis is dynamic. The
+model's ``config.json`` and the part are stored in the ONNX metadata (``aekit_config``,
+``aekit_part``), so a deployment can tell what it runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from aekit.errors import AekitError
+from aekit.io import atomic_path
+from aekit.models import Autoencoder
+
+PARTS = ("encoder", "decoder", "full")
+FORMATS = ("onnx",)
+DEFAULT_OPSET = 17
+
+
+class _Encoder(nn.Module):
+    def __init__(self, model: Autoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(x)
+
+
+class _Decoder(nn.Module):
+    def __init__(self, model: Autoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(z)
+
+
+class _Full(nn.Module):
+    def __init__(self, model: Autoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.reconstruct(x)
+
+
+def part_module(model: Autoencoder, part: str) -> nn.Module:
+    """The callable one part computes, as a module (what gets exported)."""
+    wrappers = {"encoder": _Encoder, "decoder": _Decoder, "full": _Full}
+    if part not in wrappers:
+        raise AekitError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
+    return wrappers[part](model).eval()
+
+
+@torch.no_grad()
+def example_input(model: Autoencoder, part: str, batch: int = 2, seed: int = 0) -> torch.Tensor:
+    """A deterministic input batch for ``part``: data-like for encoder/full, codes of such
+    data for the decoder."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(batch, *model.input_shape, generator=g)
+    if model.config.normalization == "standard":  # tabular: values around the data's range
+        x = model.denormalize(torch.randn(batch, *model.input_shape, generator=g))
+    return model.encode(x) if part == "decoder" else x
+
+
+def export_onnx(model: Autoencoder, out: str | os.PathLike[str], part: str = "full",
+                opset: int = DEFAULT_OPSET) -> Path:
+    """Write ``part`` of ``model`` as an ONNX file at ``out`` (atomically), batch axis dynamic.
+
+    Input name ``x`` (or ``z`` for the decoder), output ``z`` (or ``x_hat``)."""
+    out = Path(out)
+    module = part_module(model.cpu().eval(), part)
+    example = example_input(model, part)
+    in_name = "z" if part == "decoder" else "x"
+    out_name = "z" if part == "encoder" else "x_hat"
+    with atomic_path(out, suffix=".onnx") as tmp:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tracer chatter about Python-side shape checks
+                torch.onnx.export(
+                    module, (example,), str(tmp), input_names=[in_name], output_names=[out_name],
+                    dynamic_axes={in_name: {0: "batch"}, out_name: {0: "batch"}},
+                    opset_version=opset, dynamo=False, do_constant_folding=True)
+        except Exception as e:  # noqa: BLE001 — the exporter raises many types
+            first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+            raise AekitError(f"cannot export the {part} of this {model.config.preset} model to "
+                             f"ONNX: {first}") from None
+        _add_metadata(tmp, model, part)
+    return out
+
+
+def _add_metadata(path: Path, model: Autoencoder, part: str) -> None:
+    import onnx
+
+    from aekit import __version__
+
+    proto = onnx.load(str(path))
+    for key, value in (("aekit_config", json.dumps(model.config.to_dict())),
+                       ("aekit_part", part), ("aekit_version", __version__)):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
+def onnx_session(path: str | os.PathLike[str], threads: int | None = None):
+    """An onnxruntime CPU inference session for an exported file (what the check and the
+    benchmarks run; a deployment builds its own)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise AekitError("onnxruntime is not installed: pip install onnxruntime") from None
+    from aekit._runtime import SMALL_CPU_CORES, available_cores
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    if available_cores() <= SMALL_CPU_CORES:
+        # as for torch (aekit/_runtime.py): on a small, contended CPU spinning threads wait
+        # on descheduled ones; passive waiting encoded 1.6× faster on a shared 2-core machine
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+@torch.no_grad()
+def check_onnx(model: Autoencoder, path: str | os.PathLike[str], part: str,
+               batch: int = 8) -> float:
+    """Largest absolute difference between onnxruntime's and PyTorch's outputs of ``part``
+    on a deterministic batch (of a different size than the export's, to exercise the
+    dynamic batch axis)."""
+    sess = onnx_session(path)
+    x = example_input(model, part, batch=batch, seed=1)
+    want = part_module(model.cpu().eval(), part)(x).numpy()
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    if got.shape != want.shape:
+        raise AekitError(f"{path}: ONNX output shape {got.shape} differs from PyTorch's {want.shape}")
+    return float(np.max(np.abs(got - want))) if want.size else 0.0
