@@ -27,6 +27,7 @@ from torch import Tensor
 
 import aekit.codes  # noqa: F401  (registers codes)
 import aekit.corruptions  # noqa: F401
+import aekit.corruptions_restore  # noqa: F401  (grayscale, watermark, downsample, blur, holes)
 import aekit.nn  # noqa: F401  (registers architectures)
 import aekit.penalties  # noqa: F401
 from aekit.codes import CODES
@@ -60,6 +61,10 @@ class ModelConfig:
     # "unit": data already in [0, 1] (images) → sigmoid output; "standard": per-feature
     # standardisation learned from the training data → identity output
     normalization: str = "unit"
+    # output activation: "auto" = sigmoid for "unit", identity for "standard"; "identity" for
+    # residual image-to-image models (the input is added inside the arch, so a sigmoid would
+    # squash a value that is already a pixel); "sigmoid" forces it
+    output_activation: str = "auto"
     # "mse" (summed squared error per sample) or "bce" (for data in [0, 1])
     loss: str = "mse"
     # anything a job needs to keep with the model (task, vocabulary file, labels, …)
@@ -162,6 +167,9 @@ class Autoencoder(nn.Module):
             raise AekitError(f"latent_dim must be positive, got {config.latent_dim}")
         if config.normalization not in ("unit", "standard"):
             raise AekitError(f"normalization must be 'unit' or 'standard', got {config.normalization!r}")
+        if config.output_activation not in ("auto", "sigmoid", "identity"):
+            raise AekitError("output_activation must be 'auto', 'sigmoid' or 'identity', got "
+                             f"{config.output_activation!r}")
         if config.loss not in ("mse", "bce"):
             raise AekitError(f"loss must be 'mse' or 'bce', got {config.loss!r}")
         code_cls = CODES.get(config.code)
@@ -193,7 +201,10 @@ class Autoencoder(nn.Module):
         return xn * self.norm_scale + self.norm_shift
 
     def _output(self, out: Tensor) -> Tensor:
-        return torch.sigmoid(out) if self.config.normalization == "unit" else out
+        act = self.config.output_activation
+        if act == "auto":
+            act = "sigmoid" if self.config.normalization == "unit" else "identity"
+        return torch.sigmoid(out) if act == "sigmoid" else out
 
     # -- the contract ----------------------------------------------------------------------
     def check_input(self, x: Tensor) -> None:
@@ -376,3 +387,7 @@ def count_parameters(model: nn.Module) -> int:
 
 def input_numel(model: Autoencoder) -> int:
     return math.prod(model.input_shape)
+
+
+# the restoration preset (`restore`) and its per-task overrides need PRESETS defined above
+import aekit.presets_restore  # noqa: E402,F401

@@ -22,7 +22,9 @@ Recipe = Callable[..., dict[str, Any]]
 #: name -> recipe; registered by the job modules (importing them fills it)
 RECIPES: Registry = Registry("zoo recipe")
 #: the job modules that register recipes
-RECIPE_MODULES: tuple[str, ...] = ()
+RECIPE_MODULES: tuple[str, ...] = (
+    "aekit.apps.restore",
+)
 
 ZOO_DIR = Path(__file__).resolve().parent
 
