@@ -242,8 +242,8 @@ def tiled_apply(fn: Callable[[Tensor], Tensor], image: np.ndarray, *, scale: int
         if out is None:
             c_out = out_channels or results[0][1].shape[0]
             out = np.empty((c_out, h * s, w * s), dtype=out_dtype)
-            acc = np.zeros((c_out, tile * s, w * s), np.float32)
-            wsum = np.zeros((tile * s, w * s), np.float32)
+            acc = np.zeros((c_out, min(tile, h) * s, w * s), np.float32)
+            wsum = np.zeros((min(tile, h) * s, w * s), np.float32)
         # shift the accumulators so they start at this tile row
         shift = y0 * s - acc_top
         if shift:
