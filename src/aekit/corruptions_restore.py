@@ -178,6 +178,8 @@ class Holes(Corruption):
             rng = np.random.default_rng(self.seed)
             self._bank = torch.from_numpy(np.stack(
                 [_random_strokes(self.size, self.size, rng) for _ in range(self.bank_n)]))[:, None]
+        if self._bank.device != device:  # keep the bank where the batches are (GPU)
+            self._bank = self._bank.to(device)
         return _crop_from_bank(self._bank, n, h, w, device)
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -385,6 +387,8 @@ class Watermark(Corruption):
             self._bank = torch.from_numpy(np.stack(
                 [render_watermark(self.size, self.size, rng, self.split)
                  for _ in range(self.bank_n)]))[:, None]
+        if self._bank.device != device:  # keep the bank where the batches are (GPU)
+            self._bank = self._bank.to(device)
         return _crop_from_bank(self._bank, n, h, w, device)
 
     def apply(self, x: Tensor) -> tuple[Tensor, Tensor]:

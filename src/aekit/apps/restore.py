@@ -469,7 +469,7 @@ def zoo_recipe(name: str):
         dev = pick_device(device)
         gpu = dev.type == "cuda"
         patch = {"upscale": 96 if not gpu else 192}.get(task, 128 if gpu else 64)
-        batch = 48 if gpu else 8
+        batch = 64 if gpu else 8
         cfg = restore_config(task, (channels, patch, patch), 64, scale)
         model = Autoencoder(cfg)
         summary = train_restorer(model, photo_collection(channels), minutes=minutes,
