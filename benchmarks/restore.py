@@ -212,14 +212,15 @@ def bench_speed(repeats: int) -> list[dict]:
                 ("upscale ×2", [str(src), "--scale", "2"]), ("upscale ×3", [str(src), "--scale", "3"]),
                 ("upscale ×4", [str(src), "--scale", "4"])]
         for label, argv in cmds:
-            times = []
+            times, cpu = [], []
             for _ in range(repeats):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 rc = main([label.split()[0], argv[0], str(Path(d) / "out.png"), *argv[1:]])
                 times.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
                 assert rc == 0
-            rows.append({"command": label, "input": "768×512", "median s": statistics.median(times),
-                         "runs": repeats})
+            rows.append({"command": label, "input": "768×512", "median wall s": statistics.median(times),
+                         "median CPU s": statistics.median(cpu), "runs": repeats})
     return rows
 
 
@@ -242,8 +243,9 @@ def bench_ablation(data: Path, minutes: float, quick: bool) -> list[dict]:
     rows = []
     for label, cfg in variants.items():
         model = Autoencoder(cfg)
-        summary = train_restorer(model, photos, minutes=minutes, batch_size=8, patch=64,
-                                 device="cpu")
+        gpu = torch.cuda.is_available()
+        summary = train_restorer(model, photos, minutes=minutes, batch_size=64 if gpu else 8,
+                                 patch=64, device="auto")
         r = Restorer(model, "denoise")
         vals = []
         for k, f in enumerate(files):
@@ -282,11 +284,13 @@ def main() -> int:
         ("colorize", "## colorize: PSNR-RGB", lambda: bench_colorize(data, args.quick)),
         ("unwatermark", "## unwatermark: seeded marks, texts and fonts not seen in training",
          lambda: bench_unwatermark(data, args.quick)),
-        ("speed", "## speed: end-to-end CLI seconds per 768×512 colour photo (upscale: input size)",
+        ("speed", ("## speed: seconds per 768×512 colour photo, end to end in-process (read, "
+                   "tiles, write); CPU s = process time over all threads (robust to a shared "
+                   "machine)"),
          lambda: bench_speed(1 if args.quick else 3)),
     ]
     if args.ablation_minutes > 0:
-        title = (f"## what the skips buy: {args.ablation_minutes} CPU min each, "
+        title = (f"## what the skips buy: {args.ablation_minutes} min each (GPU if any), "
                  "blind grey denoising")
         sections.append(("ablation", title,
                          lambda: bench_ablation(data, args.ablation_minutes, args.quick)))

@@ -65,7 +65,7 @@ def main() -> int:
     clean = astro[30:222, 150:342]
     noisy = np.clip(clean + rng.normal(0, 25 / 255, clean.shape), 0, 1).astype(np.float32)
     panel([noisy, run(Restorer.load("denoise"), noisy), clean],
-          ["noisy σ=25", "aekit denoise", "original"], img_dir / "restore-denoise.png")
+          ["noisy sigma=25", "aekit denoise", "original"], img_dir / "restore-denoise.png")
 
     clean = coffee[100:292, 200:392]
     grey = clean @ np.array([0.299, 0.587, 0.114], np.float32)

@@ -256,7 +256,7 @@ def test_train_restore_preset_then_use_it(photo, tmp_path, capsys):
     save(data / "a.png", photo)
     out = tmp_path / "model"
     assert main(["train", "--preset", "restore", "--task", "upscale-x3", "--data", str(data),
-                 "--epochs", "1", "--image-size", "48x48", "--batch-size", "2",
+                 "--minutes", "0.03", "--image-size", "48x48", "--batch-size", "2",
                  "--option", 'arch_options={"widths": [8, 16]}', "--out", str(out),
                  "--no-progress"]) == 0
     cfg = json.loads((out / "config.json").read_text())["config"]

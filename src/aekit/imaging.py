@@ -109,6 +109,8 @@ def save_picture(path: str | os.PathLike[str], pixels: np.ndarray, like: Picture
         kwargs["icc_profile"] = like.icc
     if fmt == "JPEG":
         kwargs["quality"] = 95
+    elif fmt == "PNG":
+        kwargs["compress_level"] = 4  # ~2× faster than Pillow's 6, a few % larger
     with atomic_path(path) as tmp:
         im.save(tmp, format=fmt, **kwargs)
 
@@ -187,7 +189,8 @@ def _ramp(n: int, overlap: int, lead: bool, trail: bool) -> np.ndarray:
     return w
 
 
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Where tiles start along one side (the last one flush with the end)."""
     if length <= tile:
         return [0]
     step = tile - overlap
@@ -209,7 +212,7 @@ def tiled_apply(fn: Callable[[Tensor], Tensor], image: np.ndarray, *, scale: int
         raise AekitError(f"tile ({tile}) must be larger than twice the overlap ({overlap})")
     _, h, w = image.shape
     s = int(scale)
-    ys, xs = _starts(h, tile, overlap), _starts(w, tile, overlap)
+    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
     out: np.ndarray | None = None
 
     def to_out(a: np.ndarray) -> np.ndarray:

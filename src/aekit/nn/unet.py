@@ -8,7 +8,9 @@ residual output (Zhang et al. 2017, DnCNN: learn the correction, not the image).
 resolution: r = 2 makes a denoiser ~4× cheaper, and r = s turns a bicubic-upscaled ×s image
 into a network that works at the low resolution (ESPCN-style cost, VDSR-style residual).
 ``skips=False`` drops the skip connections (an ablation: what the skips buy); ``residual``
-adds the input to the output. The model's output activation should then be ``identity``.
+adds the input to the output (and its last convolution starts at zero, so an untrained model
+is the identity and training only learns the correction; this trains several times faster).
+The model's output activation should then be ``identity``.
 
 The encoder hands its skip features to the decoder through a small shared holder, so the
 model contract (``encode`` → code → ``decode``) is kept: ``decode`` uses the skips of the last
@@ -92,6 +94,9 @@ class UNetDecoder(nn.Module):
             c_in = widths[i] * (2 if use_skips else 1)
             setattr(self, f"fuse{i + 1}", _block(c_in, widths[i], max(blocks, 1), act))
         self.to_pixels = nn.Conv2d(widths[0], channels * unshuffle**2, 3, padding=1)
+        if residual:  # start as the identity: training only ever has to learn the correction
+            nn.init.zeros_(self.to_pixels.weight)
+            nn.init.zeros_(self.to_pixels.bias)
         self.shuffle = nn.PixelShuffle(unshuffle) if unshuffle > 1 else nn.Identity()
 
     def forward(self, z: Tensor) -> Tensor:
