@@ -28,6 +28,7 @@ from torch import Tensor
 import aekit.codes  # noqa: F401  (registers codes)
 import aekit.codes_text  # noqa: F401  (logistic_normal, doc_binary: the text presets' codes)
 import aekit.corruptions  # noqa: F401
+import aekit.corruptions_restore  # noqa: F401  (grayscale, watermark, downsample, blur, holes)
 import aekit.nn  # noqa: F401  (registers architectures)
 import aekit.penalties  # noqa: F401
 from aekit.codes import CODES
@@ -61,6 +62,10 @@ class ModelConfig:
     # "unit": data already in [0, 1] (images) → sigmoid output; "standard": per-feature
     # standardisation learned from the training data → identity output
     normalization: str = "unit"
+    # output activation: "auto" = sigmoid for "unit", identity for "standard"; "identity" for
+    # residual image-to-image models (the input is added inside the arch, so a sigmoid would
+    # squash a value that is already a pixel); "sigmoid" forces it
+    output_activation: str = "auto"
     # "mse" (summed squared error per sample), "bce" (for data in [0, 1]) or "multinomial"
     # (bags of words: the decoder's outputs are logits of a softmax over the vocabulary, the
     # target is raw counts, recon = −Σ count·log p; x̂ is the expected counts)
@@ -176,6 +181,9 @@ class Autoencoder(nn.Module):
             raise AekitError(f"latent_dim must be positive, got {config.latent_dim}")
         if config.normalization not in ("unit", "standard"):
             raise AekitError(f"normalization must be 'unit' or 'standard', got {config.normalization!r}")
+        if config.output_activation not in ("auto", "sigmoid", "identity"):
+            raise AekitError("output_activation must be 'auto', 'sigmoid' or 'identity', got "
+                             f"{config.output_activation!r}")
         if config.loss not in ("mse", "bce", "multinomial"):
             raise AekitError(f"loss must be 'mse', 'bce' or 'multinomial', got {config.loss!r}")
         code_cls = CODES.get(config.code)
@@ -209,7 +217,10 @@ class Autoencoder(nn.Module):
     def _output(self, out: Tensor) -> Tensor:
         if self.config.loss == "multinomial":  # word probabilities (B, V)
             return torch.softmax(out.flatten(1), 1).view_as(out)
-        return torch.sigmoid(out) if self.config.normalization == "unit" else out
+        act = self.config.output_activation
+        if act == "auto":
+            act = "sigmoid" if self.config.normalization == "unit" else "identity"
+        return torch.sigmoid(out) if act == "sigmoid" else out
 
     # -- the contract ----------------------------------------------------------------------
     def check_input(self, x: Tensor) -> None:
@@ -406,3 +417,5 @@ def input_numel(model: Autoencoder) -> int:
 
 # the quantized code and the codec preset (registered after PRESETS exists)
 import aekit.codes_quantized  # noqa: E402,F401
+# the restoration preset (`restore`) and its per-task overrides need PRESETS defined above
+import aekit.presets_restore  # noqa: E402,F401

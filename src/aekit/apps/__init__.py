@@ -22,6 +22,7 @@ APP_MODULES = (
     "aekit.apps.codec",
     "aekit.apps.topics",
     "aekit.apps.export",
+    "aekit.apps.restore",
 )
 
 

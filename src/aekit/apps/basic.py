@@ -12,14 +12,8 @@ from typing import Any
 import numpy as np
 
 from aekit.apps import Handler, command
-from aekit.apps.common import (
-    add_data_options,
-    add_json_flag,
-    emit,
-    format_table,
-    load_data_for,
-    load_model,
-)
+from aekit.apps.common import (TRAIN_HOOKS, add_data_options, add_json_flag, emit,
+                               format_table, load_data_for, load_model)
 from aekit.data import list_datasets
 from aekit.distributed import is_main_process
 from aekit.errors import AekitError
@@ -68,6 +62,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--compile", action="store_true",
                    help="run training through torch.compile (opt-in; pays on long GPU runs)")
+    p.add_argument("--task", default=None,
+                   help="for --preset restore: denoise, colorize, unwatermark, upscale[-x2|-x3|-x4]")
     add_data_options(p)
     add_json_flag(p)
 
@@ -132,6 +128,8 @@ def train_cmd(p: argparse.ArgumentParser) -> Handler:
     add_train_arguments(p)
 
     def run(args: argparse.Namespace) -> int:
+        if args.preset in TRAIN_HOOKS:  # a job with its own loop (e.g. restore: random crops)
+            return TRAIN_HOOKS[args.preset](args)
         t0 = time.perf_counter()
         model, out, summary = train_from_args(args)
         if not is_main_process():

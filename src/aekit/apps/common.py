@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,10 @@ import torch
 from aekit.data import ArrayData, resolve
 from aekit.errors import DataError
 from aekit.models import Autoencoder
+
+#: preset name -> a trainer that replaces the core loop for `aekit train --preset <name>`
+#: (filled by job modules, e.g. ``restore``; apps never import each other)
+TRAIN_HOOKS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
 def add_json_flag(p: argparse.ArgumentParser) -> None:

@@ -40,4 +40,4 @@ def activation(name: str):
 
 
 # Importing the modules registers their builders.
-from aekit.nn import bow, codec, conv, mlp  # noqa: E402,F401
+from aekit.nn import bow, codec, conv, mlp, unet  # noqa: E402,F401

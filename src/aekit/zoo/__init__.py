@@ -24,6 +24,7 @@ RECIPES: Registry = Registry("zoo recipe")
 #: the job modules that register recipes
 RECIPE_MODULES: tuple[str, ...] = (
     "aekit.codec_train",
+    "aekit.apps.restore",
 )
 
 ZOO_DIR = Path(__file__).resolve().parent

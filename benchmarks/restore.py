@@ -1,0 +1,309 @@
+#!/usr/bin/env python
+"""Restoration benchmark: the zoo models beside baselines measured in the same run, and the
+published numbers from ANCHORS.md.
+
+    python benchmarks/restore.py --data ../shared/data            # everything (slow on 2 cores)
+    python benchmarks/restore.py --data ../shared/data --quick    # 4 images per set
+
+* denoise σ = 15/25/50 (seeded noise, unclipped, as the papers): Set12, BSD68 (grey), CBSD68
+  (colour); noisy input, scikit-image non-local means (σ given), zoo model; BM3D/DnCNN.
+* upscale ×2/×3/×4 on Set14: Y-channel PSNR, `scale` border pixels cropped; bicubic vs zoo.
+* colorize on CBSD68: PSNR-RGB of grey-as-colour vs zoo model.
+* unwatermark on CBSD68 with seeded watermarks in held-out texts/fonts: watermarked input,
+  scikit-image inpaint_biharmonic given the true mask, zoo model blind and with the mask.
+* speed: median seconds per 768×512 colour photo of each command, end to end (CLI).
+* ablation (``--ablation-minutes M``): U-Net vs U-Net without skips vs the plain ``conv``
+  bottleneck, same budget, blind grey denoising, Set12 σ = 25.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from aekit.apps.common import format_table
+from aekit.apps.restore import Restorer, train_restorer
+from aekit.corruptions_restore import watermark_image
+from aekit.data.images import list_images, read_image
+from aekit.imaging import Picture, y_channel
+
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    err = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    return math.inf if err == 0 else 10 * math.log10(1.0 / err)
+
+
+def chw(img: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(img[None] if img.ndim == 2 else img.transpose(2, 0, 1))
+
+
+def hwc(arr: np.ndarray) -> np.ndarray:
+    return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+
+
+def anchors(path: Path) -> dict[str, list[str]]:
+    """Rows of the denoising and super-resolution tables in ANCHORS.md, by set name."""
+    out: dict[str, list[str]] = {}
+    if not path.is_file():
+        return out
+    for line in path.read_text().splitlines():
+        m = re.match(r"\|\s*([A-Za-z0-9 ()]+?)\s*\|(.*)\|\s*$", line)
+        if m and not set(m.group(2)) <= set("|- "):
+            out.setdefault(m.group(1), []).append(" | ".join(c.strip() for c in m.group(2).split("|")))
+    return out
+
+
+def subset(files: list[Path], quick: bool, n: int = 4) -> list[Path]:
+    return files[:: max(1, len(files) // n)][:n] if quick else files
+
+
+def restore(r: Restorer, img: np.ndarray, **kw) -> np.ndarray:
+    y, _ = r.apply(Picture(chw(img.astype(np.float32))), **kw)
+    return hwc(y)
+
+
+# ------------------------------------------------------------------------------- sections
+def bench_denoise(data: Path, quick: bool, an: dict[str, list[str]]) -> list[dict]:
+    from skimage.restoration import denoise_nl_means
+
+    sets = [("Set12", data / "set12", "L"), ("BSD68", data / "bsd68" / "BSD68", "L"),
+            ("CBSD68", data / "bsd68" / "CBSD68", "RGB")]
+    rows = []
+    for name, folder, mode in sets:
+        files = subset(list_images(folder), quick)
+        r = Restorer.load("denoise", grey=mode == "L")
+        for si, sigma in enumerate((15, 25, 50)):
+            acc: dict[str, list[float]] = {"noisy": [], "nlm": [], "zoo": [], "secs": []}
+            for k, f in enumerate(files):
+                clean = read_image(f, mode)
+                rng = np.random.default_rng(1000 * sigma + k)
+                noisy = (clean + rng.normal(0, sigma / 255, clean.shape)).astype(np.float32)
+                acc["noisy"].append(psnr(noisy, clean))
+                s = sigma / 255
+                nlm = denoise_nl_means(noisy, h=0.8 * s, sigma=s, patch_size=5, patch_distance=6,
+                                       fast_mode=True, channel_axis=-1 if mode == "RGB" else None)
+                acc["nlm"].append(psnr(np.clip(nlm, 0, 1), clean))
+                t = time.perf_counter()
+                out = restore(r, noisy)
+                acc["secs"].append(time.perf_counter() - t)
+                acc["zoo"].append(psnr(out, clean))
+            pub = an.get(f"{name} ({'colour' if mode == 'RGB' else 'grey'})", [""])[0].split(" | ")
+            bm3d = pub[0].split("/")[si].strip() if pub and pub[0] else "—"
+            dncnn = pub[1].split("/")[si].strip() if len(pub) > 1 else "—"
+            rows.append({"set": name, "sigma": sigma, "n": len(files),
+                         "noisy": np.mean(acc["noisy"]), "nl-means": np.mean(acc["nlm"]),
+                         "aekit": np.mean(acc["zoo"]), "BM3D (pub)": bm3d, "DnCNN (pub)": dncnn,
+                         "s/img": statistics.median(acc["secs"])})
+            print(f"  denoise {name} σ={sigma}: {rows[-1]['aekit']:.2f} dB", file=sys.stderr)
+    return rows
+
+
+def bench_upscale(data: Path, quick: bool, an: dict[str, list[str]]) -> list[dict]:
+    from PIL import Image
+
+    from aekit.corruptions_restore import resize
+
+    files = subset(list_images(data / "set14"), quick)
+    pub = {}
+    for row in an.get("Set14", []):
+        cells = row.split(" | ")
+        if len(cells) >= 4:
+            pub = {"bicubic": cells[1], "SRCNN": cells[2], "VDSR": cells[4] if len(cells) > 4 else ""}
+    rows = []
+    for si, scale in enumerate((2, 3, 4)):
+        r = Restorer.load("upscale", scale=scale)
+        bic, zoo, secs = [], [], []
+        for f in files:
+            hr = read_image(f, "RGB")
+            h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
+            hr = hr[:h, :w]
+            lr_im = Image.fromarray((hr * 255 + 0.5).astype(np.uint8)).resize(
+                (w // scale, h // scale), Image.BICUBIC)
+            lr = np.asarray(lr_im, dtype=np.float32) / 255
+            up = resize(torch.from_numpy(chw(lr))[None], (h, w))[0].clamp(0, 1).numpy()
+            t = time.perf_counter()
+            sr = restore(r, lr)
+            secs.append(time.perf_counter() - t)
+            b = slice(scale, -scale)
+            yh = y_channel(hr)[b, b]
+            bic.append(psnr(y_channel(hwc(up))[b, b], yh))
+            zoo.append(psnr(y_channel(sr)[b, b], yh))
+
+        def get(k: str, si: int = si) -> str:
+            return pub[k].split("/")[si].strip() if pub.get(k) else "—"
+
+        rows.append({"set": "Set14", "scale": f"×{scale}", "n": len(files), "bicubic": np.mean(bic),
+                     "aekit": np.mean(zoo), "bicubic (pub)": get("bicubic"),
+                     "SRCNN (pub)": get("SRCNN"), "VDSR (pub)": get("VDSR"),
+                     "s/img": statistics.median(secs)})
+        print(f"  upscale ×{scale}: {rows[-1]['aekit']:.2f} dB", file=sys.stderr)
+    return rows
+
+
+def bench_colorize(data: Path, quick: bool) -> list[dict]:
+    files = subset(list_images(data / "bsd68" / "CBSD68"), quick)
+    r = Restorer.load("colorize")
+    base, zoo, secs = [], [], []
+    for f in files:
+        rgb = read_image(f, "RGB")
+        grey = rgb @ LUMA
+        base.append(psnr(np.repeat(grey[..., None], 3, 2), rgb))
+        t = time.perf_counter()
+        out = restore(r, grey)
+        secs.append(time.perf_counter() - t)
+        zoo.append(psnr(out, rgb))
+    return [{"set": "CBSD68", "n": len(files), "grey as colour": np.mean(base),
+             "aekit": np.mean(zoo), "gain": np.mean(zoo) - np.mean(base),
+             "s/img": statistics.median(secs)}]
+
+
+def bench_unwatermark(data: Path, quick: bool) -> list[dict]:
+    from skimage.restoration import inpaint_biharmonic
+
+    files = subset(list_images(data / "bsd68" / "CBSD68"), quick)
+    r = Restorer.load("unwatermark")
+    acc: dict[str, list[float]] = {k: [] for k in ("marked", "biharm", "blind", "masked", "secs")}
+    for k, f in enumerate(files):
+        clean = read_image(f, "RGB")
+        marked, alpha = watermark_image(clean, np.random.default_rng(7000 + k), split="test")
+        mask = alpha > 0.01
+        acc["marked"].append(psnr(marked, clean))
+        acc["biharm"].append(psnr(inpaint_biharmonic(marked, mask, channel_axis=-1,
+                                                     split_into_regions=True), clean))
+        t = time.perf_counter()
+        acc["blind"].append(psnr(restore(r, marked), clean))
+        acc["secs"].append(time.perf_counter() - t)
+        acc["masked"].append(psnr(restore(r, marked, mask=mask), clean))
+    return [{"set": "CBSD68 (held-out texts/fonts)", "n": len(files),
+             "watermarked": np.mean(acc["marked"]), "biharmonic+true mask": np.mean(acc["biharm"]),
+             "aekit blind": np.mean(acc["blind"]), "aekit+mask": np.mean(acc["masked"]),
+             "blind gain": np.mean(acc["blind"]) - np.mean(acc["marked"]),
+             "s/img": statistics.median(acc["secs"])}]
+
+
+def bench_speed(repeats: int) -> list[dict]:
+    from PIL import Image
+
+    from aekit.cli import main
+    from aekit.data.embedded import photo_collection
+
+    photo = photo_collection(3)[2]  # coffee, 400×600
+    img = Image.fromarray(photo).resize((768, 512), Image.BICUBIC)
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        src = Path(d) / "photo.png"
+        img.save(src)
+        img.convert("L").save(Path(d) / "grey.png")
+        cmds = [("denoise", [str(src)]), ("denoise (grey)", [str(Path(d) / "grey.png")]),
+                ("colorize", [str(Path(d) / "grey.png")]), ("unwatermark", [str(src)]),
+                ("upscale ×2", [str(src), "--scale", "2"]), ("upscale ×3", [str(src), "--scale", "3"]),
+                ("upscale ×4", [str(src), "--scale", "4"])]
+        for label, argv in cmds:
+            times, cpu = [], []
+            for _ in range(repeats):
+                t, c = time.perf_counter(), time.process_time()
+                rc = main([label.split()[0], argv[0], str(Path(d) / "out.png"), *argv[1:]])
+                times.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
+                assert rc == 0
+            rows.append({"command": label, "input": "768×512", "median wall s": statistics.median(times),
+                         "median CPU s": statistics.median(cpu), "runs": repeats})
+    return rows
+
+
+def bench_ablation(data: Path, minutes: float, quick: bool) -> list[dict]:
+    from aekit.data.embedded import photo_collection
+    from aekit.models import Autoencoder, preset_config
+    from aekit.presets_restore import restore_config
+
+    photos = photo_collection(1)
+    files = subset(list_images(data / "set12"), quick)
+    task = {"corruption": "gaussian", "corruption_options": {"sigma": [0.0, 50 / 255]}}
+    variants = {
+        "unet (skips + residual)": restore_config("denoise", (1, 64, 64), 64),
+        "unet without skips": restore_config("denoise", (1, 64, 64), 64,
+                                             arch_options={"skips": False}),
+        "conv bottleneck (spatial)": preset_config(
+            "conv", (1, 64, 64), 64, arch_options={"spatial": True, "channels": [32, 64, 128]},
+            output_activation="identity", extra={"task": "denoise"}, **task),
+    }
+    rows = []
+    for label, cfg in variants.items():
+        model = Autoencoder(cfg)
+        gpu = torch.cuda.is_available()
+        summary = train_restorer(model, photos, minutes=minutes, batch_size=64 if gpu else 8,
+                                 patch=64, device="auto")
+        r = Restorer(model, "denoise")
+        vals = []
+        for k, f in enumerate(files):
+            clean = read_image(f, "L")
+            noisy = clean + np.random.default_rng(25000 + k).normal(0, 25 / 255, clean.shape)
+            vals.append(psnr(restore(r, noisy.astype(np.float32)), clean))
+        rows.append({"model": label, "minutes": minutes, "steps": summary["steps"],
+                     "Set12 σ=25": np.mean(vals)})
+    return rows
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=None, help="folder with set12/, set14/, bsd68/, ANCHORS.md")
+    p.add_argument("--quick", action="store_true", help="4 images per set, 1 timing run")
+    p.add_argument("--only", nargs="*", default=None,
+                   choices=["denoise", "upscale", "colorize", "unwatermark", "speed", "ablation"])
+    p.add_argument("--ablation-minutes", type=float, default=0.0,
+                   help="train each ablation variant this long on the CPU (0 = skip)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = p.parse_args()
+    data = Path(args.data) if args.data else Path("/work/shared/data")
+    if not data.is_dir():
+        p.error(f"{data} does not exist; pass --data")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    an = anchors(data / "ANCHORS.md")
+    only = set(args.only or ["denoise", "upscale", "colorize", "unwatermark", "speed", "ablation"])
+    print(f"# restoration benchmark ({'quick: 4 images per set' if args.quick else 'full sets'}), "
+          f"torch threads {torch.get_num_threads()}; PSNR in dB (0–255 scale)\n")
+    sections = [
+        ("denoise", "## denoise (blind zoo model; noise seeded, unclipped)",
+         lambda: bench_denoise(data, args.quick, an)),
+        ("upscale", "## upscale: Y-channel PSNR, border = scale cropped; LR by PIL bicubic",
+         lambda: bench_upscale(data, args.quick, an)),
+        ("colorize", "## colorize: PSNR-RGB", lambda: bench_colorize(data, args.quick)),
+        ("unwatermark", "## unwatermark: seeded marks, texts and fonts not seen in training",
+         lambda: bench_unwatermark(data, args.quick)),
+        ("speed", ("## speed: seconds per 768×512 colour photo, end to end in-process (read, "
+                   "tiles, write); CPU s = process time over all threads (robust to a shared "
+                   "machine)"),
+         lambda: bench_speed(1 if args.quick else 3)),
+    ]
+    if args.ablation_minutes > 0:
+        title = (f"## what the skips buy: {args.ablation_minutes} min each (GPU if any), "
+                 "blind grey denoising")
+        sections.append(("ablation", title,
+                         lambda: bench_ablation(data, args.ablation_minutes, args.quick)))
+    for key, title, fn in sections:
+        if key not in only:
+            continue
+        t = time.perf_counter()
+        rows = fn()
+        print(title)
+        print(format_table(rows))
+        print(f"({time.perf_counter() - t:.0f} s)\n", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""Restoration: corruptions, the U-Net, tiled inference and the four commands end to end
+(with the shipped zoo models, on small images the tests make)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from aekit.cli import main
+from aekit.corruptions import CORRUPTIONS
+from aekit.corruptions_restore import fill_holes, render_watermark, watermark_image
+from aekit.data.embedded import photo_collection
+from aekit.imaging import read_picture, rgb_to_ycbcr, run_image_model, tiled_apply, ycbcr_to_rgb
+from aekit.models import Autoencoder, create_model
+from aekit.presets_restore import restore_config
+from aekit.zoo import available
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return 10 * math.log10(1 / float(np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    """A 96×128 colour crop of an embedded photo (chelsea the cat), float in [0, 1]."""
+    p = photo_collection(3)[3]
+    return p[100:196, 150:278].astype(np.float32) / 255
+
+
+def save(path: Path, arr: np.ndarray, mode: str | None = None) -> Path:
+    Image.fromarray((np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8), mode).save(path)
+    return path
+
+
+def load(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path), dtype=np.float32) / 255
+
+
+# ------------------------------------------------------------------------------ parts
+def test_corruptions_registered_and_shapes():
+    x = torch.rand(2, 3, 48, 48)
+    for name in ("grayscale", "watermark", "downsample", "blur", "holes", "gaussian", "mask"):
+        assert name in CORRUPTIONS
+    g = CORRUPTIONS.build("grayscale")(x)
+    assert torch.allclose(g[:, 0], g[:, 1]) and torch.allclose(g[:, 1], g[:, 2])
+    y, m = CORRUPTIONS.build("watermark", bank=4, size=64, p_clean=0.0).apply(x)
+    assert y.shape == x.shape and m.shape == (2, 1, 48, 48) and float(m.max()) > 0
+    assert torch.allclose(y[m.expand_as(y) == 0], x[m.expand_as(x) == 0])  # only under the mark
+    for name, opts in (("downsample", {"scale": [3]}), ("blur", {"sigma": 1.5}), ("holes", {"bank": 4, "size": 48})):
+        y = CORRUPTIONS.build(name, **opts)(x)
+        assert y.shape == x.shape and float((y - x).abs().mean()) > 1e-3
+
+
+def test_watermark_test_split_is_held_out():
+    rng = np.random.default_rng(0)
+    m = render_watermark(120, 160, rng, "test")
+    assert m.shape == (120, 160) and 0 <= m.min() and m.max() <= 1
+    img = np.full((120, 160, 3), 0.5, np.float32)
+    marked, alpha = watermark_image(img, np.random.default_rng(1))
+    assert marked.shape == img.shape and alpha.max() > 0
+    from aekit.corruptions_restore import TEST_FONTS, TEST_TEXTS, TRAIN_FONTS, TRAIN_TEXTS
+
+    assert not set(TEST_TEXTS) & set(TRAIN_TEXTS) and not set(TEST_FONTS) & set(TRAIN_FONTS)
+
+
+def test_fill_holes_keeps_known_pixels_and_fills_smoothly():
+    x = torch.linspace(0, 1, 64).view(1, 1, 1, 64).expand(1, 3, 64, 64).clone()
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 20:40, 20:40] = 1
+    y = fill_holes(x * (1 - mask), mask)
+    assert torch.equal(y[..., :20, :], x[..., :20, :])
+    assert float((y - x).abs()[..., 20:40, 20:40].mean()) < 0.05  # a ramp is filled as a ramp
+
+
+@pytest.mark.parametrize("opts", [{}, {"skips": False}, {"unshuffle": 3, "widths": [8, 16]}])
+def test_unet_contract(opts, tmp_path):
+    shape = (3, 48, 48)
+    model = Autoencoder(restore_config("denoise", shape, 8, arch_options={"widths": [8, 16, 32],
+                                                                          **opts}))
+    x = torch.rand(2, *shape)
+    out = model(x)
+    out.loss.backward()
+    assert out.x_hat.shape == x.shape
+    model.eval()
+    assert model.reconstruct(x).shape == x.shape
+    assert "encoder.stem" in model.layer_outputs(x)
+    model.save_pretrained(tmp_path / "m")
+    again = Autoencoder.from_pretrained(tmp_path / "m")
+    assert torch.allclose(run_image_model(again, x[:1, :, :40, :44]),
+                          run_image_model(model, x[:1, :, :40, :44]), atol=1e-6)
+
+
+def test_restore_preset_builds_for_small_grey_images():
+    m = create_model("restore", (1, 28, 28), 16)
+    assert m.config.arch == "unet" and m.config.corruption == "gaussian"
+    assert m(torch.rand(3, 1, 28, 28)).x_hat.shape == (3, 1, 28, 28)
+
+
+def test_ycbcr_roundtrip():
+    x = torch.rand(2, 3, 8, 8)
+    assert torch.allclose(ycbcr_to_rgb(rgb_to_ycbcr(x)), x, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [1, 3])
+def test_tiled_apply_blends_exactly(scale):
+    """A pointwise function gives the same result tiled as whole: blending weights sum to 1."""
+    img = np.random.default_rng(0).random((2, 150, 211)).astype(np.float32)
+
+    def fn(x):
+        return torch.nn.functional.interpolate(x * 0.5 + 0.1, scale_factor=scale, mode="nearest")
+
+    whole = tiled_apply(fn, img, scale=scale, tile=1024, overlap=16)
+    tiled = tiled_apply(fn, img, scale=scale, tile=64, overlap=16)
+    assert tiled.shape == (2, 150 * scale, 211 * scale)
+    np.testing.assert_allclose(tiled, whole, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- commands
+needs_zoo = pytest.mark.skipif(
+    not {"denoise-rgb", "denoise-grey", "colorize", "unwatermark", "upscale-x2", "upscale-x3",
+         "upscale-x4"} <= set(available()), reason="zoo weights not built")
+
+
+@needs_zoo
+def test_denoise_raises_psnr_colour_and_grey(photo, tmp_path):
+    rng = np.random.default_rng(0)
+    noisy = photo + rng.normal(0, 25 / 255, photo.shape)
+    for grey in (False, True):
+        clean = photo @ np.array([0.299, 0.587, 0.114]) if grey else photo
+        n = noisy @ np.array([0.299, 0.587, 0.114]) if grey else noisy
+        src = save(tmp_path / f"noisy{grey}.png", n)
+        assert main(["denoise", str(src), str(tmp_path / f"out{grey}.png")]) == 0
+        out = load(tmp_path / f"out{grey}.png")
+        assert out.shape == clean.shape
+        assert psnr(out, clean) > psnr(np.clip(n, 0, 1), clean) + 1
+
+
+@needs_zoo
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_upscale_size_is_exact(photo, tmp_path, scale):
+    src = save(tmp_path / "small.png", photo[:29, :37])
+    out = tmp_path / "big.png"
+    assert main(["upscale", str(src), str(out), "--scale", str(scale)]) == 0
+    assert Image.open(out).size == (37 * scale, 29 * scale)
+
+
+@needs_zoo
+def test_colorize_grey_in_rgb_out_keeps_luma(photo, tmp_path):
+    grey = photo @ np.array([0.299, 0.587, 0.114])
+    src = save(tmp_path / "grey.png", grey)
+    out = tmp_path / "colour.png"
+    assert main(["colorize", str(src), str(out)]) == 0
+    im = Image.open(out)
+    assert im.mode == "RGB" and im.size == (128, 96)
+    rgb = np.asarray(im, dtype=np.float32) / 255
+    assert np.abs(rgb @ np.array([0.299, 0.587, 0.114]) - grey).mean() < 0.01
+
+
+@needs_zoo
+def test_unwatermark_blind_and_with_mask(photo, tmp_path):
+    marked, alpha = watermark_image(photo, np.random.default_rng(3))
+    src = save(tmp_path / "marked.png", marked)
+    assert main(["unwatermark", str(src), str(tmp_path / "blind.png")]) == 0
+    mask = alpha > 0.01
+    save(tmp_path / "mask.png", mask.astype(np.float32))
+    out = tmp_path / "masked.png"
+    assert main(["unwatermark", str(src), str(out), "--mask", str(tmp_path / "mask.png")]) == 0
+    got, before = load(out), load(src)
+    assert np.array_equal(got[~mask], before[~mask])  # outside the mask: untouched
+    assert psnr(got, photo) > psnr(before, photo)
+
+
+@needs_zoo
+def test_rgba_alpha_and_16bit_grey_are_kept(photo, tmp_path):
+    rgba = np.dstack([photo, np.linspace(0, 1, photo.shape[1])[None].repeat(96, 0)])
+    src = save(tmp_path / "rgba.png", rgba, "RGBA")
+    assert main(["denoise", str(src), str(tmp_path / "o.png")]) == 0
+    out = Image.open(tmp_path / "o.png")
+    assert out.mode == "RGBA"
+    assert np.array_equal(np.asarray(out)[..., 3], np.asarray(Image.open(src))[..., 3])
+    g16 = (photo[..., 1] * 65535).astype(np.uint16)
+    Image.fromarray(g16).save(tmp_path / "g16.png")
+    assert main(["upscale", str(tmp_path / "g16.png"), str(tmp_path / "g16x2.png")]) == 0
+    pic = read_picture(tmp_path / "g16x2.png")
+    assert pic.bits == 16 and pic.pixels.shape == (1, 192, 256)
+
+
+@needs_zoo
+def test_exif_orientation_is_applied(photo, tmp_path):
+    im = Image.fromarray((photo * 255).astype(np.uint8))
+    exif = im.getexif()
+    exif[0x0112] = 6  # rotate 90° on display
+    im.save(tmp_path / "rot.jpg", exif=exif.tobytes(), quality=95)
+    assert main(["denoise", str(tmp_path / "rot.jpg"), str(tmp_path / "out.jpg")]) == 0
+    out = Image.open(tmp_path / "out.jpg")
+    assert out.size == (96, 128) and out.getexif().get(0x0112, 1) == 1
+
+
+@needs_zoo
+def test_tiles_leave_no_seam(photo):
+    from aekit.apps.restore import Restorer
+    from aekit.imaging import Picture
+
+    big = np.concatenate([photo, photo[::-1]], 0).transpose(2, 0, 1)[:, :, :]  # 192×128
+    pic = Picture(np.ascontiguousarray(big))
+    whole, _ = Restorer.load("denoise", tile=0).apply(pic)
+    tiled, _ = Restorer.load("denoise", tile=96).apply(pic)
+    assert np.abs(whole - tiled).max() < 0.02
+    assert np.abs(whole - tiled).mean() < 1e-3
+
+
+@needs_zoo
+def test_folder_in_folder_out_and_a_bad_file(photo, tmp_path, capsys):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    save(src / "a.png", photo)
+    save(src / "sub" / "b.jpg", photo[:64, :64])
+    assert main(["denoise", str(src), str(tmp_path / "out"), "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert len(obj["files"]) == 2
+    assert (tmp_path / "out" / "sub" / "b.jpg").is_file()
+    (src / "c.png").write_bytes(b"not an image")
+    assert main(["denoise", str(src), str(tmp_path / "out2")]) == 2
+    assert not (tmp_path / "out2" / "c.png").exists()
+
+
+@needs_zoo
+@pytest.mark.parametrize("cmd", [["denoise"], ["colorize"], ["unwatermark"],
+                                 ["upscale", "--scale", "3"]])
+def test_corrupt_input_one_line_no_output(cmd, tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = tmp_path / "out.png"
+    assert main([cmd[0], str(bad), str(out), *cmd[1:]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("aekit: error:") and "\n" not in err and "bad.png" in err
+    assert not out.exists() and not list(tmp_path.glob(".out.png*"))
+
+
+def test_missing_input_and_bad_output_suffix(tmp_path, capsys):
+    assert main(["denoise", str(tmp_path / "nope.png"), str(tmp_path / "o.png")]) == 2
+    save(tmp_path / "x.png", np.zeros((8, 8)))
+    assert main(["denoise", str(tmp_path / "x.png"), str(tmp_path / "o.xyz")]) == 2
+    assert capsys.readouterr().err.count("aekit: error:") == 2
+
+
+def test_train_restore_preset_then_use_it(photo, tmp_path, capsys):
+    data = tmp_path / "photos"
+    data.mkdir()
+    save(data / "a.png", photo)
+    out = tmp_path / "model"
+    assert main(["train", "--preset", "restore", "--task", "upscale-x3", "--data", str(data),
+                 "--minutes", "0.03", "--image-size", "48x48", "--batch-size", "2",
+                 "--option", 'arch_options={"widths": [8, 16]}', "--out", str(out),
+                 "--no-progress"]) == 0
+    cfg = json.loads((out / "config.json").read_text())["config"]
+    assert cfg["extra"]["task"] == "upscale" and cfg["extra"]["scale"] == 3
+    src = save(tmp_path / "s.png", photo[:20, :30])
+    assert main(["upscale", str(src), str(tmp_path / "b.png"), "--scale", "3",
+                 "--model", str(out)]) == 0
+    assert Image.open(tmp_path / "b.png").size == (90, 60)
+    assert main(["denoise", str(src), str(tmp_path / "d.png"), "--model", str(out)]) == 2
+    assert "trained to upscale" in capsys.readouterr().err
+
+
+@needs_zoo
+def test_zoo_lists_the_shipped_models(capsys):
+    assert main(["zoo", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["models"]}
+    names = ["denoise-rgb", "denoise-grey", "colorize", "unwatermark", "upscale-x2",
+             "upscale-x3", "upscale-x4"]
+    assert all(rows[n]["shipped"] for n in names)
+    assert sum(rows[n]["mb"] for n in names) < 25
