@@ -22,20 +22,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from aekit.zoo import load_recipes  # noqa: E402
 
 #: (recipe, minutes on one H100): about 8 minutes of training in all
+DEVICE = "cuda"
 PLAN = [("denoise-rgb", 1.4), ("codec", 2.6), ("upscale-x2", 0.5), ("upscale-x4", 0.5),
         ("upscale-x3", 0.4), ("denoise-grey", 0.9), ("unwatermark", 1.0), ("colorize", 0.7)]
 
 
 def main() -> int:
     out = Path(sys.argv[1])
+    global DEVICE
     scale = float(sys.argv[sys.argv.index("--scale") + 1]) if "--scale" in sys.argv else 1.0
+    if "--cpu" in sys.argv:  # a smoke test of the same path
+        DEVICE = "cpu"
     models = out / "models"
     models.mkdir(parents=True, exist_ok=True)
     recipes = load_recipes()
     for name, minutes in PLAN:
         t0 = time.perf_counter()
         try:
-            summary = recipes.get(name)(models / name, device="cuda", minutes=minutes * scale, seed=0)
+            summary = recipes.get(name)(models / name, device=DEVICE, minutes=minutes * scale, seed=0)
             print(json.dumps({"recipe": name, "ok": True, "seconds": round(time.perf_counter() - t0, 1),
                               **{k: v for k, v in summary.items() if isinstance(v, (int, float, str))}}),
                   flush=True)
