@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import aekit.codes  # noqa: F401  (registers codes)
+import aekit.codes_binary  # noqa: F401  (registers the binary code)
 import aekit.corruptions  # noqa: F401
 import aekit.nn  # noqa: F401  (registers architectures)
 import aekit.penalties  # noqa: F401

@@ -18,6 +18,9 @@ COMMANDS: Registry = Registry("command")
 #: the job modules whose commands make up the CLI, in the order ``aekit --help`` lists them
 APP_MODULES = (
     "aekit.apps.basic",
+    "aekit.apps.search",
+    "aekit.apps.cluster",
+    "aekit.apps.anomaly",
 )
 
 
