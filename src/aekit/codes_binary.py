@@ -31,11 +31,12 @@ from aekit.errors import AekitError
 @CODES.register("binary", help="semantic hashing: sigmoid + noise in training, bits at inference")
 class BinaryCode(Code):
     """``noise`` is the standard deviation σ of the Gaussian added to the logits in training
-    (S&H 2009 used deterministic noise of comparable size; 4 saturates a sigmoid)."""
+    (S&H 2009 used noise of this order; on the digits, σ = 2 gave the best precision@10 of
+    0, 0.5, 1, 2, 3, 4 after 40 epochs, and σ = 4 from the start can collapse the codes)."""
 
     sparse = False
 
-    def __init__(self, latent_dim: int, noise: float = 4.0) -> None:
+    def __init__(self, latent_dim: int, noise: float = 2.0) -> None:
         super().__init__(latent_dim)
         if noise < 0:
             raise AekitError(f"binary code noise must be ≥ 0, got {noise}")

@@ -106,9 +106,14 @@ class CodeIndex:
         ann.nprobe = self.nprobe
 
     def _tune_nprobe(self, rng: np.random.Generator, n_queries: int = 200, k: int = 10) -> int:
-        """Smallest power-of-two ``nprobe`` whose recall@k on sample codes reaches the target."""
+        """Smallest power-of-two ``nprobe`` whose recall@k reaches the target on sample codes
+        moved by about one nearest-neighbour distance (a query equal to a stored code would
+        be found too easily: its own cell is always visited)."""
         n = len(self.codes)
         q = self.codes[rng.choice(n, min(n, n_queries), replace=False)]
+        d_nn, _ = self._exact_l2(q, 2)
+        step = float(np.median(np.sqrt(d_nn[:, 1]))) / math.sqrt(self.dim)
+        q = (q + rng.normal(0, step, q.shape)).astype(np.float32)
         _, exact = self._exact_l2(q, k)
         nlist = self._ann.nlist
         nprobe = 1
@@ -151,7 +156,12 @@ class CodeIndex:
         for s in range(0, len(q), step):
             qb = q[s:s + step]
             d2 = x_sq[None] - 2 * (qb @ x.T) + np.einsum("qd,qd->q", qb, qb)[:, None]
-            out_d[s:s + step], out_i[s:s + step] = _top_k(np.maximum(d2, 0), k)
+            _, idx = _top_k(np.maximum(d2, 0), k)
+            # the expansion above cancels badly for near neighbours: recompute their distances
+            exact = ((qb[:, None, :] - x[idx]) ** 2).sum(2)
+            order = np.lexsort((idx, exact), axis=1)
+            out_d[s:s + step] = np.take_along_axis(exact, order, 1)
+            out_i[s:s + step] = np.take_along_axis(idx, order, 1)
         return out_d, out_i
 
     def _exact_hamming(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
