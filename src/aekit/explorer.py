@@ -117,7 +117,7 @@ function select(i){draw(i);const L=document.getElementById('neighbours');L.repla
 cv.addEventListener('click',e=>{const r=cv.getBoundingClientRect(),i=nearest(e.clientX-r.left,e.clientY-r.top);if(i>=0)select(i);});
 const lg=document.getElementById('legend');groups.forEach(g=>{const s=document.createElement('span');
  const w=document.createElement('i');w.className='sw';w.style.background=col(g);s.append(w,String(g));lg.appendChild(s);});
-window.aekitExplorer={screen:i=>{const r=cv.getBoundingClientRect();return [r.left+S[i][0],r.top+S[i][1]];},select,count:S.length};
+window.aekitExplorer={screen:i=>{const r=cv.getBoundingClientRect();return [r.left+S[i][0],r.top+S[i][1]];},select,get count(){return S.length;}};
 window.addEventListener('resize',layout);layout();
 })();
 """
