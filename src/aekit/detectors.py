@@ -196,7 +196,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         self.model_.config.extra["detector"] = {
             "params": {k: v for k, v in self.get_params().items()},
             "threshold": self.threshold_, "score_stats": list(self._score_stats),
-            "n_train": int(len(self.decision_scores_))}
+            "n_train": len(self.decision_scores_)}
         return self.model_.save_pretrained(directory, summary=self.fit_summary_)
 
     @classmethod

@@ -124,8 +124,8 @@ def score_action(args: argparse.Namespace) -> int:
     rows = [{"index": int(i), "score": float(scores[i]), **({"label": y[i]} if y is not None and
             not det.window else {})} for i in order]
     obj["top"] = rows
-    lines = [f"{len(scores)} {'windows' if det.window else 'samples'} of {args.data}: "
-             f"{int(flags.sum())} above the threshold {det.threshold_:.4g}"]
+    lines = [(f"{len(scores)} {'windows' if det.window else 'samples'} of {args.data}: "
+             f"{int(flags.sum())} above the threshold {det.threshold_:.4g}")]
     if "roc_auc" in obj:
         lines.append(f"ROC-AUC {obj['roc_auc']:.4f}, PR-AUC {obj['pr_auc']:.4f} "
                      f"({obj['anomalies']} anomalies, normal = {args.normal_label})")

@@ -16,8 +16,14 @@ import numpy as np
 import torch
 
 from aekit.apps import Handler, command
-from aekit.apps.common import (add_data_options, add_json_flag, emit, format_table,
-                               load_data_for, load_model)
+from aekit.apps.common import (
+    add_data_options,
+    add_json_flag,
+    emit,
+    format_table,
+    load_data_for,
+    load_model,
+)
 from aekit.clustering import METHODS, dec, gmm, kmeans
 from aekit.data import ArrayData
 from aekit.errors import AekitError
@@ -167,8 +173,8 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
         obj = {"data": args.data, "k": args.k, "method": args.method, "n": len(data),
                "labelled": y is not None, "results": table, "cluster_sizes": sizes,
                "training": summary, "seconds": round(time.perf_counter() - t_start, 2)}
-        text = [f"{len(data)} samples of {args.data} in {args.k} clusters "
-                f"({z.shape[1]}-d codes{', labels given' if y is not None else ', no labels'}):",
+        text = [(f"{len(data)} samples of {args.data} in {args.k} clusters "
+                f"({z.shape[1]}-d codes{', labels given' if y is not None else ', no labels'}):"),
                 format_table(table), f"cluster sizes: {sizes}"]
         if args.out:
             text.append(f"saved model to {args.out}")

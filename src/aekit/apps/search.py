@@ -23,8 +23,14 @@ import numpy as np
 import torch
 
 from aekit.apps import Handler, command
-from aekit.apps.common import (add_data_options, add_json_flag, emit, format_table,
-                               load_data_for, load_model)
+from aekit.apps.common import (
+    add_data_options,
+    add_json_flag,
+    emit,
+    format_table,
+    load_data_for,
+    load_model,
+)
 from aekit.data import ArrayData
 from aekit.data.images import list_images
 from aekit.errors import AekitError, DataError
