@@ -71,18 +71,26 @@ def hamming_distances(queries: np.ndarray, codes: np.ndarray) -> np.ndarray:
     c = np.asarray(codes, dtype=np.uint8)
     if q.shape[1:] != c.shape[1:]:
         raise AekitError(f"packed codes of {q.shape[1]} and {c.shape[1]} bytes cannot be compared")
-    out = np.zeros((len(q), len(c)), dtype=np.int32)
     if not hasattr(np, "bitwise_count"):  # numpy < 2: a byte lookup table
+        out = np.zeros((len(q), len(c)), dtype=np.int32)
         for j in range(q.shape[1]):
             out += _POPCOUNT8[q[:, j, None] ^ c[None, :, j]]
         return out
-    # 8 bytes at a time as uint64 where the width allows: 8× fewer popcounts
-    if q.shape[1] % 8 == 0:
-        q = np.ascontiguousarray(q).view(np.uint64)
-        c = np.ascontiguousarray(c).view(np.uint64)
-    for j in range(q.shape[1]):
+    # zero-pad to whole 64-bit words (zeros XOR to zeros) and count 8 bytes at a time
+    words = -(-q.shape[1] // 8)
+    q, c = _as_words(q, words), _as_words(c, words)
+    out = np.bitwise_count(q[:, 0, None] ^ c[None, :, 0]).astype(np.int32)
+    for j in range(1, words):
         out += np.bitwise_count(q[:, j, None] ^ c[None, :, j])
     return out
+
+
+def _as_words(packed: np.ndarray, words: int) -> np.ndarray:
+    if packed.shape[1] != words * 8:
+        padded = np.zeros((len(packed), words * 8), dtype=np.uint8)
+        padded[:, : packed.shape[1]] = packed
+        packed = padded
+    return np.ascontiguousarray(packed).view(np.uint64)
 
 
 _POPCOUNT8 = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(1).astype(np.int32)

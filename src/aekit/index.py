@@ -116,14 +116,20 @@ class CodeIndex:
         q = (q + rng.normal(0, step, q.shape)).astype(np.float32)
         _, exact = self._exact_l2(q, k)
         nlist = self._ann.nlist
-        nprobe = 1
-        while nprobe < nlist:
+
+        def good(nprobe: int) -> bool:
             self._ann.nprobe = nprobe
-            _, approx = self._ann.search(q, k)
-            if recall_at_k(approx, exact) >= self.target_recall:
-                break
-            nprobe *= 2
-        return min(nprobe, nlist)
+            return recall_at_k(self._ann.search(q, k)[1], exact) >= self.target_recall
+
+        hi = 1
+        while hi < nlist and not good(hi):
+            hi *= 2
+        hi = min(hi, nlist)
+        lo = hi // 2  # fails (or is 0); bisect (lo, hi] to the smallest that reaches the target
+        while hi - lo > max(1, hi // 8):
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if good(mid) else (mid, hi)
+        return hi
 
     # -- searching -----------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int = 10, exact: bool = False
@@ -145,10 +151,18 @@ class CodeIndex:
         return np.sqrt(d2), idx
 
     def _chunk(self, n_queries: int) -> int:
-        return max(1, min(n_queries, 20_000_000 // max(len(self.codes), 1)))
+        # ~1M distances a chunk: stays in cache, and argpartition dominates beyond that
+        return max(1, min(n_queries, 1_000_000 // max(len(self.codes), 1)))
 
     def _exact_l2(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         x = self.codes
+        try:
+            import faiss
+        except ImportError:
+            faiss = None
+        if faiss is not None and len(x) >= 4096:  # its BLAS scan + heap beats numpy's sort
+            _, idx = faiss.knn(q, x, k)
+            return _refine(q, x, idx.astype(np.int64))
         x_sq = np.einsum("nd,nd->n", x, x)
         out_d = np.empty((len(q), k), dtype=np.float32)
         out_i = np.empty((len(q), k), dtype=np.int64)
@@ -157,11 +171,7 @@ class CodeIndex:
             qb = q[s:s + step]
             d2 = x_sq[None] - 2 * (qb @ x.T) + np.einsum("qd,qd->q", qb, qb)[:, None]
             _, idx = _top_k(np.maximum(d2, 0), k)
-            # the expansion above cancels badly for near neighbours: recompute their distances
-            exact = ((qb[:, None, :] - x[idx]) ** 2).sum(2)
-            order = np.lexsort((idx, exact), axis=1)
-            out_d[s:s + step] = np.take_along_axis(exact, order, 1)
-            out_i[s:s + step] = np.take_along_axis(idx, order, 1)
+            out_d[s:s + step], out_i[s:s + step] = _refine(qb, x, idx)
         return out_d, out_i
 
     def _exact_hamming(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -216,6 +226,14 @@ class CodeIndex:
             index.nprobe = meta["nprobe"]
             index._ann.nprobe = index.nprobe
         return index
+
+
+def _refine(q: np.ndarray, x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Squared distances recomputed directly for the chosen neighbours (the ‖q‖² − 2q·x + ‖x‖²
+    expansion cancels badly for near ones) and re-sorted, ties by index."""
+    d2 = ((q[:, None, :] - x[idx]) ** 2).sum(2)
+    order = np.lexsort((idx, d2), axis=1)
+    return np.take_along_axis(d2, order, 1), np.take_along_axis(idx, order, 1)
 
 
 def _top_k(dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
