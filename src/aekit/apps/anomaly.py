@@ -59,8 +59,8 @@ def anomaly_cmd(p: argparse.ArgumentParser) -> Handler:
     f.add_argument("--out", required=True, help="detector directory")
     f.add_argument("--preset", default="deep")
     f.add_argument("--latent-dim", type=int, default=8)
-    f.add_argument("--contamination", type=float, default=0.05,
-                   help="expected share of outliers; sets the threshold (default 0.05)")
+    f.add_argument("--contamination", type=float, default=0.1,
+                   help="expected share of outliers; sets the threshold (default 0.1, as PyOD)")
     f.add_argument("--epochs", type=int, default=100)
     f.add_argument("--batch-size", type=int, default=64)
     f.add_argument("--lr", type=float, default=1e-3)
