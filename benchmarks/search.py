@@ -16,6 +16,7 @@ import argparse
 import os
 import statistics
 import time
+from functools import partial
 
 import numpy as np
 
@@ -74,9 +75,9 @@ def main() -> None:
             ix = CodeIndex(args.dim)
             ix.add(x)
             build = time.perf_counter() - t
-            qps_exact, (_, truth) = timed_qps(lambda: ix.search(q, 10, exact=True), len(q), 1)
+            qps_exact, (_, truth) = timed_qps(partial(ix.search, q, 10, exact=True), len(q), 1)
             print(f"{n:>9} {kind:<10} {'exact scan (baseline)':<28} {'—':>8} {1.0:>9.3f} {qps_exact:>10.0f}")
-            qps, (_, found) = timed_qps(lambda: ix.search(q, 10), len(q))
+            qps, (_, found) = timed_qps(partial(ix.search, q, 10), len(q))
             name = f"faiss IVF-Flat nprobe {ix.nprobe}/{ix._ann.nlist}"
             print(f"{n:>9} {kind:<10} {name:<28} {build:>8.1f} {recall_at_k(found, truth):>9.3f} {qps:>10.0f}")
             if n <= args.hnsw_max:
@@ -89,7 +90,7 @@ def main() -> None:
                 hb = time.perf_counter() - t
                 for ef in (64, 128):
                     h.set_ef(ef)
-                    qps, (found, _) = timed_qps(lambda: h.knn_query(q, k=10, num_threads=args.threads),
+                    qps, (found, _) = timed_qps(partial(h.knn_query, q, k=10, num_threads=args.threads),
                                                 len(q))
                     print(f"{n:>9} {kind:<10} {f'hnswlib M16 ef {ef}':<28} {hb:>8.1f} "
                           f"{recall_at_k(found, truth):>9.3f} {qps:>10.0f}")
@@ -99,7 +100,7 @@ def main() -> None:
         bits.add(rng.random((n, args.dim)) > 0.5)
         build = time.perf_counter() - t
         qb = rng.random((args.queries, args.dim)) > 0.5
-        qps, _ = timed_qps(lambda: bits.search(qb, 10), len(qb), 1)
+        qps, _ = timed_qps(partial(bits.search, qb, 10), len(qb), 1)
         print(f"{n:>9} {'bits':<10} {f'Hamming scan, {args.dim}-bit':<28} {build:>8.1f} {1.0:>9.3f} {qps:>10.0f}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nload average {load:.1f} at the end (other jobs share this machine)")

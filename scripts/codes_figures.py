@@ -13,13 +13,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
 
-from aekit import create_model, fit  # noqa: E402
-from aekit.cli import main as aekit  # noqa: E402
-from aekit.data import resolve  # noqa: E402
+from aekit import create_model, fit
+from aekit.cli import main as aekit
+from aekit.data import resolve
 
 
 def search_figure(work: Path, out: Path) -> Path:
@@ -97,10 +97,10 @@ def cluster_figure(work: Path, out: Path) -> Path:
     data = resolve("digits")
     y = data.labels()
     torch.manual_seed(0)
-    model, _ = pretrain(data, 10, [500, 500, 2000], 60, None, 0, "cpu", False)
+    model, _ = pretrain(data, 10, [256, 256, 1024], 300, None, 0, "cpu", False)
     z0 = codes_of(model, data)
     acc0 = cluster_accuracy(y, kmeans(z0, 10)[0])
-    res = dec(model, data, 10, max_iter=3000, device="cpu")
+    res = dec(model, data, 10, max_iter=1000, device="cpu")
     z1 = codes_of(model, data)
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.8))
     for a, z, title in [(axes[0], z0, f"pretrained codes (k-means acc {acc0:.2f})"),
@@ -182,8 +182,8 @@ def main() -> None:
         made.append(cluster_figure(work, out))
     for p in made:
         if p is not None:
-            subprocess.run([sys.executable, "-c", "import sys; from PIL import Image; "
-                            "im = Image.open(sys.argv[1]); im.save(sys.argv[1], optimize=True)",
+            subprocess.run([sys.executable, "-c", ("import sys; from PIL import Image; "
+                            "im = Image.open(sys.argv[1]); im.save(sys.argv[1], optimize=True)"),
                             str(p)], check=True)
             print(f"wrote {p} ({p.stat().st_size // 1024} KB)")
 
