@@ -78,7 +78,8 @@ def main() -> None:
             qps_exact, (_, truth) = timed_qps(partial(ix.search, q, 10, exact=True), len(q), 1)
             print(f"{n:>9} {kind:<10} {'exact scan (baseline)':<28} {'—':>8} {1.0:>9.3f} {qps_exact:>10.0f}")
             qps, (_, found) = timed_qps(partial(ix.search, q, 10), len(q))
-            name = f"faiss IVF-Flat nprobe {ix.nprobe}/{ix._ann.nlist}"
+            name = (f"faiss IVF-Flat nprobe {ix.nprobe}/{ix._ann.nlist}" if ix.approximate
+                    else "exact (below --exact-below)")
             print(f"{n:>9} {kind:<10} {name:<28} {build:>8.1f} {recall_at_k(found, truth):>9.3f} {qps:>10.0f}")
             if n <= args.hnsw_max:
                 import hnswlib
