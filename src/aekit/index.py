@@ -8,7 +8,7 @@
   popcount, exactly; a linear scan of packed bits is fast enough for millions of codes.
 
 Why faiss IVF-Flat rather than hnswlib's HNSW: on this project's 2-core machine hnswlib
-needed ~30 s per 100k 32-d codes to build (≈ 5 min for 1M, the goal is ≤ 2 min), while IVF
+needed ~30 s per 100k 32-d codes to build (several minutes for 1M, the goal is ≤ 2 min), while IVF
 builds 1M codes in seconds, reaches the same recall at similar queries/s, appends new codes
 without a rebuild, and saves in its own binary format (no pickle). See ``benchmarks/search.py``.
 
