@@ -8,8 +8,8 @@
   popcount, exactly; a linear scan of packed bits is fast enough for millions of codes.
 
 Why faiss IVF-Flat rather than hnswlib's HNSW: on this project's 2-core machine hnswlib
-needed ~30 s per 100k 32-d codes to build (several minutes for 1M, the goal is ≤ 2 min), while IVF
-builds 1M codes in seconds, reaches the same recall at similar queries/s, appends new codes
+needed 25–47 s per 100k 32-d codes to build (minutes for 1M; the goal is ≤ 2 min), while IVF
+built 1M codes in under 30 s, reaches the same recall at similar queries/s, appends new codes
 without a rebuild, and saves in its own binary format (no pickle). See ``benchmarks/search.py``.
 
 On disk (a folder): ``codes.npy`` (float32, or uint8 packed bits), ``codes.json`` (metric,
