@@ -104,7 +104,7 @@ function draw(sel){ctx.clearRect(0,0,W,H);S.forEach((s,i)=>{ctx.fillStyle=col(D.
  ctx.globalAlpha=sel<0?0.8:(i===sel||D.nn[sel].includes(i)?1:0.25);ctx.beginPath();
  ctx.arc(s[0],s[1],i===sel?6:3,0,6.2832);ctx.fill();});ctx.globalAlpha=1;}
 function nearest(mx,my){let b=-1,bd=100;S.forEach((s,i)=>{const d=(s[0]-mx)**2+(s[1]-my)**2;if(d<bd){bd=d;b=i;}});return b;}
-function thumb(i){const im=document.createElement('img');im.className='t';if(D.thumbs)im.src=D.thumbs[i];im.alt=D.names[i];return im;}
+function thumb(i){if(!D.thumbs)return document.createElement('span');const im=document.createElement('img');im.className='t';im.src=D.thumbs[i];im.alt=D.names[i];return im;}
 function describe(i){return D.names[i]+(D.label?' · label '+D.label[i]:'')+(D.cluster?' · cluster '+D.cluster[i]:'');}
 cv.addEventListener('mousemove',e=>{const r=cv.getBoundingClientRect(),i=nearest(e.clientX-r.left,e.clientY-r.top);
  if(i<0){tip.style.display='none';return;}tip.replaceChildren(thumb(i),document.createElement('br'),describe(i));
