@@ -18,7 +18,7 @@ def __getattr__(name: str):
 
         return AutoencoderTransformer
     if name == "AutoencoderOutlierDetector":
-        from aekit.estimators import AutoencoderOutlierDetector
+        from aekit.detectors import AutoencoderOutlierDetector
 
         return AutoencoderOutlierDetector
     raise AttributeError(f"module 'aekit' has no attribute {name!r}")

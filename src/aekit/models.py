@@ -27,6 +27,7 @@ from torch import Tensor
 
 import aekit.codes  # noqa: F401  (registers codes)
 import aekit.codes_text  # noqa: F401  (logistic_normal, doc_binary: the text presets' codes)
+import aekit.codes_binary  # noqa: F401  (registers the binary code)
 import aekit.corruptions  # noqa: F401
 import aekit.corruptions_restore  # noqa: F401  (grayscale, watermark, downsample, blur, holes)
 import aekit.nn  # noqa: F401  (registers architectures)

@@ -23,6 +23,9 @@ APP_MODULES = (
     "aekit.apps.topics",
     "aekit.apps.export",
     "aekit.apps.restore",
+    "aekit.apps.search",
+    "aekit.apps.cluster",
+    "aekit.apps.anomaly",
 )
 
 

@@ -1,0 +1,220 @@
+"""Anomaly detection by reconstruction error, in PyOD's manner.
+
+    x ──autoencoder trained on (mostly) normal data──▶ x̂      score(x) = mean((x̂ − x)²)
+
+in data space by default (``score_space="data"``: images in [0, 1], tables in their units);
+``"normalized"`` scores in the model's standardised space instead, so no feature's units
+dominate (better when features have unrelated units; on ECG5000, whose samples share one
+unit, the data-space score ranked better: ROC-AUC 0.999 vs 0.988). As in PyOD (``pyod.models.auto_encoder``):
+
+* ``fit(X)`` trains and sets ``decision_scores_`` (the training samples' scores, higher = more
+  abnormal), ``threshold_`` (the ``1 − contamination`` quantile of them) and ``labels_`` (0
+  inlier, 1 outlier);
+* ``decision_function(X)`` scores new samples, ``predict(X)`` gives 0/1 and
+  ``predict_proba(X)`` the outlier probability (min–max scaled or "unify", Kriegel et al. 2011).
+
+Inputs: tabular rows (N, D); images (N, H, W) or (N, C, H, W) (uint8 or [0, 1] floats); time
+series (T,) or (T, C) with ``window=W``: each sliding window of W steps is one sample
+(:func:`sliding_windows`), and :func:`window_scores_to_points` maps window scores back to time
+steps.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, OutlierMixin
+
+from aekit.data.arrays import ArrayData
+from aekit.errors import AekitError, DataError
+from aekit.models import Autoencoder, create_model
+from aekit.training import fit
+
+
+def sliding_windows(series: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
+    """(T,) or (T, C) series → (n, window) or (n, window·C) windows (a copy, C-contiguous)."""
+    s = np.asarray(series)
+    if s.ndim == 1:
+        s = s[:, None]
+    if s.ndim != 2:
+        raise DataError(f"a time series must be (T,) or (T, C), got shape {np.shape(series)}")
+    if window < 1 or stride < 1:
+        raise DataError(f"window and stride must be ≥ 1, got {window} and {stride}")
+    if len(s) < window:
+        raise DataError(f"the series has {len(s)} steps, fewer than the window of {window}")
+    w = np.lib.stride_tricks.sliding_window_view(s, window, axis=0)[::stride]  # (n, C, window)
+    return np.ascontiguousarray(w.transpose(0, 2, 1).reshape(len(w), -1))
+
+
+def window_scores_to_points(scores: np.ndarray, n_points: int, window: int,
+                            stride: int = 1) -> np.ndarray:
+    """Score of each time step: the highest score among the windows that cover it."""
+    out = np.full(n_points, -np.inf)
+    for i, sc in enumerate(np.asarray(scores, dtype=np.float64)):
+        s = i * stride
+        np.maximum(out[s:s + window], sc, out=out[s:s + window])
+    out[np.isinf(out)] = np.nan
+    return out
+
+
+class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
+    """Outliers are what an autoencoder trained on the data reconstructs worst.
+
+    Parameters are stored unchanged (scikit-learn manners); ``fit`` does the work.
+    ``model_options`` overrides fields of the preset's config, e.g.
+    ``{"arch_options": {"hidden": [64]}}``."""
+
+    def __init__(self, preset: str = "deep", latent_dim: int = 8, contamination: float = 0.1,
+                 epochs: int = 100, batch_size: int = 64, lr: float = 1e-3,
+                 window: int | None = None, stride: int = 1, val_fraction: float = 0.1,
+                 patience: int | None = 20, model_options: dict[str, Any] | None = None,
+                 score_space: str = "data", seed: int = 0, device: str = "cpu", verbose: bool = False) -> None:
+        self.preset = preset
+        self.latent_dim = latent_dim
+        self.contamination = contamination
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.window = window
+        self.stride = stride
+        self.val_fraction = val_fraction
+        self.patience = patience
+        self.model_options = model_options
+        self.score_space = score_space
+        self.seed = seed
+        self.device = device
+        self.verbose = verbose
+
+    # -- inputs ----------------------------------------------------------------------------
+    def _samples(self, X: Any) -> ArrayData:
+        if isinstance(X, ArrayData):
+            if self.window:
+                return self._samples(X.x)
+            return X
+        if isinstance(X, torch.Tensor):
+            X = X.detach().cpu().numpy()
+        X = np.asarray(X)
+        if X.dtype == object or not np.issubdtype(X.dtype, np.number):
+            raise DataError(f"X must be numeric, got dtype {X.dtype}")
+        if self.window:
+            X = sliding_windows(X, int(self.window), int(self.stride))
+        elif X.ndim == 1:
+            raise DataError("X is 1-D: give (n_samples, n_features), or set window= for a series")
+        if X.dtype != np.uint8:
+            X = X.astype(np.float32, copy=False)
+        if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
+            raise DataError("X contains NaN or infinite values")
+        return ArrayData(X, name="X")
+
+    def _check_params(self) -> None:
+        if not 0 < self.contamination <= 0.5:
+            raise AekitError(f"contamination must be in (0, 0.5], got {self.contamination}")
+        if self.score_space not in ("data", "normalized"):
+            raise AekitError(f"score_space must be 'data' or 'normalized', got {self.score_space!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.latent_dim < 1:
+            raise AekitError("epochs, batch_size and latent_dim must be ≥ 1")
+
+    def _check_fitted(self) -> None:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, ["model_", "threshold_"])
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> AutoencoderOutlierDetector:
+        """Train on X (unsupervised; ``y`` is ignored) and set the attributes above."""
+        self._check_params()
+        data = self._samples(X)
+        overrides: dict[str, Any] = dict(self.model_options or {})
+        if not data.is_image:
+            overrides.setdefault("normalization", "standard")
+        model = create_model(self.preset, data.input_shape, self.latent_dim, **overrides)
+        result = fit(model, data, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                     val_fraction=self.val_fraction if len(data) >= 50 else 0.0,
+                     patience=self.patience, seed=self.seed, device=self.device,
+                     progress=self.verbose)
+        self.model_ = model.cpu().eval()
+        self.fit_summary_ = result.summary()
+        self.n_features_in_ = math.prod(data.input_shape)
+        self.decision_scores_ = self._scores(data)
+        self._set_threshold()
+        return self
+
+    def _set_threshold(self) -> None:
+        s = self.decision_scores_
+        self.threshold_ = float(np.quantile(s, 1.0 - self.contamination))
+        self.labels_ = (s > self.threshold_).astype(np.int64)
+        self._score_stats = (float(s.min()), float(s.max()), float(s.mean()), float(s.std()))
+
+    @torch.no_grad()
+    def _scores(self, data: ArrayData, batch_size: int = 1024) -> np.ndarray:
+        model = self.model_
+        if tuple(data.input_shape) != model.input_shape:
+            raise DataError(f"samples have shape {tuple(data.input_shape)} but the detector was "
+                            f"fitted on {model.input_shape}")
+        out = []
+        space = model.normalize if self.score_space == "normalized" else (lambda t: t)
+        for xb in data.iter_batches(batch_size):
+            err = space(model.reconstruct(xb)) - space(xb)
+            out.append(err.pow(2).flatten(1).mean(1).double().numpy())
+        return np.concatenate(out)
+
+    # -- scoring ---------------------------------------------------------------------------
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Outlier score of each sample (mean squared reconstruction error); higher = worse."""
+        self._check_fitted()
+        return self._scores(self._samples(X))
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """scikit-learn's sign convention: higher = more normal (the negated score)."""
+        return -self.decision_function(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """0 for inliers, 1 for outliers (score above ``threshold_``)."""
+        return (self.decision_function(X) > self.threshold_).astype(np.int64)
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray:
+        return self.fit(X).labels_
+
+    def predict_proba(self, X: Any, method: str = "linear") -> np.ndarray:
+        """(N, 2): probability of inlier, outlier. ``linear`` min–max scales by the training
+        scores; ``unify`` is the Gaussian-scaled score of Kriegel et al. (2011), as in PyOD."""
+        scores = self.decision_function(X)
+        lo, hi, mean, std = self._score_stats
+        if method == "linear":
+            p = np.clip((scores - lo) / max(hi - lo, 1e-12), 0, 1)
+        elif method == "unify":
+            from scipy.special import erf
+
+            p = np.clip(erf((scores - mean) / (max(std, 1e-12) * math.sqrt(2))), 0, 1)
+        else:
+            raise AekitError(f"method must be 'linear' or 'unify', got {method!r}")
+        return np.stack([1 - p, p], axis=1)
+
+    # -- files -----------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """The model plus the detector's state (in the model config's ``extra``)."""
+        self._check_fitted()
+        self.model_.config.extra["detector"] = {
+            "params": {k: v for k, v in self.get_params().items()},
+            "threshold": self.threshold_, "score_stats": list(self._score_stats),
+            "n_train": len(self.decision_scores_)}
+        return self.model_.save_pretrained(directory, summary=self.fit_summary_)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> AutoencoderOutlierDetector:
+        model = Autoencoder.from_pretrained(directory)
+        state = model.config.extra.get("detector")
+        if not state:
+            raise AekitError(f"{directory} is a model but not an anomaly detector "
+                             "(train one with `aekit anomaly fit`)")
+        det = cls(**state["params"])
+        det.model_ = model
+        det.threshold_ = float(state["threshold"])
+        det._score_stats = tuple(state["score_stats"])
+        det.fit_summary_ = getattr(model, "training_summary", {})
+        det.n_features_in_ = math.prod(model.input_shape)
+        return det

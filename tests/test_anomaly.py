@@ -1,0 +1,122 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+import aekit
+from aekit.cli import main
+from aekit.detectors import AutoencoderOutlierDetector, sliding_windows, window_scores_to_points
+from aekit.errors import AekitError, DataError
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is fastest on a busy machine
+    yield
+    torch.set_num_threads(threads)
+
+
+def low_rank(n, seed=0, d=16, r=3):
+    rng = np.random.default_rng(seed)
+    basis = np.random.default_rng(99).normal(size=(r, d))
+    return (rng.normal(size=(n, r)) @ basis + 0.05 * rng.normal(size=(n, d))).astype(np.float32)
+
+
+def small(**kw):
+    kw = {"latent_dim": 3, "epochs": 40, "model_options": {"arch_options": {"hidden": [32]}},
+          **kw}
+    return AutoencoderOutlierDetector(**kw)
+
+
+def test_pyod_api_and_injected_outliers_rank_above_inliers(tmp_path):
+    x = low_rank(400)
+    rng = np.random.default_rng(1)
+    outliers = rng.normal(0, 3, (20, 16)).astype(np.float32)  # off the inliers' subspace
+    train = np.concatenate([x, outliers])
+    det = small(contamination=0.05).fit(train)
+    assert aekit.AutoencoderOutlierDetector is AutoencoderOutlierDetector
+    assert det.decision_scores_.shape == (420,) and det.labels_.shape == (420,)
+    assert set(np.unique(det.labels_)) <= {0, 1}
+    assert det.labels_.mean() == pytest.approx(0.05, abs=0.01)
+    truth = np.r_[np.zeros(400), np.ones(20)]
+    assert roc_auc_score(truth, det.decision_scores_) > 0.95
+    assert det.labels_[400:].mean() > 0.8  # the threshold catches the injected ones
+    # new data: same ranking through decision_function / predict / predict_proba
+    test = np.concatenate([low_rank(50, seed=2), rng.normal(0, 3, (5, 16)).astype(np.float32)])
+    s = det.decision_function(test)
+    assert roc_auc_score(np.r_[np.zeros(50), np.ones(5)], s) > 0.95
+    np.testing.assert_array_equal(det.predict(test), (s > det.threshold_).astype(int))
+    proba = det.predict_proba(test)
+    assert proba.shape == (55, 2) and np.allclose(proba.sum(1), 1)
+    assert np.all((0 <= det.predict_proba(test, "unify")) & (det.predict_proba(test, "unify") <= 1))
+    np.testing.assert_allclose(det.score_samples(test), -s)
+    # save / load keeps the threshold and the scores
+    det.save(tmp_path / "det")
+    back = AutoencoderOutlierDetector.load(tmp_path / "det")
+    assert back.threshold_ == det.threshold_
+    np.testing.assert_allclose(back.decision_function(test), s, rtol=1e-5)
+
+
+def test_get_params_and_bad_params():
+    det = AutoencoderOutlierDetector(contamination=0.2, window=5)
+    assert det.get_params()["contamination"] == 0.2 and det.get_params()["window"] == 5
+    with pytest.raises(AekitError, match="contamination"):
+        AutoencoderOutlierDetector(contamination=0.9).fit(low_rank(20))
+    with pytest.raises(DataError, match="1-D"):
+        AutoencoderOutlierDetector().fit(np.zeros(30))
+
+
+def test_sliding_windows_and_point_scores():
+    s = np.arange(10, dtype=np.float32)
+    w = sliding_windows(s, 4, stride=2)
+    np.testing.assert_array_equal(w, [[0, 1, 2, 3], [2, 3, 4, 5], [4, 5, 6, 7], [6, 7, 8, 9]])
+    multi = sliding_windows(np.stack([s, -s], 1), 3)
+    assert multi.shape == (8, 6) and multi[0].tolist() == [0, -0, 1, -1, 2, -2]
+    pts = window_scores_to_points(np.array([1.0, 5.0, 2.0, 0.0]), 10, 4, 2)
+    assert pts.tolist() == [1, 1, 5, 5, 5, 5, 2, 2, 0, 0]
+    with pytest.raises(DataError):
+        sliding_windows(s, 20)
+
+
+def test_time_series_windows_flag_an_injected_glitch():
+    t = np.arange(3000)
+    series = np.sin(2 * np.pi * t / 50).astype(np.float32)
+    series[2000:2010] += 2.0  # a glitch
+    det = small(window=50, stride=5, latent_dim=4, epochs=30).fit(series)
+    pts = window_scores_to_points(det.decision_scores_, len(series), 50, 5)
+    assert 1960 <= int(np.nanargmax(pts)) <= 2060
+
+
+def test_images_unseen_kind_scores_higher():
+    from aekit.data import resolve
+
+    digits = resolve("digits")
+    x = digits.all().numpy()
+    zeros = x[digits.labels() == 0]
+    others = x[digits.labels() == 1]
+    det = small(latent_dim=4, epochs=60).fit(zeros[:150])
+    s = det.decision_function(np.concatenate([zeros[150:], others]))
+    assert roc_auc_score(np.r_[np.zeros(len(zeros) - 150), np.ones(len(others))], s) > 0.9
+
+
+def test_anomaly_cli_fit_and_score(tmp_path, capsys):
+    x = low_rank(300)
+    test = np.concatenate([low_rank(60, seed=3), np.random.default_rng(4).normal(0, 3, (6, 16))])
+    header = ",".join([f"f{i}" for i in range(16)] + ["label"])
+    rows = [",".join(f"{v:.5f}" for v in r) + f",{int(i >= 60)}" for i, r in enumerate(test)]
+    (tmp_path / "test.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    np.save(tmp_path / "train.npy", x)
+    assert main(["anomaly", "fit", "--data", str(tmp_path / "train.npy"), "--out",
+                 str(tmp_path / "det"), "--latent-dim", "3", "--epochs", "30", "--json"]) == 0
+    fitted = json.loads(capsys.readouterr().out)
+    assert fitted["samples"] == 300 and fitted["threshold"] > 0
+    assert main(["anomaly", "score", "--model", str(tmp_path / "det"), "--data",
+                 str(tmp_path / "test.csv"), "--normal-label", "0", "--scores",
+                 str(tmp_path / "s.csv"), "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["roc_auc"] > 0.95 and scored["samples"] == 66
+    assert (tmp_path / "s.csv").read_text().startswith("index,score,outlier\n")
+    assert main(["anomaly", "score", "--model", str(tmp_path / "train.npy"), "--data", "x"]) == 2

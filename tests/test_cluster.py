@@ -1,0 +1,89 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from aekit import create_model, fit
+from aekit.cli import main
+from aekit.clustering import dec, soft_assignment, target_distribution
+from aekit.data import ArrayData
+from aekit.errors import DataError
+from aekit.metrics_cluster import ari, cluster_accuracy, cluster_scores, nmi
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is fastest on a busy machine
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_permuted_labels_score_perfectly():
+    y = np.repeat(np.arange(5), 20)
+    perm = np.array([3, 0, 4, 1, 2])
+    assert cluster_scores(y, perm[y]) == {"acc": 1.0, "nmi": pytest.approx(1.0),
+                                          "ari": pytest.approx(1.0)}
+
+
+def test_accuracy_uses_the_best_one_to_one_matching():
+    y = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    pred = np.array([5, 5, 7, 7, 7, 7, 9, 9])  # cluster 7 mixes classes 0 and 1
+    assert cluster_accuracy(y, pred) == pytest.approx(7 / 8)
+    # everything in one cluster: only the biggest class can be matched
+    assert cluster_accuracy(y, np.zeros(8)) == pytest.approx(3 / 8)
+    assert nmi(y, np.zeros(8)) == pytest.approx(0.0) and ari(y, np.zeros(8)) == pytest.approx(0.0)
+    with pytest.raises(DataError):
+        cluster_accuracy(y, pred[:3])
+
+
+def test_student_t_assignment_and_target_are_distributions():
+    z = torch.randn(50, 3)
+    c = torch.randn(4, 3)
+    q = soft_assignment(z, c)
+    p = target_distribution(q)
+    torch.testing.assert_close(q.sum(1), torch.ones(50))
+    torch.testing.assert_close(p.sum(1), torch.ones(50))
+    # P sharpens Q: the most likely cluster gets more mass
+    assert (p.max(1).values >= q.max(1).values - 1e-6).float().mean() > 0.8
+
+
+def blobs(n=300, d=20, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    centres = rng.normal(0, 4, (k, d))
+    return (centres[y] + rng.normal(0, 1, (n, d))).astype(np.float32), y
+
+
+def test_idec_refines_a_model_and_clusters_blobs():
+    x, y = blobs()
+    model = create_model("deep", (20,), 3, arch_options={"hidden": [32]},
+                         normalization="standard")
+    fit(model, x, epochs=20, progress=False, patience=None, val_fraction=0)
+    before = [p.detach().clone() for p in model.encoder.parameters()]
+    res = dec(model, ArrayData(x), 3, max_iter=200, device="cpu")
+    assert res.labels.shape == (300,) and res.iterations > 0
+    assert cluster_accuracy(y, res.labels) > 0.95
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.encoder.parameters()))
+
+
+def test_cluster_command_reports_baselines_beside_the_method(tmp_path, capsys):
+    x, y = blobs(200)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    code = main(["cluster", "--data", str(tmp_path / "d.npz"), "--k", "3", "--method", "dec",
+                 "--hidden", "32", "--latent-dim", "3", "--epochs", "10", "--max-iter", "50",
+                 "--assignments", str(tmp_path / "a.npy"), "--json", "--device", "cpu"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    obj = json.loads(out.out)
+    methods = [r["method"] for r in obj["results"]]
+    assert methods[:2] == ["k-means on pixels", "k-means on PCA-3"] and methods[-1] == "IDEC on AE codes"
+    assert all({"acc", "nmi", "ari"} <= set(r) for r in obj["results"])
+    assert np.load(tmp_path / "a.npy").shape == (200,)
+    assert sum(obj["cluster_sizes"]) == 200
+
+
+def test_cluster_command_errors_are_one_line(capsys):
+    assert main(["cluster", "--data", "digits", "--k", "1"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

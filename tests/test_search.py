@@ -1,0 +1,86 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from aekit import create_model, fit
+from aekit.cli import main
+from aekit.data import resolve
+from aekit.data.images import write_image
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Two small digit models: 12-d dense codes and 24-bit binary codes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is fastest on a busy machine
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("models")
+    data = resolve("digits:train")
+    out = {}
+    for name, dim, extra in [("dense", 12, {}), ("binary", 24, {"code": "binary"})]:
+        m = create_model("deep", (1, 8, 8), dim, arch_options={"hidden": [128]}, **extra)
+        fit(m, data, epochs=15, progress=False, patience=None, val_fraction=0)
+        m.save_pretrained(root / name)
+        out[name] = root / name
+    torch.set_num_threads(threads)
+    return out
+
+
+def run_json(capsys, *argv):
+    code = main([*map(str, argv), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
+
+
+@pytest.mark.parametrize("kind,bound", [("dense", 0.6), ("binary", 0.3)])
+def test_search_on_digits_returns_same_class_far_above_chance(models, tmp_path, capsys, kind, bound):
+    ix = tmp_path / "ix"
+    built = run_json(capsys, "index", "digits:train", "--model", models[kind], "--out", ix)
+    assert built["total"] == 1438 and built["metric"] == ("hamming" if kind == "binary" else "l2")
+    res = run_json(capsys, "search", ix, "digits:test", "-k", 10)
+    y_test = resolve("digits:test").labels()
+    hits = [np.mean([r["label"] == y for r in q["results"]])
+            for q, y in zip(res["queries"], y_test)]
+    # chance is 0.1 (ten balanced classes); measured 0.83 dense, 0.40 binary (24 bits, 15 epochs)
+    assert np.mean(hits) > bound
+
+
+def test_add_then_search_finds_the_new_image(models, tmp_path, capsys):
+    ix = tmp_path / "ix"
+    run_json(capsys, "index", "digits:train", "--model", models["dense"], "--out", ix)
+    new = tmp_path / "new"
+    x = resolve("digits:test").all().numpy()
+    for i in range(3):
+        write_image(new / f"img{i}.png", x[i, 0])
+    added = run_json(capsys, "index", new, "--add", "--out", ix)
+    assert added["added"] == 3 and added["total"] == 1441
+    res = run_json(capsys, "search", ix, new / "img1.png", "-k", 3)
+    top = res["queries"][0]["results"][0]
+    assert top["name"].endswith("img1.png") and top["distance"] < 1e-3
+    html = tmp_path / "r.html"
+    assert main(["search", str(ix), str(new), "-k", "4", "--html", str(html)]) == 0
+    page = html.read_text()
+    assert page.count("data:image/png;base64") == 3 * 5 and "http" not in page.split("<body>")[1]
+
+
+def test_index_refuses_a_query_model_with_another_code_size(models, tmp_path, capsys):
+    ix = tmp_path / "ix"
+    run_json(capsys, "index", "digits:test", "--model", models["dense"], "--out", ix)
+    assert main(["search", str(ix), "digits:test", "--model", str(models["binary"])]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aekit: error: ") and "24-d codes" in err and "12-d codes" in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["index", "digits:test", "--model", str(models["dense"]), "--out", str(ix)]) == 2
+    assert "--add" in capsys.readouterr().err
+
+
+def test_explore_writes_a_self_contained_page(models, tmp_path, capsys):
+    ix = tmp_path / "ix"
+    run_json(capsys, "index", "digits:test", "--model", models["binary"], "--out", ix)
+    out = run_json(capsys, "explore", ix, "--out", tmp_path / "e.html", "--max-points", 100)
+    assert out["points"] == 100 and out["map"] in ("PCA", "UMAP")
+    page = (tmp_path / "e.html").read_text()
+    assert "<script src" not in page and "aekit-data" in page
