@@ -23,6 +23,10 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
                                dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    # mkstemp makes 0600 files; a saved model or picture should get the usual permissions
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
