@@ -282,6 +282,14 @@ def match_state_layout(optimizer: torch.optim.Optimizer) -> None:
 
 
 # ------------------------------------------------------------------------------------ fit
+def auto_batch_size(n: int) -> int:
+    """The default batch: about 50 steps per epoch on small data, 128 from ~6,400 samples on.
+
+    A fixed 128 gives a 1,400-sample set 11 steps an epoch and trains it 2–4× worse in the
+    same epochs (benchmarks/pca_vs_ae.py on digits: held-out SSE 0.72 at 128, 0.28 at 32)."""
+    return int(min(128, max(16, 2 ** round(math.log2(max(n, 1) / 50)))))
+
+
 def fit(
     model: Autoencoder,
     data: ArrayData | np.ndarray | torch.Tensor,
@@ -289,7 +297,7 @@ def fit(
     target: ArrayData | np.ndarray | torch.Tensor | None = None,
     epochs: int | None = None,
     minutes: float | None = None,
-    batch_size: int = 128,
+    batch_size: int | None = None,
     lr: float = 2e-3,
     weight_decay: float = 1e-4,
     warmup: float = 0.02,
@@ -311,7 +319,7 @@ def fit(
     """Train ``model`` on ``data`` (reconstructing it, or ``target`` when given: pairs).
 
     The budget is ``epochs`` or ``minutes`` (wall clock, checked every step); with neither,
-    30 epochs. With ``out_dir``, a metrics log and a checkpoint are written there after every
+    30 epochs. ``batch_size`` defaults to :func:`auto_batch_size`. With ``out_dir``, a metrics log and a checkpoint are written there after every
     ``checkpoint_every`` epochs, and ``resume=True`` continues from that checkpoint.
 
     ``compile=True`` runs the training forward through ``torch.compile`` (opt-in: it costs
@@ -326,9 +334,11 @@ def fit(
         raise AekitError(f"epochs must be ≥ 1, got {epochs}")
     if minutes is not None and minutes <= 0:
         raise AekitError(f"minutes must be > 0, got {minutes}")
+    data = as_array_data(data)
+    if batch_size is None:
+        batch_size = auto_batch_size(len(data))
     if batch_size < 1:
         raise AekitError(f"batch size must be ≥ 1, got {batch_size}")
-    data = as_array_data(data)
     tgt = as_array_data(target, "target") if target is not None else None
     if tgt is not None and len(tgt) != len(data):
         raise DataError(f"{len(data)} inputs but {len(tgt)} targets")

@@ -47,7 +47,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="model directory (default runs/<preset>-<data>-<time>)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="global batch (default: ~50 steps per epoch, at most 128)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--patience", type=int, default=20, help="early-stopping patience in epochs (0 = off)")
@@ -198,6 +199,7 @@ def reconstruct_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True, help=".npy (all samples) or .png (grid: originals over reconstructions)")
     p.add_argument("-n", type=int, default=16, help="samples in a .png grid (default 16)")
+    p.add_argument("--zoom", type=int, default=1, help="enlarge a .png grid N× (nearest neighbour)")
     add_data_options(p)
     add_json_flag(p)
 
@@ -217,7 +219,10 @@ def reconstruct_cmd(p: argparse.ArgumentParser) -> Handler:
             from aekit.data.images import write_image
 
             x, rec = reconstruct_array(model, data, limit=args.n)
-            write_image(args.out, image_grid([x, rec]))
+            grid = image_grid([x, rec])
+            if args.zoom > 1:
+                grid = grid.repeat(args.zoom, axis=0).repeat(args.zoom, axis=1)
+            write_image(args.out, grid)
         else:
             raise AekitError("--out must end in .npy or .png")
         emit(args, {"out": args.out}, f"wrote reconstructions to {args.out}")
