@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Make the codec pictures of docs/codec.md.
+"""Make the codec pictures of the README.
 
 * ``docs/img/codec-rd.png``: bpp–PSNR curves of aekit, JPEG and WebP on a folder (default
   the first 12 images of CBSD68 — benchmark images, never training data).

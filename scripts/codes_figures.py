@@ -1,4 +1,4 @@
-"""Pictures for docs/search.md, docs/cluster.md, docs/anomaly.md (small models, CPU, ~2 min).
+"""Pictures for the README search, cluster and anomaly sections (small models, CPU, ~2 min).
 
     PYTHONPATH=src python scripts/codes_figures.py --out docs/img --work /tmp/aekit-figs
 """

@@ -1,10 +1,10 @@
-"""Regenerate the pictures of docs/reduce.md: compare-pca's figures and a report screenshot.
+"""Regenerate the pictures of the README: compare-pca's figures and a report screenshot.
 
     PYTHONPATH=src python scripts/reduce_docs_figures.py      # ~5 min on one CPU core
     PYTHONPATH=src python scripts/reduce_docs_figures.py --report-only
 
 Writes docs/img/reduce-{error,reconstructions,codes,report}.png and prints the compare-pca
-table that docs/reduce.md quotes.
+table that the README quotes.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Before/after pictures of the four restoration commands for docs/restore.md.
+"""Before/after pictures of the four restoration commands for the README.
 
     python scripts/restore_figure.py            # writes docs/img/restore-<task>.png
 

@@ -1,4 +1,4 @@
-"""Figure for docs/text.md: the top words of a trained topic model's topics, as bars of each
+"""Figure for the README: the top words of a trained topic model's topics, as bars of each
 word's probability under the topic (the decoder's word distribution for θ = e_k).
 
     python scripts/text_figure.py RUN_DIR [--topics 8] [--words 8] [--out docs/img/text-topics.png]

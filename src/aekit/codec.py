@@ -11,7 +11,7 @@ file) over the values ``offset … offset+n−1`` plus an escape symbol. Symbols
 model is a pure function of integers: bit-exact on every machine). Escaped values go, as
 zig-zag varints, into a second stream.
 
-File layout (big-endian integers; see docs/codec.md):
+File layout (big-endian integers; see the README):
 
     offset size field
     0      4    magic b"\\x89AEK"

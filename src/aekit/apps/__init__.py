@@ -19,13 +19,13 @@ COMMANDS: Registry = Registry("command")
 APP_MODULES = (
     "aekit.apps.basic",
     "aekit.apps.reduce",
-    "aekit.apps.codec",
-    "aekit.apps.topics",
-    "aekit.apps.export",
     "aekit.apps.restore",
+    "aekit.apps.codec",
     "aekit.apps.search",
     "aekit.apps.cluster",
     "aekit.apps.anomaly",
+    "aekit.apps.topics",
+    "aekit.apps.export",
 )
 
 

@@ -1,6 +1,6 @@
 """Learned image compression: ``aekit compress``, ``aekit decompress``, ``aekit codec-eval``.
 
-Files are ``.aek`` (format in :mod:`aekit.codec` and docs/codec.md); the model is the
+Files are ``.aek`` (format in :mod:`aekit.codec` and the README); the model is the
 pretrained zoo ``codec`` unless ``--model DIR`` names another saved ``codec`` model.
 """
 

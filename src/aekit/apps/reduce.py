@@ -212,7 +212,7 @@ def compare_pca_cmd(p: argparse.ArgumentParser) -> Handler:
     budget.add_argument("--minutes", type=float, default=None,
                         help="wall-clock budget of each autoencoder fit, in minutes")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
-                   help=f"default {DEFAULT_BATCH}: small sets need the steps (see docs/reduce.md)")
+                   help=f"default {DEFAULT_BATCH}: small sets need the steps (see the README)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
