@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import aekit.codes  # noqa: F401  (registers codes)
-import aekit.codes_text  # noqa: F401  (logistic_normal, doc_binary: the text presets' codes)
 import aekit.codes_binary  # noqa: F401  (registers the binary code)
+import aekit.codes_text  # noqa: F401  (logistic_normal, doc_binary: the text presets' codes)
 import aekit.corruptions  # noqa: F401
 import aekit.corruptions_restore  # noqa: F401  (grayscale, watermark, downsample, blur, holes)
 import aekit.nn  # noqa: F401  (registers architectures)
@@ -418,5 +418,6 @@ def input_numel(model: Autoencoder) -> int:
 
 # the quantized code and the codec preset (registered after PRESETS exists)
 import aekit.codes_quantized  # noqa: E402,F401
+
 # the restoration preset (`restore`) and its per-task overrides need PRESETS defined above
 import aekit.presets_restore  # noqa: E402,F401

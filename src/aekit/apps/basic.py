@@ -12,8 +12,15 @@ from typing import Any
 import numpy as np
 
 from aekit.apps import Handler, command
-from aekit.apps.common import (TRAIN_HOOKS, add_data_options, add_json_flag, emit,
-                               format_table, load_data_for, load_model)
+from aekit.apps.common import (
+    TRAIN_HOOKS,
+    add_data_options,
+    add_json_flag,
+    emit,
+    format_table,
+    load_data_for,
+    load_model,
+)
 from aekit.data import list_datasets
 from aekit.distributed import is_main_process
 from aekit.errors import AekitError
