@@ -13,7 +13,7 @@ from aekit.data.arrays import ArrayData
 from aekit.data.stream import PageReleaser
 from aekit.errors import AekitError
 from aekit.io import atomic_path
-from aekit.metrics import RunningReconstruction, l0
+from aekit.metrics import RunningReconstruction, dead_fraction, l0
 from aekit.models import Autoencoder
 
 
@@ -44,7 +44,7 @@ def evaluate_model(model: Autoencoder, data: ArrayData, batch_size: int = 512) -
     code = model.code
     if getattr(code, "sparse", False):
         res["l0"] = l0_sum / run.n
-        res["dead_fraction"] = float((active == 0).float().mean())
+        res["dead_fraction"] = dead_fraction(active)
         res["latent_units"] = int(active.numel())
     if model.config.code == "gaussian":
         res["kl"] = kl_sum / run.n

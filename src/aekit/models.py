@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -35,7 +34,7 @@ import aekit.penalties  # noqa: F401
 from aekit.codes import CODES
 from aekit.corruptions import CORRUPTIONS
 from aekit.errors import AekitError, ModelFileError
-from aekit.io import atomic_path, write_json_atomic
+from aekit.io import atomic_path, file_digest, write_json_atomic
 from aekit.nn import ARCHS
 from aekit.penalties import PENALTIES
 from aekit.registry import Registry
@@ -409,11 +408,7 @@ def read_model_meta(directory: str | Path) -> dict[str, Any]:
 
 
 def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -14,7 +14,6 @@ missing file gives one line that says where to put it.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import struct
 import tarfile
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from aekit.errors import DataError
+from aekit.io import file_digest
 
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -78,14 +78,6 @@ def data_dirs(name: str) -> list[Path]:
     except ImportError:  # pragma: no cover
         dirs.append(Path.home() / ".cache" / "aekit" / name)
     return dirs
-
-
-def file_digest(path: Path, algo: str) -> str:
-    h = hashlib.new(algo)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def find_file(name: str, stem: str) -> Path | None:
