@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import matplotlib
@@ -67,23 +68,26 @@ def explorer_screenshot(work: Path, out: Path) -> Path | None:
     page = work / "explore.html"
     aekit(["explore", str(work / "ix"), "--out", str(page), "--neighbours", "6"])
     try:
-        from playwright.sync_api import sync_playwright
+        from selenium.webdriver.common.action_chains import ActionBuilder
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        from aekit._browser import headless_chromium, screenshot_png
     except ImportError:
         return None
     path = out / "search-explorer.png"
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium",
-                              args=["--no-sandbox", "--disable-gpu", "--headless=new"])
-        pg = b.new_page(viewport={"width": 1000, "height": 560})
-        pg.goto(page.as_uri())
-        pg.wait_for_function("window.aekitExplorer && window.aekitExplorer.count > 0")
-        x, y = pg.evaluate("window.aekitExplorer.screen(3)")
-        pg.mouse.click(x, y)
-        x, y = pg.evaluate("window.aekitExplorer.screen(40)")
-        pg.mouse.move(x, y)
-        pg.wait_for_timeout(200)
-        pg.screenshot(path=str(path), type="png")
-        b.close()
+    with headless_chromium(1000, 560) as driver:
+        driver.get(page.as_uri())
+        WebDriverWait(driver, 20).until(lambda d: d.execute_script(
+            "return !!(window.aekitExplorer && window.aekitExplorer.count > 0)"))
+        for i, click in ((3, True), (40, False)):
+            x, y = driver.execute_script(f"return window.aekitExplorer.screen({i})")
+            act = ActionBuilder(driver)
+            move = act.pointer_action.move_to_location(int(round(x)), int(round(y)))
+            if click:
+                move.click()
+            act.perform()
+        time.sleep(0.2)
+        path.write_bytes(screenshot_png(driver))
     return path
 
 

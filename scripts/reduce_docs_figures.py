@@ -23,15 +23,9 @@ IMG = ROOT / "docs" / "img"
 
 
 def report_screenshot(html: Path, png: Path) -> None:
-    from playwright.sync_api import sync_playwright
+    from aekit._browser import save_screenshot
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                                    args=["--no-sandbox", "--disable-gpu", "--headless=new"])
-        page = browser.new_page(viewport={"width": 1000, "height": 1400}, device_scale_factor=0.6)
-        page.goto(html.as_uri())
-        page.screenshot(path=str(png), full_page=False)
-        browser.close()
+    save_screenshot(html, png, 1000, 1400, scale=0.6)
 
 
 def run(argv: list[str]) -> int:

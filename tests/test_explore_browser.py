@@ -1,16 +1,15 @@
 """The latent explorer page in headless Chromium: loads cleanly, hover shows the image,
 click lists neighbours."""
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from aekit._browser import console_errors, find_browser, headless_chromium, requested_urls
 from aekit.cli import main
 from aekit.data import resolve
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
 
 
@@ -28,34 +27,33 @@ def page_file(tmp_path_factory):
 
 
 def test_explorer_page_in_headless_chromium(page_file: Path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.skip("chromium is not installed")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM,
-                                    args=["--no-sandbox", "--disable-gpu", "--headless=new"])
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 700})
-            errors: list[str] = []
-            requests: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(page_file.as_uri())
-            page.wait_for_function("window.aekitExplorer && window.aekitExplorer.count === 400")
-            assert errors == []
-            assert all(u.startswith(("file:", "data:")) for u in requests)  # no network
-            tip = page.locator("#tip")
-            assert not tip.is_visible()
-            x, y = page.evaluate("window.aekitExplorer.screen(7)")
-            page.mouse.move(x, y)
-            tip.wait_for(state="visible")
-            img = tip.locator("img")
-            assert img.get_attribute("src").startswith("data:image/png;base64,")
-            assert page.evaluate("document.querySelector('#tip img').naturalWidth") == 8
-            assert "label" in tip.inner_text()
-            page.mouse.click(x, y)
-            assert page.locator("#neighbours .nb").count() == 5
-            assert errors == []
-        finally:
-            browser.close()
+    pytest.importorskip("selenium")
+    from selenium.webdriver.common.action_chains import ActionBuilder
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    if find_browser() is None:
+        pytest.skip("chromium and chromedriver are not installed")
+    with headless_chromium(1100, 700) as driver:
+        driver.get(page_file.as_uri())
+        WebDriverWait(driver, 20).until(lambda d: d.execute_script(
+            "return !!(window.aekitExplorer && window.aekitExplorer.count === 400)"))
+        assert console_errors(driver) == []
+        urls = requested_urls(driver)
+        assert urls and all(u.startswith(("file:", "data:")) for u in urls)  # no network
+        tip = driver.find_element(By.ID, "tip")
+        assert not tip.is_displayed()
+        x, y = driver.execute_script("return window.aekitExplorer.screen(7)")
+        move = ActionBuilder(driver)
+        move.pointer_action.move_to_location(int(round(x)), int(round(y)))
+        move.perform()
+        WebDriverWait(driver, 10).until(lambda d: tip.is_displayed())
+        img = tip.find_element(By.TAG_NAME, "img")
+        assert img.get_attribute("src").startswith("data:image/png;base64,")
+        assert driver.execute_script("return document.querySelector('#tip img').naturalWidth") == 8
+        assert "label" in tip.text
+        click = ActionBuilder(driver)
+        click.pointer_action.move_to_location(int(round(x)), int(round(y))).click()
+        click.perform()
+        assert len(driver.find_elements(By.CSS_SELECTOR, "#neighbours .nb")) == 5
+        assert console_errors(driver) == []

@@ -283,32 +283,28 @@ def test_report_errors_are_one_line(capsys, tmp_path):
 
 @pytest.mark.browser
 def test_report_renders_in_headless_chromium(capsys, run_dir, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api")
-    import shutil
+    pytest.importorskip("selenium")
+    from selenium.webdriver.common.by import By
 
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    from aekit._browser import find_browser, headless_chromium, screenshot_png
+
+    if find_browser() is None:
+        pytest.skip("chromium and chromedriver are not installed")
     out = tmp_path / "report.html"
     assert main(["report", str(run_dir), "--out", str(out)]) == 0
     capsys.readouterr()
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium,
-                                    args=["--no-sandbox", "--disable-gpu", "--headless=new"])
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.goto(out.as_uri())
-            page.wait_for_load_state("load")
-            for sid in SECTION_IDS:
-                assert page.locator(f"section#{sid} h2").count() == 1, sid
-            figs = page.eval_on_selector_all(
-                "figure img", "els => els.map(e => [e.closest('section').id, e.complete, "
-                              "e.naturalWidth, e.naturalHeight])")
-            assert {f[0] for f in figs} == {"loss", "reconstructions", "codes", "activations"}
-            assert all(complete and w > 100 and h > 100 for _, complete, w, h in figs)
-            assert page.locator("section#activations table tbody tr").count() >= 5
-            assert page.locator("section#config pre").inner_text().lstrip().startswith("{")
-            shot = page.screenshot(full_page=True)
-        finally:
-            browser.close()
+    with headless_chromium(1200, 900) as driver:
+        driver.get(out.as_uri())  # returns once the page has loaded
+        for sid in SECTION_IDS:
+            assert len(driver.find_elements(By.CSS_SELECTOR, f"section#{sid} h2")) == 1, sid
+        figs = driver.execute_script(
+            "return [...document.querySelectorAll('figure img')].map(e => "
+            "[e.closest('section').id, e.complete, e.naturalWidth, e.naturalHeight])")
+        assert {f[0] for f in figs} == {"loss", "reconstructions", "codes", "activations"}
+        assert all(complete and w > 100 and h > 100 for _, complete, w, h in figs)
+        assert len(driver.find_elements(By.CSS_SELECTOR, "section#activations table tbody tr")) >= 5
+        assert driver.find_element(By.CSS_SELECTOR, "section#config pre").text.lstrip().startswith("{")
+        shot = screenshot_png(driver, full_page=True)
     import io
 
     img = np.asarray(Image.open(io.BytesIO(shot)).convert("L"), dtype=np.float32)
