@@ -167,6 +167,17 @@ def test_tampered_weights_without_checksum_still_refused(capsys, model_dir, tmp_
     _assert_one_line_error(code, err, "safetensors")
 
 
+@pytest.mark.parametrize("damage", ["garbage", "not_object", "no_model"])
+def test_resume_with_damaged_run_file(capsys, tmp_path, damage):
+    out = tmp_path / "run"
+    out.mkdir()
+    text = {"garbage": "{\"model\": ", "not_object": "[1, 2]", "no_model": "{}"}[damage]
+    (out / "run.json").write_text(text)
+    code, _, err = run(capsys, "train", "--out", out, "--resume")
+    _assert_one_line_error(code, err, "run.json")
+    assert (out / "run.json").read_text() == text  # left as it was
+
+
 def test_unknown_preset_and_dataset(capsys, tmp_path):
     code, _, err = run(capsys, "train", "--preset", "nope", "--out", tmp_path / "o")
     _assert_one_line_error(code, err, "unknown preset 'nope'")

@@ -1,4 +1,5 @@
-"""Atomic file writing: a user's file is either the old one or the complete new one."""
+"""Atomic file writing (a user's file is either the old one or the complete new one) and
+JSON reading that fails with one clear line."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from aekit.errors import AekitError
 
 
 @contextlib.contextmanager
@@ -60,3 +63,16 @@ def file_digest(path: str | os.PathLike[str], algo: str = "sha256") -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def read_json(path: str | os.PathLike[str], what: str, *, missing: str | None = None,
+              error: type[AekitError] = AekitError) -> Any:
+    """Parse a JSON file; a missing, unreadable or damaged one raises ``error`` with one line:
+    ``missing`` (default "PATH is missing") or "PATH is not a valid WHAT (reason)"."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(missing or f"{path} is missing")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise error(f"{path} is not a valid {what} ({e})") from None

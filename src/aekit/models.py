@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ import aekit.penalties  # noqa: F401
 from aekit.codes import CODES
 from aekit.corruptions import CORRUPTIONS
 from aekit.errors import AekitError, ModelFileError
-from aekit.io import atomic_path, file_digest, write_json_atomic
+from aekit.io import atomic_path, file_digest, read_json, write_json_atomic
 from aekit.nn import ARCHS
 from aekit.penalties import PENALTIES
 from aekit.registry import Registry
@@ -397,12 +396,11 @@ def read_model_meta(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / CONFIG_NAME
     if not Path(directory).is_dir():
         raise ModelFileError(f"model directory {directory} does not exist")
-    if not path.is_file():
-        raise ModelFileError(f"{path} is missing: not an aekit model directory")
+    meta = read_json(path, "aekit config", error=ModelFileError,
+                     missing=f"{path} is missing: not an aekit model directory")
     try:
-        meta = json.loads(path.read_text())
         meta["config"]["input_shape"]
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
+    except (KeyError, TypeError) as e:
         raise ModelFileError(f"{path} is not a valid aekit config ({e})") from None
     return meta
 

@@ -25,6 +25,7 @@ from aekit.data import list_datasets
 from aekit.distributed import is_main_process
 from aekit.errors import AekitError
 from aekit.evaluation import encode_to_npy, evaluate_model, image_grid, reconstruct_array
+from aekit.io import read_json
 from aekit.models import PRESETS, Autoencoder, preset_config
 from aekit.training import fit
 
@@ -90,11 +91,14 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
         if not args.out:
             raise AekitError("--resume needs --out (the run directory to continue)")
         cfg_file = out / "run.json"
-        if not cfg_file.is_file():
-            raise AekitError(f"nothing to resume in {out}: run.json is missing")
-        run = json.loads(cfg_file.read_text())
-        config = preset_config(**{k: run["model"][k] for k in ("preset", "input_shape", "latent_dim")},
-                               **run["model_overrides"])
+        run = read_json(cfg_file, "run file",
+                        missing=f"nothing to resume in {out}: run.json is missing")
+        try:
+            config = preset_config(**{k: run["model"][k]
+                                      for k in ("preset", "input_shape", "latent_dim")},
+                                   **run["model_overrides"])
+        except (KeyError, TypeError) as e:
+            raise AekitError(f"{cfg_file} is not a valid run file (no {e})") from None
     data = load_data_for(args, args.data)
     if not args.resume:
         overrides = dict(args.option)

@@ -14,7 +14,6 @@ faiss's own format.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from aekit.data.images import list_images
 from aekit.errors import AekitError, DataError
 from aekit.explorer import make_thumbnails, project_2d, render_explorer, render_search_page
 from aekit.index import CodeIndex
-from aekit.io import atomic_path, write_json_atomic
+from aekit.io import atomic_path, read_json, write_json_atomic
 from aekit.models import Autoencoder, sha256_file
 
 INDEX_FILE, THUMBS_FILE = "index.json", "thumbs.npy"
@@ -88,13 +87,9 @@ def _plain(v: Any) -> Any:
 def read_index(directory: str | Path) -> tuple[dict[str, Any], CodeIndex, np.ndarray | None]:
     directory = Path(directory)
     meta_path = directory / INDEX_FILE
-    if not meta_path.is_file():
-        raise AekitError(f"{directory}: not an aekit index ({INDEX_FILE} is missing)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AekitError(f"{meta_path}: damaged ({e})") from None
-    if meta.get("format") != FORMAT:
+    meta = read_json(meta_path, "aekit index file",
+                     missing=f"{directory}: not an aekit index ({INDEX_FILE} is missing)")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise AekitError(f"{meta_path}: unknown index format {meta.get('format')!r}")
     codes = CodeIndex.load(directory)
     thumbs = None

@@ -10,7 +10,6 @@ the first words of each document, and how codes are compared).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 from aekit.apps import Handler, command
 from aekit.apps.common import add_json_flag, emit, format_table
 from aekit.errors import AekitError, DataError, ModelFileError
-from aekit.io import atomic_path, write_json_atomic
+from aekit.io import atomic_path, read_json, write_json_atomic
 
 DOCS_NAME = "documents.json"
 TOPICS_NAME = "topics.json"
@@ -212,14 +211,13 @@ def load_index(directory: str):
     docs_path = d / DOCS_NAME
     if not d.is_dir():
         raise ModelFileError(f"{d}: no such directory")
-    if not docs_path.is_file():
-        raise ModelFileError(f"{docs_path} is missing: make the directory with `aekit topics` "
+    docs = read_json(docs_path, "document list", error=ModelFileError,
+                     missing=f"{docs_path} is missing: make the directory with `aekit topics` "
                              "or `aekit docindex`")
     try:
-        docs = json.loads(docs_path.read_text(encoding="utf-8"))
         codes_file = d / docs["codes"]
         ids = [str(i) for i in docs["ids"]]
-    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
+    except (KeyError, TypeError) as e:
         raise ModelFileError(f"{docs_path} is not a valid document list ({e})") from None
     try:
         codes = np.load(codes_file, allow_pickle=False)

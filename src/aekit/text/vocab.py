@@ -4,7 +4,6 @@ corpus was."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from aekit.errors import DataError, ModelFileError
-from aekit.io import write_json_atomic
+from aekit.io import read_json, write_json_atomic
 
 VOCAB_NAME = "vocab.json"
 #: words of two or more letters: numbers and codes say little about a topic
@@ -51,12 +50,11 @@ class Vocabulary:
     @classmethod
     def load(cls, directory: str | Path) -> Vocabulary:
         path = Path(directory) / VOCAB_NAME
-        if not path.is_file():
-            raise ModelFileError(f"{path} is missing: not a text model directory")
+        d = read_json(path, "vocabulary file", error=ModelFileError,
+                      missing=f"{path} is missing: not a text model directory")
         try:
-            d = json.loads(path.read_text(encoding="utf-8"))
             words = [str(w) for w in d["words"]]
-        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as e:
+        except (KeyError, TypeError) as e:
             raise ModelFileError(f"{path} is not a valid vocabulary file ({e})") from None
         return cls(words, dict(d.get("tokenizer", {})), dict(d.get("selection", {})))
 
