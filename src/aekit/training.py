@@ -22,6 +22,7 @@ checkpoints; each rank's RNG state is kept in the checkpoint, so ``resume`` stay
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -265,6 +266,21 @@ def make_optimizer(params: list[torch.nn.Parameter], lr: float, weight_decay: fl
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX): there mixed precision
+    runs convolutions and matrix products 1.5–2.5× faster; elsewhere it is emulated (slower).
+    ``AEKIT_CPU_AMP=0`` turns it off, ``=1`` forces it."""
+    env = os.environ.get("AEKIT_CPU_AMP")
+    if env in ("0", "1"):
+        return env == "1"
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def uses_channels_last(model: torch.nn.Module, device: torch.device) -> bool:
     """Channels-last pays for 2-D convolutions on CPU (oneDNN's native layout)."""
     return device.type == "cpu" and any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
@@ -442,7 +458,7 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
         net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     step_fn = torch.compile(net) if compile else net
 
-    use_amp = amp and dev.type == "cuda"
+    use_amp = amp and (dev.type == "cuda" or (dev.type == "cpu" and cpu_has_native_bf16()))
     autocast = ((lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if use_amp
                 else contextlib.nullcontext)
     show = (sys.stderr.isatty() if progress is None else progress) and main
