@@ -48,13 +48,15 @@ def model_for(preset: str, seed: int = 0) -> torch.nn.Module:
 
 
 # ----------------------------------------------------------------------------- contenders
-def run_fit(preset: str, x: np.ndarray, epochs: int) -> float:
+def run_fit(preset: str, x: np.ndarray, epochs: int, amp: bool = True) -> float:
     """images/s of fit(): wall clock of the whole call (setup, shuffles, logging included);
-    no validation split, so every sample trains, like the loops below."""
+    no validation split, so every sample trains, like the loops below. ``amp=True`` is fit's
+    default (bf16 autocast on a CPU with native bf16, see aekit.training.cpu_has_native_bf16);
+    ``amp=False`` is float32 throughout, like the hand loop and Keras."""
     model = model_for(preset)
     t0 = time.perf_counter()
     res = fit(model, x, epochs=epochs, batch_size=BATCH, val_fraction=0, patience=None,
-              progress=False, device="cpu")
+              progress=False, device="cpu", amp=amp)
     return res.steps * BATCH / (time.perf_counter() - t0)
 
 
@@ -185,6 +187,7 @@ def throughput_table(presets: list[str], n: int, epochs: int, repeats: int,
         run_fit(preset, x[: BATCH * 4], 1)  # warm-up (first-call allocations, oneDNN kernels)
         run_loop(preset, x[: BATCH * 4], 1)
         contenders = {"fit": lambda p=preset: run_fit(p, x, epochs),
+                      "fit32": lambda p=preset: run_fit(p, x, epochs, amp=False),
                       "loop": lambda p=preset: run_loop(p, x, epochs)}
         if keras_ok:
             contenders["keras"] = lambda p=preset: run_keras(p, x, epochs)
@@ -195,15 +198,17 @@ def throughput_table(presets: list[str], n: int, epochs: int, repeats: int,
 
 def print_table(rows: list[dict]) -> None:
     has_keras = any("keras" in r for r in rows)
-    head = "| preset | fit() img/s | hand loop img/s | fit / loop |"
-    sep = "|---|---|---|---|"
+    head = ("| preset | fit() img/s | fit() fp32 img/s | hand loop (fp32) img/s | fit fp32 / loop "
+            "| fit / loop |")
+    sep = "|---|---|---|---|---|---|"
     if has_keras:
         head += " Keras 3 (TF) img/s | fit / Keras |"
         sep += "---|---|"
     print(head)
     print(sep)
     for r in rows:
-        line = f"| {r['preset']} | {r['fit']:,.0f} | {r['loop']:,.0f} | {r['fit'] / r['loop']:.2f}× |"
+        line = (f"| {r['preset']} | {r['fit']:,.0f} | {r['fit32']:,.0f} | {r['loop']:,.0f} "
+                f"| {r['fit32'] / r['loop']:.2f}× | {r['fit'] / r['loop']:.2f}× |")
         if has_keras:
             line += (f" {r['keras']:,.0f} | {r['fit'] / r['keras']:.2f}× |" if "keras" in r
                      else " — | — |")
@@ -225,6 +230,10 @@ def main() -> None:
     if not args.no_keras and not keras_available():
         print("(Keras 3 / TensorFlow not installed: skipping that column; "
               "pip install tensorflow-cpu keras to compare)")
+    from aekit.training import cpu_has_native_bf16
+
+    amp = "bf16 autocast (native bf16 CPU)" if cpu_has_native_bf16() else "float32 (no native bf16)"
+    print(f"fit() default precision here: {amp}")
     print(f"conditions: {conditions()}; {args.n} images 1×28×28, batch {BATCH}, "
           f"{args.epochs} epochs, median of {args.repeats}\n")
     print_table(throughput_table(args.presets.split(","), args.n, args.epochs, args.repeats,
