@@ -81,7 +81,8 @@ def topics_task(args: argparse.Namespace, method: str, k: int) -> dict:
     _, _, vocab, x_train, x_test = load_reuters(args.data)
     with Timer() as t:
         if method == "aekit":
-            model, res = train_topic_model(x_train, k, epochs=args.topic_epochs, progress=False)
+            budget = {"epochs": args.topic_epochs} if args.topic_epochs else {}
+            model, res = train_topic_model(x_train, k, progress=False, **budget)
             tw, name, iters = topic_word(model), "aekit topic (ProdLDA)", res.epochs
         elif method == "lda":
             lda = LatentDirichletAllocation(k, learning_method="batch", max_iter=args.lda_iter,
@@ -138,7 +139,8 @@ def main() -> int:
                     help="folder of reut2-*.sgm[.gz]")
     ap.add_argument("--topics", type=int, nargs="+", default=[20, 50])
     ap.add_argument("--dims", type=int, nargs="+", default=[10, 32])
-    ap.add_argument("--topic-epochs", type=int, default=100)
+    ap.add_argument("--topic-epochs", type=int, default=None,
+                    help="ProdLDA epochs (default: the library's, as `aekit topics` uses)")
     ap.add_argument("--hash-epochs", type=int, default=30)
     ap.add_argument("--lda-iter", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1,

@@ -255,15 +255,18 @@ def load_checkpoint(path: Path, model: Autoencoder, optimizer: torch.optim.Optim
 
 
 def make_optimizer(params: list[torch.nn.Parameter], lr: float, weight_decay: float,
-                   device: torch.device) -> torch.optim.Optimizer:
+                   device: torch.device,
+                   betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
     """AdamW, with the fused kernel where the device has one (CPU and CUDA): one pass over
     all parameters instead of a Python loop of small ops per tensor."""
+    betas = (float(betas[0]), float(betas[1]))
     if device.type in ("cpu", "cuda"):
         try:
-            return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+            return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas,
+                                     fused=True)
         except (RuntimeError, TypeError, ValueError):
             pass
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
 
 
 @functools.cache
@@ -316,6 +319,7 @@ def fit(
     batch_size: int | None = None,
     lr: float = 2e-3,
     weight_decay: float = 1e-4,
+    betas: tuple[float, float] = (0.9, 0.999),
     warmup: float = 0.02,
     val_fraction: float = 0.1,
     val_data: ArrayData | None = None,
@@ -335,7 +339,8 @@ def fit(
     """Train ``model`` on ``data`` (reconstructing it, or ``target`` when given: pairs).
 
     The budget is ``epochs`` or ``minutes`` (wall clock, checked every step); with neither,
-    30 epochs. ``batch_size`` defaults to :func:`auto_batch_size`. With ``out_dir``, a metrics log and a checkpoint are written there after every
+    30 epochs. ``batch_size`` defaults to :func:`auto_batch_size`. ``lr``, ``weight_decay`` and
+    ``betas`` (the moment decay rates) configure AdamW. With ``out_dir``, a metrics log and a checkpoint are written there after every
     ``checkpoint_every`` epochs, and ``resume=True`` continues from that checkpoint.
 
     ``compile=True`` runs the training forward through ``torch.compile`` (opt-in: it costs
@@ -355,6 +360,8 @@ def fit(
         batch_size = auto_batch_size(len(data))
     if batch_size < 1:
         raise AekitError(f"batch size must be ≥ 1, got {batch_size}")
+    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+        raise AekitError(f"betas must be two numbers in [0, 1), got {tuple(betas)}")
     tgt = as_array_data(target, "target") if target is not None else None
     if tgt is not None and len(tgt) != len(data):
         raise DataError(f"{len(data)} inputs but {len(tgt)} targets")
@@ -368,7 +375,8 @@ def fit(
     info, dev, owns_group = distributed.setup(pick_device(device))
     try:
         return _fit(model, data, tgt, info, dev, epochs=epochs, minutes=minutes,
-                    batch_size=batch_size, lr=lr, weight_decay=weight_decay, warmup=warmup,
+                    batch_size=batch_size, lr=lr, weight_decay=weight_decay, betas=betas,
+                    warmup=warmup,
                     val_fraction=val_fraction, val_data=val_data, patience=patience, seed=seed,
                     amp=amp, out_dir=out_dir, resume=resume, checkpoint_every=checkpoint_every,
                     progress=progress, grad_clip=grad_clip, on_epoch_end=on_epoch_end,
@@ -379,7 +387,8 @@ def fit(
 
 def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distributed.DistInfo,
          dev: torch.device, *, epochs: int | None, minutes: float | None, batch_size: int,
-         lr: float, weight_decay: float, warmup: float, val_fraction: float,
+         lr: float, weight_decay: float, betas: tuple[float, float], warmup: float,
+         val_fraction: float,
          val_data: ArrayData | None, patience: int | None, seed: int, amp: bool,
          out_dir: str | os.PathLike[str] | None, resume: bool, checkpoint_every: int,
          progress: bool | None, grad_clip: float | None,
@@ -422,7 +431,7 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise AekitError("the model has no trainable parameters (everything is frozen)")
-    optimizer = make_optimizer(params, lr, weight_decay, dev)
+    optimizer = make_optimizer(params, lr, weight_decay, dev, betas)
     n_train = len(train_src)
     bs = min(batch_size, n_train)
     if bs < world:

@@ -108,7 +108,7 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--out", default=None, help="output directory (default runs/topics-…)")
     add_corpus_options(p)
     add_vocab_options(p)
-    add_fit_options(p, 200)
+    add_fit_options(p, 100)
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
