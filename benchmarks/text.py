@@ -39,7 +39,7 @@ from aekit.text.measures import (
 )
 from aekit.text.modelling import (
     encode_counts,
-    topic_word,
+    topic_ranking,
     train_doc_hash,
     train_topic_model,
 )
@@ -83,7 +83,7 @@ def topics_task(args: argparse.Namespace, method: str, k: int) -> dict:
         if method == "aekit":
             budget = {"epochs": args.topic_epochs} if args.topic_epochs else {}
             model, res = train_topic_model(x_train, k, progress=False, **budget)
-            tw, name, iters = topic_word(model), "aekit topic (ProdLDA)", res.epochs
+            tw, name, iters = topic_ranking(model), "aekit topic (ProdLDA)", res.epochs
         elif method == "lda":
             lda = LatentDirichletAllocation(k, learning_method="batch", max_iter=args.lda_iter,
                                             random_state=0).fit(x_train)

@@ -301,3 +301,16 @@ def test_reuters_modapte_split(tmp_path, gz, capsys, monkeypatch):
     (tmp_path.parent / "reuters21578").mkdir(exist_ok=True)
     with pytest.raises(DataError, match="not in"):
         load_corpus("reuters:train")
+
+
+def test_relevance_ranks_shared_words_lower():
+    from aekit.text.measures import relevance
+
+    # word 0 is likely in both topics, word 1 only in topic 0, word 2 only in topic 1
+    lw = np.log(np.array([[0.50, 0.40, 0.10], [0.50, 0.10, 0.40]]))
+    assert np.array_equal(top_words(relevance(lw, 1.0), 3), top_words(lw, 3))
+    assert top_words(relevance(lw, 0.5), 1)[:, 0].tolist() == [1, 2]
+    assert top_words(lw, 1)[:, 0].tolist() == [0, 0]
+    # each row is shifted by a constant: the ranking ignores it
+    assert np.array_equal(top_words(relevance(lw + [[3.0], [-2.0]], 0.8), 3),
+                          top_words(relevance(lw, 0.8), 3))

@@ -114,7 +114,7 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
     def run(args: argparse.Namespace) -> int:
         from aekit.text import load_corpus
         from aekit.text.measures import npmi_per_topic, top_words, topic_diversity
-        from aekit.text.modelling import encode_counts, topic_word, train_topic_model
+        from aekit.text.modelling import encode_counts, topic_ranking, train_topic_model
 
         t0 = time.perf_counter()
         if args.topics < 2:
@@ -126,7 +126,7 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
         else:
             ref_counts, ref_name = counts, corpus.name
         model, result = train_topic_model(counts, args.topics, **fit_kwargs(args))
-        tw = topic_word(model)
+        tw = topic_ranking(model)  # top words by relevance
         top10, top25 = top_words(tw, 10), top_words(tw, 25)
         npmi = npmi_per_topic(top10, ref_counts)
         diversity = topic_diversity(top25)

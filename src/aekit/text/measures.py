@@ -27,6 +27,21 @@ def top_words(topic_word: np.ndarray, n: int = 10) -> np.ndarray:
     return np.take_along_axis(part, order, 1)
 
 
+def relevance(log_topic_word: np.ndarray, lam: float = 0.8) -> np.ndarray:
+    """LDAvis relevance (Sievert & Shirley 2014) of every word to every topic, (K, V):
+    λ·log p(w|k) + (1 − λ)·log(p(w|k) / p(w)), p(w) the mean of p(w|k) over the topics.
+    ``log_topic_word`` is (K, V) log word distributions, each up to a constant (normalised
+    here). λ = 1 ranks by probability alone; lower λ favours words specific to the topic."""
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"relevance lambda must be in [0, 1], got {lam}")
+    lw = np.asarray(log_topic_word, dtype=np.float64)
+    lw = lw - lw.max(1, keepdims=True)
+    lp = lw - np.log(np.exp(lw).sum(1, keepdims=True))  # log p(w|k)
+    m = lp.max(0, keepdims=True)
+    log_pw = m + np.log(np.exp(lp - m).mean(0, keepdims=True))  # log p(w), uniform topics
+    return lp - (1.0 - lam) * log_pw
+
+
 def npmi_per_topic(top_idx: np.ndarray, reference_counts) -> np.ndarray:
     """Mean NPMI over each topic's word pairs, from document co-occurrence in the reference
     (an (N, V) count or binary matrix, dense or sparse, in the same vocabulary)."""
