@@ -5,7 +5,9 @@
 Topics (K = 20, 50): mean NPMI of each topic's top 10 words (document co-occurrence in the
 *test* split) and topic diversity (unique share of the top-25 lists) for aekit ``topic``
 (ProdLDA) against scikit-learn LatentDirichletAllocation and NMF, all on the same
-2,000-word vocabulary built from the training split.
+2,000-word vocabulary built from the training split. aekit's top words are ranked as
+``aekit topics`` reports them (relevance, λ = 0.8: ``topic_ranking``); LDA's and NMF's by
+their topic-word weights.
 
 Retrieval: precision@10 of test stories (queries) against training stories (a hit shares a
 topic label; stories without a label are left out of both sides) for aekit codes (the bow
