@@ -22,8 +22,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from reconstruction import warped_digits  # noqa: E402 (the same warps as the proxy, milder)
 
 
 def mnist_5k() -> tuple[np.ndarray, np.ndarray]:
@@ -36,22 +38,6 @@ def mnist_5k() -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1].reshape(-1, 28, 28).astype(np.uint8), table[:, -1].astype(np.int64)
 
 
-def warps(x: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """n mild random affine warps of the uint8 digits x (N, 28, 28)."""
-    rng = np.random.default_rng(seed)
-    src = torch.from_numpy(x[rng.integers(0, len(x), n)]).float()[:, None] / 255
-    ang = torch.from_numpy(rng.uniform(-0.2, 0.2, n)).float()
-    scale = torch.from_numpy(rng.uniform(0.9, 1.1, n)).float()
-    shear = torch.from_numpy(rng.uniform(-0.2, 0.2, n)).float()
-    shift = torch.from_numpy(rng.uniform(-0.08, 0.08, (n, 2))).float()
-    cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
-    theta = torch.stack([torch.stack([cos, -sin + shear, shift[:, 0]], 1),
-                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, (n, 1, 28, 28), align_corners=False)
-    out = F.grid_sample(src, grid, align_corners=False, padding_mode="zeros")
-    return (out[:, 0].clamp(0, 1).numpy() * 255).round().astype(np.uint8)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="mnist5k")
@@ -61,7 +47,9 @@ def main() -> int:
     x, y = mnist_5k()
     perm = np.random.default_rng(args.seed).permutation(len(x))
     tr, te = perm[:4000], perm[4000:]
-    train = np.concatenate([x[tr], warps(x[tr], max(args.n_train - 4000, 0), args.seed + 5)])
+    mild = warped_digits(max(args.n_train - 4000, 0), x[tr].astype(np.float32) / 255, args.seed + 5,
+                         rotation=0.2, scale=(0.9, 1.1), shear=0.2, shift=0.08, thicken=0)
+    train = np.concatenate([x[tr], mild])
     train = train[np.random.default_rng(args.seed + 6).permutation(len(train))]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -36,23 +36,28 @@ from aekit.evaluation import evaluate_model  # noqa: E402
 from aekit.models import create_model  # noqa: E402
 
 
-def warped_digits(n: int, originals: np.ndarray, seed: int) -> np.ndarray:
-    """n random affine warps (and stroke dilations) of 28×28 digit images, uint8."""
+def warped_digits(n: int, originals: np.ndarray, seed: int, *, rotation: float = 0.3,
+                  scale: tuple[float, float] = (0.8, 1.15), shear: float = 0.3,
+                  shift: float = 0.12, thicken: float = 0.4) -> np.ndarray:
+    """n random affine warps of 28×28 digit images (floats in [0, 1]), uint8: rotation
+    ±``rotation`` rad, ``scale`` range, shear ±``shear``, shift ±``shift`` of the side, and a
+    ``thicken`` share of them with dilated strokes."""
     import torch.nn.functional as F
 
     rng = np.random.default_rng(seed)
     src = torch.from_numpy(originals[rng.integers(0, len(originals), n)]).float()[:, None]
-    ang = torch.from_numpy(rng.uniform(-0.3, 0.3, n)).float()
-    scale = torch.from_numpy(rng.uniform(0.8, 1.15, n)).float()
-    shear = torch.from_numpy(rng.uniform(-0.3, 0.3, n)).float()
-    shift = torch.from_numpy(rng.uniform(-0.12, 0.12, (n, 2))).float()
-    cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
-    theta = torch.stack([torch.stack([cos, -sin + shear, shift[:, 0]], 1),
-                         torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    ang = torch.from_numpy(rng.uniform(-rotation, rotation, n)).float()
+    zoom = torch.from_numpy(rng.uniform(scale[0], scale[1], n)).float()
+    sh = torch.from_numpy(rng.uniform(-shear, shear, n)).float()
+    move = torch.from_numpy(rng.uniform(-shift, shift, (n, 2))).float()
+    cos, sin = torch.cos(ang) / zoom, torch.sin(ang) / zoom
+    theta = torch.stack([torch.stack([cos, -sin + sh, move[:, 0]], 1),
+                         torch.stack([sin, cos, move[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, (n, 1, 28, 28), align_corners=False)
     out = F.grid_sample(src, grid, align_corners=False, padding_mode="zeros")
-    thick = torch.from_numpy(rng.random(n) < 0.4)
-    out[thick] = F.max_pool2d(out[thick], 3, 1, 1) * 0.6 + out[thick] * 0.4
+    if thicken > 0:
+        thick = torch.from_numpy(rng.random(n) < thicken)
+        out[thick] = F.max_pool2d(out[thick], 3, 1, 1) * 0.6 + out[thick] * 0.4
     return (out[:, 0].clamp(0, 1).numpy() * 255).round().astype(np.uint8)
 
 
