@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from sklearn.metrics import roc_auc_score
 
 import aekit
@@ -10,13 +9,7 @@ from aekit.cli import main
 from aekit.detectors import AutoencoderOutlierDetector, sliding_windows, window_scores_to_points
 from aekit.errors import AekitError, DataError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is fastest on a busy machine
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def low_rank(n, seed=0, d=16, r=3):

@@ -11,13 +11,7 @@ from aekit.data import ArrayData
 from aekit.errors import DataError
 from aekit.metrics_cluster import ari, cluster_accuracy, cluster_scores, nmi
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread is fastest on a busy machine
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_permuted_labels_score_perfectly():

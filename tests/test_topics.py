@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from aekit.cli import main
 from aekit.errors import DataError
@@ -28,13 +27,7 @@ from aekit.text.reuters import load_reuters
 K, V = 5, 150
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # small matrices: one thread is as fast, and far faster on a busy machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def pseudo_words(n: int) -> list[str]:
