@@ -23,7 +23,7 @@ from aekit.data.stream import LazyImageArray
 from aekit.evaluation import encode_to_npy
 from aekit.export import check_onnx, export_onnx, onnx_session, part_module
 from aekit.models import create_model
-from aekit.training import cpu_has_native_bf16, fit
+from aekit.training import fit
 
 SRC = str(Path(aekit.__file__).resolve().parents[1])
 
@@ -55,7 +55,6 @@ def test_two_gloo_processes_match_one_process(tmp_path, monkeypatch):
     # float32 on both sides: the point is that sharding + all-reduce is the same maths (bf16
     # autocast, on by default on CPUs with native bf16, rounds the two sums differently)
     monkeypatch.setenv("AEKIT_CPU_AMP", "0")
-    cpu_has_native_bf16.cache_clear()
     two = _torchrun(tmp_path / "two", 2)
     assert two.returncode == 0, two.stderr[-2000:]
     threads = torch.get_num_threads()
@@ -64,7 +63,6 @@ def test_two_gloo_processes_match_one_process(tmp_path, monkeypatch):
         assert main([*TRAIN, "--out", str(tmp_path / "one")]) == 0
     finally:
         torch.set_num_threads(threads)
-        cpu_has_native_bf16.cache_clear()
     # only rank 0 reports and writes
     assert two.stdout.count("trained deep") == 1
     h1, h2 = _history(tmp_path / "one"), _history(tmp_path / "two")

@@ -269,14 +269,18 @@ def make_optimizer(params: list[torch.nn.Parameter], lr: float, weight_decay: fl
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
 
 
-@functools.cache
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX): there mixed precision
     runs convolutions and matrix products 1.5–2.5× faster; elsewhere it is emulated (slower).
-    ``AEKIT_CPU_AMP=0`` turns it off, ``=1`` forces it."""
+    ``AEKIT_CPU_AMP=0`` turns it off, ``=1`` forces it (read at every call)."""
     env = os.environ.get("AEKIT_CPU_AMP")
     if env in ("0", "1"):
         return env == "1"
+    return _cpuinfo_has_bf16()
+
+
+@functools.cache
+def _cpuinfo_has_bf16() -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:
