@@ -77,6 +77,17 @@ def test_index_refuses_a_query_model_with_another_code_size(models, tmp_path, ca
     assert "--add" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("text", ["[1, 2]", "{\"format\": \"other\"}", "{not json", ""])
+def test_search_refuses_a_damaged_index_file_in_one_line(tmp_path, capsys, text):
+    ix = tmp_path / "ix"
+    ix.mkdir()
+    (ix / "index.json").write_text(text)
+    assert main(["search", str(ix), "digits:test"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aekit: error: ") and "index.json" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_explore_writes_a_self_contained_page(models, tmp_path, capsys):
     ix = tmp_path / "ix"
     run_json(capsys, "index", "digits:test", "--model", models["binary"], "--out", ix)

@@ -89,8 +89,9 @@ def read_index(directory: str | Path) -> tuple[dict[str, Any], CodeIndex, np.nda
     meta_path = directory / INDEX_FILE
     meta = read_json(meta_path, "aekit index file",
                      missing=f"{directory}: not an aekit index ({INDEX_FILE} is missing)")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise AekitError(f"{meta_path}: unknown index format {meta.get('format')!r}")
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    if fmt != FORMAT:
+        raise AekitError(f"{meta_path}: unknown index format {fmt!r}")
     codes = CodeIndex.load(directory)
     thumbs = None
     if (directory / THUMBS_FILE).is_file():
