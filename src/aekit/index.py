@@ -18,7 +18,6 @@ sizes, tuning), and ``ann.faiss`` when the approximate index exists.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import numpy as np
 
 from aekit.codes_binary import hamming_distances, pack_bits
 from aekit.errors import AekitError, DataError
-from aekit.io import atomic_path, write_json_atomic
+from aekit.io import atomic_path, read_json, write_json_atomic
 
 #: below this many codes every search is exact (a brute-force scan is fast and perfect)
 EXACT_BELOW = 20_000
@@ -203,15 +202,14 @@ class CodeIndex:
     def load(cls, directory: str | Path) -> CodeIndex:
         directory = Path(directory)
         meta_path = directory / META_FILE
-        if not meta_path.is_file():
-            raise AekitError(f"{directory}: not a code index ({META_FILE} is missing)")
+        meta = read_json(meta_path, "code index file",
+                         missing=f"{directory}: not a code index ({META_FILE} is missing)")
         try:
-            meta = json.loads(meta_path.read_text())
             index = cls(meta["dim"], meta["metric"], meta["exact_below"], meta["target_recall"])
             codes = np.load(directory / CODES_FILE, allow_pickle=False)
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise AekitError(f"{directory}: the code index is damaged ({e})") from None
-        if codes.shape[1:] != index.codes.shape[1:] or len(codes) != meta["count"]:
+        if codes.shape[1:] != index.codes.shape[1:] or len(codes) != meta.get("count"):
             raise AekitError(f"{directory}: {CODES_FILE} does not match {META_FILE}")
         index.codes = codes.astype(index.codes.dtype, copy=False)
         if meta.get("ann"):
