@@ -124,8 +124,7 @@ def bench_upscale(data: Path, quick: bool, an: dict[str, list[str]]) -> list[dic
     rows = []
     for si, scale in enumerate((2, 3, 4)):
         r = Restorer.load("upscale", scale=scale)
-        r8 = Restorer.load("upscale", scale=scale)
-        r8.ensemble = 8
+        r8 = Restorer.load("upscale", scale=scale, ensemble=8)
         bic, zoo, zoo8, secs = [], [], [], []
         for f in files:
             hr = read_image(f, "RGB")

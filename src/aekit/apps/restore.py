@@ -76,7 +76,8 @@ class Restorer:
 
     @classmethod
     def load(cls, task: str, model_dir: str | None = None, *, grey: bool = False,
-             scale: int = 2, device: str = "cpu", tile: int | None = None) -> Restorer:
+             scale: int = 2, device: str = "cpu", tile: int | None = None,
+             ensemble: int = 1) -> Restorer:
         if model_dir is None:
             name = zoo_name(task, grey, scale)
             if name not in available():
@@ -97,7 +98,7 @@ class Restorer:
         model.to(dev).eval()
         model.to(memory_format=torch.channels_last)  # ~25 % faster convolutions on CPU
         t = tile if tile is not None else (256 if task == "upscale" else 512)
-        return cls(model, task, scale if task == "upscale" else 1, dev, t or 1 << 30, 32)
+        return cls(model, task, scale if task == "upscale" else 1, dev, t or 1 << 30, 32, ensemble)
 
     @property
     def channels(self) -> int:
@@ -236,8 +237,8 @@ def run_task(args: argparse.Namespace, task: str) -> int:
             grey = pic.grey and task == "denoise"
             if grey not in restorers:
                 restorers[grey] = Restorer.load(task, args.model, grey=grey, scale=scale,
-                                                device=args.device, tile=tile)
-                restorers[grey].ensemble = args.ensemble
+                                                device=args.device, tile=tile,
+                                                ensemble=args.ensemble)
             mask = read_mask(mask_path, pic.size) if mask_path else None
             out_dtype = np.uint16 if pic.bits == 16 else np.uint8
             r = restorers[grey]
