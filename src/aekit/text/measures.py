@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.special import log_softmax, logsumexp
 
 
 def top_words(topic_word: np.ndarray, n: int = 10) -> np.ndarray:
@@ -34,11 +35,8 @@ def relevance(log_topic_word: np.ndarray, lam: float = 0.8) -> np.ndarray:
     here). λ = 1 ranks by probability alone; lower λ favours words specific to the topic."""
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"relevance lambda must be in [0, 1], got {lam}")
-    lw = np.asarray(log_topic_word, dtype=np.float64)
-    lw = lw - lw.max(1, keepdims=True)
-    lp = lw - np.log(np.exp(lw).sum(1, keepdims=True))  # log p(w|k)
-    m = lp.max(0, keepdims=True)
-    log_pw = m + np.log(np.exp(lp - m).mean(0, keepdims=True))  # log p(w), uniform topics
+    lp = log_softmax(np.asarray(log_topic_word, dtype=np.float64), axis=1)  # log p(w|k)
+    log_pw = logsumexp(lp, axis=0, keepdims=True) - np.log(len(lp))  # log p(w), uniform topics
     return lp - (1.0 - lam) * log_pw
 
 
