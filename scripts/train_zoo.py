@@ -3,6 +3,7 @@
 
     python scripts/train_zoo.py                    # every recipe, default budgets, best device
     python scripts/train_zoo.py --only denoise-rgb --device cpu --minutes 5
+    python scripts/train_zoo.py --only unwatermark --device cpu --minutes 40 --init-from zoo
 
 Recipes train on images that ship inside installed packages (scikit-image, scikit-learn,
 matplotlib sample photos) with flips/rotations/crops — never on the benchmark sets — and
@@ -30,6 +31,9 @@ def main() -> int:
     p.add_argument("--minutes", type=float, default=None, help="budget per recipe (default: the recipe's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(ZOO_DIR), help="where models go (default: the package zoo)")
+    p.add_argument("--init-from", default=None, metavar="DIR|zoo",
+                   help="start from a saved model's weights (where they fit) instead of scratch; "
+                        "'zoo' = the shipped model of the same name")
     args = p.parse_args()
     import torch
 
@@ -41,6 +45,8 @@ def main() -> int:
         kwargs = {"device": device, "seed": args.seed}
         if args.minutes is not None:
             kwargs["minutes"] = args.minutes
+        if args.init_from:
+            kwargs["init"] = str(ZOO_DIR / name) if args.init_from == "zoo" else args.init_from
         summary = recipes.get(name)(Path(args.out) / name, **kwargs)
         print(json.dumps({"recipe": name, "seconds": round(time.perf_counter() - t0, 1), **summary}),
               flush=True)

@@ -12,7 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
+from aekit.apps.restore import train_restorer, warm_start
 from aekit.cli import main
+from aekit.errors import AekitError
 from aekit.corruptions import CORRUPTIONS
 from aekit.corruptions_restore import fill_holes, render_watermark, watermark_image
 from aekit.data.embedded import photo_collection
@@ -78,7 +80,8 @@ def test_fill_holes_keeps_known_pixels_and_fills_smoothly():
     assert float((y - x).abs()[..., 20:40, 20:40].mean()) < 0.05  # a ramp is filled as a ramp
 
 
-@pytest.mark.parametrize("opts", [{}, {"skips": False}, {"unshuffle": 3, "widths": [8, 16]}])
+@pytest.mark.parametrize("opts", [{}, {"skips": False}, {"unshuffle": 3, "widths": [8, 16]},
+                                  {"gate": True}])
 def test_unet_contract(opts, tmp_path):
     shape = (3, 48, 48)
     model = Autoencoder(restore_config("denoise", shape, 8, arch_options={"widths": [8, 16, 32],
@@ -94,6 +97,55 @@ def test_unet_contract(opts, tmp_path):
     again = Autoencoder.from_pretrained(tmp_path / "m")
     assert torch.allclose(run_image_model(again, x[:1, :, :40, :44]),
                           run_image_model(model, x[:1, :, :40, :44]), atol=1e-6)
+
+
+def test_gated_unet_acts_only_where_its_gate_opens():
+    model = Autoencoder(restore_config("unwatermark", (3, 32, 32), 8,
+                                       arch_options={"widths": [8, 16]})).eval()
+    last = model.decoder.to_pixels
+    torch.nn.init.normal_(last.weight, std=0.1)  # a non-zero correction Δ
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        last.bias[3 * 4:] = -40.0  # gate shut (its 4 sub-pixel channels follow the 3·4 of Δ)
+        assert torch.equal(model.reconstruct(x), x)
+        assert model.decoder.gate_logits.shape == (2, 1, 32, 32)
+        model.decoder.open_gate = True  # a user's mask: the correction applies regardless
+        assert float((model.reconstruct(x) - x).abs().mean()) > 1e-3
+    with pytest.raises(AekitError, match="residual"):
+        create_model("restore", (3, 32, 32), 8, arch_options={"gate": True, "residual": False})
+
+
+def test_gate_learns_the_watermark_mask(photo, one_torch_thread):
+    """A few steps of training with the mark as the gate's target: the gate opens more on
+    marked pixels than on clean ones (the supervision reaches it)."""
+    torch.manual_seed(0)
+    model = Autoencoder(restore_config("unwatermark", (3, 32, 32), 8,
+                                       arch_options={"widths": [8, 16]},
+                                       corruption_options={"split": "train", "bank": 8,
+                                                           "size": 64, "p_clean": 0.0}))
+    pic = (photo * 255).astype(np.uint8)
+    train_restorer(model, [pic], steps=300, batch_size=8, patch=32, lr=3e-3, device="cpu",
+                   gate_weight=1.0)
+    torch.manual_seed(1)
+    x = torch.from_numpy(photo.transpose(2, 0, 1).copy())[None, :, :64, :64]
+    xc, where = model.corruption.apply(x.repeat(4, 1, 1, 1))
+    run_image_model(model, xc)
+    gate = torch.sigmoid(model.decoder.gate_logits)
+    marked = where > 0.01
+    assert float(gate[marked].mean()) > float(gate[~marked].mean()) + 0.03
+
+
+def test_warm_start_copies_weights_and_widens_the_last_layer(tmp_path):
+    plain = Autoencoder(restore_config("denoise", (3, 32, 32), 8, arch_options={"widths": [8, 16]}))
+    torch.nn.init.normal_(plain.decoder.to_pixels.weight)
+    plain.save_pretrained(tmp_path / "plain")
+    gated = Autoencoder(restore_config("unwatermark", (3, 32, 32), 8,
+                                       arch_options={"widths": [8, 16]}))
+    warm_start(gated, tmp_path / "plain")
+    assert torch.equal(gated.encoder.stem[0].weight, plain.encoder.stem[0].weight)
+    w = gated.decoder.to_pixels.weight
+    assert w.shape[0] == plain.decoder.to_pixels.weight.shape[0] + 4
+    assert torch.equal(w[:12], plain.decoder.to_pixels.weight)
 
 
 def test_restore_preset_builds_for_small_grey_images():

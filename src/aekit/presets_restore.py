@@ -23,7 +23,9 @@ TASKS: dict[str, dict[str, Any]] = {
     "denoise": {"corruption": "gaussian",
                 "corruption_options": {"sigma": [0.0, SIGMA_MAX], "clip": False}},
     "colorize": {"corruption": "grayscale", "corruption_options": {}},
-    "unwatermark": {"corruption": "watermark", "corruption_options": {"split": "train"}},
+    # gated: the network also says where the mark is and leaves every other pixel alone
+    "unwatermark": {"corruption": "watermark", "corruption_options": {"split": "train"},
+                    "arch_options": {"gate": True}},
     # unshuffle = scale: the network runs at the low resolution (see nn/unet.py)
     "upscale": {"corruption": "downsample", "corruption_options": {"scale": 2},
                 "arch_options": {"unshuffle": 2}},

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 from aekit.apps import Handler, command
 from aekit.apps.common import TRAIN_HOOKS, add_json_flag, emit, format_table
@@ -44,11 +45,12 @@ from aekit.imaging import (
 )
 from aekit.models import Autoencoder, count_parameters
 from aekit.presets_restore import SIGMA_MAX, restore_config
-from aekit.training import lr_factor, pick_device
+from aekit.training import cpu_has_native_bf16, lr_factor, pick_device
 from aekit.zoo import RECIPES, available, zoo_path
 
-#: the zoo model each command uses by default
 SCALES = (2, 3, 4)
+#: a pixel counts as marked for the gate's target where the mark's opacity exceeds this
+GATE_THRESHOLD = 0.01
 
 
 def zoo_name(task: str, grey: bool = False, scale: int = 2) -> str:
@@ -398,12 +400,14 @@ def random_crops(photos: list[Tensor], n: int, patch: int, g: torch.Generator) -
 def train_restorer(model: Autoencoder, photos: list[np.ndarray], *, minutes: float | None = None,
                    steps: int | None = None, batch_size: int = 16, patch: int = 64,
                    lr: float = 1e-3, seed: int = 0, device: str = "auto",
-                   progress: bool = False) -> dict[str, Any]:
+                   progress: bool = False, gate_weight: float = 0.01) -> dict[str, Any]:
     """Train an image-to-image model on random crops of ``photos`` (uint8 arrays), the
     model's own corruption making each input; budget in ``minutes`` and/or ``steps``.
+    A gated U-Net whose corruption reports where it acted (``apply`` → (x̃, mask)) also
+    learns that mask with its gate (binary cross-entropy, weight ``gate_weight``).
 
-    Crops, flips, rotations and corruptions are made on the training device; CUDA uses bf16
-    autocast and channels-last. AdamW, warm-up then cosine decay, gradient clipping."""
+    Crops, flips, rotations and corruptions are made on the training device; CUDA (and a CPU
+    with native bf16) uses bf16 autocast, CUDA channels-last too. AdamW, warm-up then cosine decay, gradient clipping."""
     if minutes is None and steps is None:
         raise AekitError("give a budget: minutes or steps")
     dev = pick_device(device)
@@ -415,10 +419,13 @@ def train_restorer(model: Autoencoder, photos: list[np.ndarray], *, minutes: flo
     if dev.type == "cuda":
         model.to(memory_format=torch.channels_last)
         torch.backends.cudnn.benchmark = True
+    gated = bool(getattr(model.decoder, "gate", False)) and hasattr(model.corruption, "apply")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     budget = minutes * 60 if minutes is not None else math.inf
-    use_amp = dev.type == "cuda"
+    # bf16 autocast on CUDA, and on CPUs that multiply bf16 natively (~1.5× here; see
+    # aekit.training.cpu_has_native_bf16, AEKIT_CPU_AMP=0 turns it off)
+    use_amp = dev.type == "cuda" or (dev.type == "cpu" and cpu_has_native_bf16())
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -437,7 +444,13 @@ def train_restorer(model: Autoencoder, photos: list[np.ndarray], *, minutes: flo
         if dev.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-            loss = model(x).losses["recon"] / x[0].numel()  # per-pixel MSE
+            if gated:  # the gate learns the corruption's mask beside the per-pixel MSE
+                xc, where = model.corruption.apply(x)
+                y = model.decode(model.encode(xc))
+                loss = (y.float() - x).pow(2).mean() + gate_weight * F.binary_cross_entropy_with_logits(
+                    model.decoder.gate_logits.float(), (where > GATE_THRESHOLD).float())
+            else:
+                loss = model(x).losses["recon"] / x[0].numel()  # per-pixel MSE
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -500,11 +513,41 @@ DATA_NOTE = ("photos shipped in scikit-image, scikit-learn and matplotlib "
              "(aekit.data.embedded.photo_collection), random crops + 8 dihedral views")
 
 
+def warm_start(model: Autoencoder, model_dir: str | Path) -> str:
+    """Copy a saved model's weights into ``model`` where they fit: tensors of the same shape
+    whole, and a layer that gained outputs (a gate channel) in its leading slice. Returns
+    the source's weights digest (recorded in the new model's config)."""
+    from safetensors.torch import load_file
+
+    from aekit.models import read_model_meta
+
+    meta = read_model_meta(Path(model_dir))
+    src = load_file(str(Path(model_dir) / "model.safetensors"))
+    own = model.state_dict()
+    copied = 0
+    with torch.no_grad():
+        for k, v in src.items():
+            if k not in own:
+                continue
+            t = own[k]
+            if t.shape == v.shape:
+                t.copy_(v.to(t.dtype))
+            elif t.dim() == v.dim() and t.shape[1:] == v.shape[1:] and t.shape[0] > v.shape[0]:
+                t[:v.shape[0]].copy_(v.to(t.dtype))
+            else:
+                continue
+            copied += 1
+    if not copied:
+        raise AekitError(f"{model_dir}: no weights fit this model")
+    return str(meta.get("weights_sha256", "?"))
+
+
 def zoo_recipe(name: str):
     task, channels, scale, default_minutes = ZOO[name]
 
     def recipe(out_dir: Path, *, device: str = "auto", minutes: float = default_minutes,
-               seed: int = 0) -> dict[str, Any]:
+               seed: int = 0, init: str | None = None) -> dict[str, Any]:
+        """``init``: a saved model (e.g. the shipped one) to start from instead of scratch."""
         from aekit.data.embedded import photo_collection
 
         dev = pick_device(device)
@@ -513,12 +556,18 @@ def zoo_recipe(name: str):
         batch = 64 if gpu else 8
         cfg = restore_config(task, (channels, patch, patch), 64, scale)
         model = Autoencoder(cfg)
+        lr = 1e-3 if gpu else 1.5e-3
+        started = {}
+        if init:
+            started = {"init": str(init), "init_weights_sha256": warm_start(model, init)}
+            lr /= 3  # fine-tuning: a gentler schedule than from scratch
         summary = train_restorer(model, photo_collection(channels), minutes=minutes,
-                                 batch_size=batch, patch=patch, lr=1e-3 if gpu else 1.5e-3,
+                                 batch_size=batch, patch=patch, lr=lr,
                                  seed=seed, device=device, progress=sys.stderr.isatty())
         summary.update(recipe=name, data=DATA_NOTE, budget_minutes=minutes,
-                       parameters=count_parameters(model))
-        model.config.extra.update(recipe=name, data=DATA_NOTE, seed=seed, budget_minutes=minutes)
+                       parameters=count_parameters(model), **started)
+        model.config.extra.update(recipe=name, data=DATA_NOTE, seed=seed, budget_minutes=minutes,
+                                  **started)
         save_fp16(model, Path(out_dir), summary)
         return summary
 

@@ -10,7 +10,11 @@ into a network that works at the low resolution (ESPCN-style cost, VDSR-style re
 ``skips=False`` drops the skip connections (an ablation: what the skips buy); ``residual``
 adds the input to the output (and its last convolution starts at zero, so an untrained model
 is the identity and training only learns the correction; this trains several times faster).
-The model's output activation should then be ``identity``.
+The model's output activation should then be ``identity``. ``gate=True`` (with ``residual``)
+adds one output channel, a per-pixel gate g: out = x + σ(g)·Δ. A model that undoes a *local*
+corruption (a watermark) learns where to act and leaves every other pixel exactly as it was
+(the decoder keeps the last gate logits in ``gate_logits``, so training can supervise them
+with the corruption's mask, as watermark-removal networks with a mask branch do).
 
 The encoder hands its skip features to the decoder through a small shared holder, so the
 model contract (``encode`` → code → ``decode``) is kept: ``decode`` uses the skips of the last
@@ -80,10 +84,17 @@ class UNetEncoder(nn.Module):
 
 class UNetDecoder(nn.Module):
     def __init__(self, channels: int, widths: list[int], blocks: int, act: str, unshuffle: int,
-                 latent_dim: int, skips: _Skips, use_skips: bool, residual: bool) -> None:
+                 latent_dim: int, skips: _Skips, use_skips: bool, residual: bool,
+                 gate: bool = False) -> None:
         super().__init__()
         self._holder = skips
-        self.use_skips, self.residual = use_skips, residual
+        self.use_skips, self.residual, self.gate = use_skips, residual, gate
+        self.channels = channels
+        #: the gate's logits (B, 1, H, W) of the last forward pass (gate=True only)
+        self.gate_logits: Tensor | None = None
+        #: apply the correction everywhere, ignoring the gate (set while a user's mask says
+        #: where to act)
+        self.open_gate = False
         self.levels = len(widths)
         self.from_code = nn.Sequential(nn.Conv2d(latent_dim, widths[-1], 3, padding=1),
                                        activation(act))
@@ -93,7 +104,7 @@ class UNetDecoder(nn.Module):
                 nn.Conv2d(widths[i + 1], widths[i], 3, padding=1), activation(act)))
             c_in = widths[i] * (2 if use_skips else 1)
             setattr(self, f"fuse{i + 1}", _block(c_in, widths[i], max(blocks, 1), act))
-        self.to_pixels = nn.Conv2d(widths[0], channels * unshuffle**2, 3, padding=1)
+        self.to_pixels = nn.Conv2d(widths[0], (channels + int(gate)) * unshuffle**2, 3, padding=1)
         if residual:  # start as the identity: training only ever has to learn the correction
             nn.init.zeros_(self.to_pixels.weight)
             nn.init.zeros_(self.to_pixels.bias)
@@ -112,6 +123,11 @@ class UNetDecoder(nn.Module):
             h = getattr(self, f"fuse{i + 1}")(h)
         out = self.shuffle(self.to_pixels(h))
         out = out[..., :feats[0].shape[-2], :feats[0].shape[-1]]
+        if self.gate:
+            out, g = out[:, :self.channels], out[:, self.channels:]
+            self.gate_logits = g
+            if not self.open_gate:
+                out = torch.sigmoid(g) * out
         if self.residual:
             out = out + feats[0]
         self._holder.items = []  # free the skip activations
@@ -130,6 +146,7 @@ def build_unet(
     unshuffle: int = 1,
     skips: bool = True,
     residual: bool = True,
+    gate: bool = False,
 ) -> tuple[nn.Module, nn.Module]:
     if len(input_shape) != 3:
         raise AekitError(f"the unet architecture needs image input (C, H, W), got {tuple(input_shape)}")
@@ -144,6 +161,8 @@ def build_unet(
         while levels < 3 and (h // unshuffle) % 2**levels == 0 and (w // unshuffle) % 2**levels == 0 \
                 and min(h, w) // unshuffle // 2**levels >= 2:
             levels += 1
+    if gate and not residual:
+        raise AekitError("unet gate=True needs residual=True (the gate blends a correction into the input)")
     levels = int(levels)
     if levels < 1:
         raise AekitError(f"unet needs ≥ 1 level, got {levels}")
@@ -153,5 +172,5 @@ def build_unet(
     holder = _Skips()
     enc = UNetEncoder(c, widths, int(blocks), act, unshuffle, code_width, holder, bool(skips))
     dec = UNetDecoder(c, widths, int(blocks), act, unshuffle, latent_dim, holder, bool(skips),
-                      bool(residual))
+                      bool(residual), bool(gate))
     return enc, dec
