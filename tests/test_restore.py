@@ -14,10 +14,10 @@ from PIL import Image
 
 from aekit.apps.restore import train_restorer, warm_start
 from aekit.cli import main
-from aekit.errors import AekitError
 from aekit.corruptions import CORRUPTIONS
 from aekit.corruptions_restore import fill_holes, render_watermark, watermark_image
 from aekit.data.embedded import photo_collection
+from aekit.errors import AekitError
 from aekit.imaging import read_picture, rgb_to_ycbcr, run_image_model, tiled_apply, ycbcr_to_rgb
 from aekit.models import Autoencoder, create_model
 from aekit.presets_restore import restore_config
