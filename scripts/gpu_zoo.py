@@ -23,8 +23,8 @@ from aekit.zoo import load_recipes  # noqa: E402
 
 #: (recipe, minutes on one H100): about 8 minutes of training in all
 DEVICE = "cuda"
-PLAN = [("denoise-rgb", 1.4), ("codec", 2.6), ("upscale-x2", 0.5), ("upscale-x4", 0.5),
-        ("upscale-x3", 0.4), ("denoise-grey", 0.9), ("unwatermark", 1.0), ("colorize", 0.7)]
+PLAN = [("denoise-grey", 2.3), ("codec", 2.6), ("upscale-x2", 0.5), ("upscale-x4", 0.5),
+        ("upscale-x3", 0.4), ("unwatermark", 1.0), ("colorize", 0.7)]
 
 
 def main() -> int:

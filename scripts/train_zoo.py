@@ -2,7 +2,7 @@
 """Train the pretrained models shipped in ``aekit/zoo`` (reproducibly).
 
     python scripts/train_zoo.py                    # every recipe, default budgets, best device
-    python scripts/train_zoo.py --only denoise-rgb --device cpu --minutes 5
+    python scripts/train_zoo.py --only denoise-grey --device cpu --minutes 5
     python scripts/train_zoo.py --only unwatermark --device cpu --minutes 40 --init-from zoo
 
 Recipes train on images that ship inside installed packages (scikit-image, scikit-learn,

@@ -128,6 +128,28 @@ def rgb_to_ycbcr(x: Tensor) -> Tensor:
     return y + torch.tensor([0, 0.5, 0.5], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
 
 
+#: an orthonormal luminance/opponent-colour basis (rows): R+G+B, R−B, R−2G+B, each normalised
+_OPP = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, -1.0], [1.0, -2.0, 1.0]])
+_OPP = _OPP / _OPP.norm(dim=1, keepdim=True)
+_OPP_SHIFT = (0.0, 0.5, 0.5)
+
+
+def rgb_to_opponent(x: Tensor) -> Tensor:
+    """(B, 3, H, W) RGB → three decorrelated planes in [0, 1] (luminance = the RGB mean, and
+    two opponent-colour planes centred on 0.5). The basis is orthonormal (then scaled by
+    1/√3), so i.i.d. noise of σ in RGB is i.i.d. noise of σ/√3 in every plane: a grey
+    denoiser can clean each plane on its own, as CBM3D does (Dabov et al. 2007)."""
+    m = _OPP.to(x.device, x.dtype) / 3 ** 0.5
+    shift = torch.tensor(_OPP_SHIFT, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return torch.einsum("ij,bjhw->bihw", m, x) + shift
+
+
+def opponent_to_rgb(y: Tensor) -> Tensor:
+    m = _OPP.to(y.device, y.dtype) * 3 ** 0.5  # the inverse of an orthonormal basis: its transpose
+    shift = torch.tensor(_OPP_SHIFT, device=y.device, dtype=y.dtype).view(1, 3, 1, 1)
+    return torch.einsum("ji,bjhw->bihw", m, y - shift)
+
+
 def ycbcr_to_rgb(y: Tensor) -> Tensor:
     m = torch.linalg.inv(_YCC.double()).to(y.device, y.dtype)
     y = y - torch.tensor([0, 0.5, 0.5], device=y.device, dtype=y.dtype).view(1, 3, 1, 1)
