@@ -6,7 +6,8 @@ published numbers from ANCHORS.md.
     python benchmarks/restore.py --data ../shared/data --quick    # 4 images per set
 
 * denoise σ = 15/25/50 (seeded noise, unclipped, as the papers): Set12, BSD68 (grey), CBSD68
-  (colour); noisy input, scikit-image non-local means (σ given), zoo model; BM3D/DnCNN.
+  (colour, through the grey model on opponent planes); noisy input, scikit-image non-local
+  means (σ given), zoo model alone and with the 8-view self-ensemble; BM3D/DnCNN.
 * upscale ×2/×3/×4 on Set14: Y-channel PSNR, `scale` border pixels cropped; bicubic vs zoo.
 * colorize on CBSD68: PSNR-RGB of grey-as-colour vs zoo model.
 * unwatermark on CBSD68 with seeded watermarks in held-out texts/fonts: watermarked input,
@@ -85,8 +86,9 @@ def bench_denoise(data: Path, quick: bool, an: dict[str, list[str]]) -> list[dic
     for name, folder, mode in sets:
         files = subset(list_images(folder), quick)
         r = Restorer.load("denoise", grey=mode == "L")
+        r8 = Restorer.load("denoise", grey=mode == "L", ensemble=8)
         for si, sigma in enumerate((15, 25, 50)):
-            acc: dict[str, list[float]] = {"noisy": [], "nlm": [], "zoo": [], "secs": []}
+            acc: dict[str, list[float]] = {"noisy": [], "nlm": [], "zoo": [], "zoo8": [], "secs": []}
             for k, f in enumerate(files):
                 clean = read_image(f, mode)
                 rng = np.random.default_rng(1000 * sigma + k)
@@ -100,12 +102,14 @@ def bench_denoise(data: Path, quick: bool, an: dict[str, list[str]]) -> list[dic
                 out = restore(r, noisy)
                 acc["secs"].append(time.perf_counter() - t)
                 acc["zoo"].append(psnr(out, clean))
+                acc["zoo8"].append(psnr(restore(r8, noisy), clean))
             pub = an.get(f"{name} ({'colour' if mode == 'RGB' else 'grey'})", [""])[0].split(" | ")
             bm3d = pub[0].split("/")[si].strip() if pub and pub[0] else "—"
             dncnn = pub[1].split("/")[si].strip() if len(pub) > 1 else "—"
             rows.append({"set": name, "sigma": sigma, "n": len(files),
                          "noisy": np.mean(acc["noisy"]), "nl-means": np.mean(acc["nlm"]),
-                         "aekit": np.mean(acc["zoo"]), "BM3D (pub)": bm3d, "DnCNN (pub)": dncnn,
+                         "aekit": np.mean(acc["zoo"]), "aekit --ensemble 8": np.mean(acc["zoo8"]),
+                         "BM3D (pub)": bm3d, "DnCNN (pub)": dncnn,
                          "s/img": statistics.median(acc["secs"])})
             print(f"  denoise {name} σ={sigma}: {rows[-1]['aekit']:.2f} dB", file=sys.stderr)
     return rows

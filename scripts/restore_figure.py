@@ -1,10 +1,14 @@
 #!/usr/bin/env python
 """Before/after pictures of the four restoration commands for the README.
 
-    python scripts/restore_figure.py            # writes docs/img/restore-<task>.png
+    python scripts/restore_figure.py                          # writes docs/img/restore-<task>.png
+    python scripts/restore_figure.py --data ../shared/data    # held-out test photos (the README's)
 
 Each picture is [corrupted input | aekit's output | original], made with the shipped zoo
-models on a crop of a photo that ships with scikit-image (so anyone can remake it).
+models. Without ``--data`` the crops come from photos that ship with scikit-image — which are
+also the zoo's *training* photos, so they flatter it; with ``--data`` (a folder holding
+``bsd68/CBSD68``, as ``benchmarks/restore.py`` takes) they come from CBSD68 test photos the
+models never saw.
 """
 
 from __future__ import annotations
@@ -24,10 +28,17 @@ from aekit.corruptions_restore import resize, watermark_image
 from aekit.imaging import Picture
 
 SIDE = 192
+#: the CBSD68 photos used with --data: denoise, colorize, unwatermark, upscale (centre crops)
+HELD_OUT = ("108005.png", "102061.png", "108070.png", "101085.png")
 
 
 def hwc(a: np.ndarray) -> np.ndarray:
     return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
+
+
+def centre(img: np.ndarray) -> np.ndarray:
+    top, left = (img.shape[0] - SIDE) // 2, (img.shape[1] - SIDE) // 2
+    return img[top:top + SIDE, left:left + SIDE]
 
 
 def run(r: Restorer, img: np.ndarray) -> np.ndarray:
@@ -53,32 +64,44 @@ def panel(images: list[np.ndarray], labels: list[str], out: Path) -> None:
 
 
 def main() -> int:
+    import argparse
+
     import skimage.data as skd
 
+    from aekit.data.images import read_image
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=None, help="folder with bsd68/CBSD68: use held-out test photos")
+    args = p.parse_args()
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    astro = skd.astronaut().astype(np.float32) / 255
-    coffee = skd.coffee().astype(np.float32) / 255
-    chelsea = skd.chelsea().astype(np.float32) / 255
+    if args.data:
+        held = Path(args.data) / "bsd68" / "CBSD68"
+        crops = [centre(read_image(held / n, "RGB")) for n in HELD_OUT]
+    else:
+        astro = skd.astronaut().astype(np.float32) / 255
+        crops = [astro[30:222, 150:342], (skd.coffee().astype(np.float32) / 255)[100:292, 200:392],
+                 (skd.chelsea().astype(np.float32) / 255)[60:252, 100:292], astro[40:232, 140:332]]
+    crops = [np.ascontiguousarray(c, dtype=np.float32) for c in crops]
     img_dir = ROOT / "docs" / "img"
 
-    clean = astro[30:222, 150:342]
+    clean = crops[0]
     noisy = np.clip(clean + rng.normal(0, 25 / 255, clean.shape), 0, 1).astype(np.float32)
     panel([noisy, run(Restorer.load("denoise"), noisy), clean],
           ["noisy sigma=25", "aekit denoise", "original"], img_dir / "restore-denoise.png")
 
-    clean = coffee[100:292, 200:392]
+    clean = crops[1]
     grey = clean @ np.array([0.299, 0.587, 0.114], np.float32)
     panel([grey, run(Restorer.load("colorize"), grey), clean],
           ["grey", "aekit colorize", "original"], img_dir / "restore-colorize.png")
 
-    clean = chelsea[60:252, 100:292]
+    clean = crops[2]
     marked, _ = watermark_image(clean, np.random.default_rng(5), split="test")
     panel([marked, run(Restorer.load("unwatermark"), marked), clean],
           ["watermarked (unseen font)", "aekit unwatermark", "original"],
           img_dir / "restore-unwatermark.png")
 
-    clean = astro[40:232, 140:332]
+    clean = crops[3]
     small = resize(torch.from_numpy(clean.transpose(2, 0, 1))[None], (48, 48))[0].clamp(0, 1)
     bic = resize(small[None], (SIDE, SIDE))[0].clamp(0, 1).numpy().transpose(1, 2, 0)
     up = run(Restorer.load("upscale", scale=4), small.numpy().transpose(1, 2, 0))

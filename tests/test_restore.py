@@ -273,6 +273,14 @@ def test_unwatermark_blind_and_with_mask(photo, tmp_path):
 
 
 @needs_zoo
+def test_unwatermark_leaves_an_unmarked_photo_as_it_was(photo, tmp_path):
+    """The shipped model is gated: where it sees no mark it does not touch a pixel."""
+    src = save(tmp_path / "clean.png", photo)
+    assert main(["unwatermark", str(src), str(tmp_path / "out.png")]) == 0
+    assert np.array_equal(load(tmp_path / "out.png"), load(src))
+
+
+@needs_zoo
 def test_rgba_alpha_and_16bit_grey_are_kept(photo, tmp_path):
     rgba = np.dstack([photo, np.linspace(0, 1, photo.shape[1])[None].repeat(96, 0)])
     src = save(tmp_path / "rgba.png", rgba, "RGBA")

@@ -53,6 +53,10 @@ from aekit.zoo import RECIPES, available, zoo_path
 SCALES = (2, 3, 4)
 #: a pixel counts as marked for the gate's target where the mark's opacity exceeds this
 GATE_THRESHOLD = 0.01
+#: a gated zoo model acts only where its gate exceeds this (a ramp above it): chosen on Set14
+#: with seeded test-split watermarks (seeds 500+k) from 0.5/0.8/0.9/0.95/0.98, never on the
+#: CBSD68 benchmark; it leaves unmarked photos exactly as they were
+GATE_INFERENCE_THRESHOLD = 0.8
 
 
 def zoo_name(task: str, grey: bool = False, scale: int = 2) -> str:
@@ -101,6 +105,8 @@ class Restorer:
             model_scale = int(model.config.extra.get("scale", scale))
             if model_scale != scale:
                 raise AekitError(f"{model_dir} upscales ×{model_scale}, not ×{scale}")
+        if getattr(model.decoder, "gate", False):  # chosen on a validation set, in the config
+            model.decoder.gate_threshold = float(model.config.extra.get("gate_threshold", 0.0))
         dev = pick_device(device)
         model.to(dev).eval()
         model.to(memory_format=torch.channels_last)  # ~25 % faster convolutions on CPU
@@ -171,13 +177,22 @@ class Restorer:
               out_dtype: Any = np.float32, progress=None) -> tuple[np.ndarray, np.ndarray | None]:
         """Restore a picture: (pixels (C', s·H, s·W), alpha or None)."""
         x = pic.pixels
+        dec = self.model.decoder
+        threshold = getattr(dec, "gate_threshold", 0.0)
         if self.task == "unwatermark" and mask is not None:
             m = torch.from_numpy(mask.astype(np.float32))[None, None]
             x = fill_holes(torch.from_numpy(x)[None], m)[0].numpy()  # a first guess in the holes
+            if threshold:  # the user's mask says where: the network's own gate, unthresholded
+                dec.gate_threshold = 0.0
         out_c = 3 if self.task == "colorize" else x.shape[0]
-        y = tiled_apply(self.tile_fn(sigma), x, scale=self.scale, tile=self.tile,
-                        overlap=self.overlap, out_channels=out_c,
-                        out_dtype=np.float32 if mask is not None else out_dtype, progress=progress)
+        try:
+            y = tiled_apply(self.tile_fn(sigma), x, scale=self.scale, tile=self.tile,
+                            overlap=self.overlap, out_channels=out_c,
+                            out_dtype=np.float32 if mask is not None else out_dtype,
+                            progress=progress)
+        finally:
+            if threshold:
+                dec.gate_threshold = threshold
         if mask is not None:  # outside the user's mask the photo is kept as it was
             keep = ~mask.astype(bool)
             y = np.where(keep[None], pic.pixels, y)
@@ -565,7 +580,9 @@ def zoo_recipe(name: str):
         lr = 1e-3 if gpu else 1.5e-3
         started = {}
         if init:
-            started = {"init": str(init), "init_weights_sha256": warm_start(model, init)}
+            shipped = Path(init).resolve().parent == zoo_path(name).resolve().parent
+            started = {"init": f"zoo:{Path(init).name}" if shipped else str(init),
+                       "init_weights_sha256": warm_start(model, init)}
             lr /= 3  # fine-tuning: a gentler schedule than from scratch
         summary = train_restorer(model, photo_collection(channels), minutes=minutes,
                                  batch_size=batch, patch=patch, lr=lr,
@@ -574,6 +591,8 @@ def zoo_recipe(name: str):
                        parameters=count_parameters(model), **started)
         model.config.extra.update(recipe=name, data=DATA_NOTE, seed=seed, budget_minutes=minutes,
                                   **started)
+        if getattr(model.decoder, "gate", False):
+            model.config.extra["gate_threshold"] = GATE_INFERENCE_THRESHOLD
         save_fp16(model, Path(out_dir), summary)
         return summary
 

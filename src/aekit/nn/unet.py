@@ -95,6 +95,9 @@ class UNetDecoder(nn.Module):
         #: apply the correction everywhere, ignoring the gate (set while a user's mask says
         #: where to act)
         self.open_gate = False
+        #: inference only: a gate below this acts as shut, and above it opens on a linear ramp
+        #: to 1, so pixels the network is unsure of are left exactly as they were
+        self.gate_threshold = 0.0
         self.levels = len(widths)
         self.from_code = nn.Sequential(nn.Conv2d(latent_dim, widths[-1], 3, padding=1),
                                        activation(act))
@@ -127,7 +130,11 @@ class UNetDecoder(nn.Module):
             out, g = out[:, :self.channels], out[:, self.channels:]
             self.gate_logits = g
             if not self.open_gate:
-                out = torch.sigmoid(g) * out
+                p = torch.sigmoid(g)
+                if self.gate_threshold > 0:
+                    t = self.gate_threshold
+                    p = ((p - t) / (1 - t)).clamp(0, 1)
+                out = p * out
         if self.residual:
             out = out + feats[0]
         self._holder.items = []  # free the skip activations
