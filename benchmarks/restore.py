@@ -286,7 +286,8 @@ def main() -> int:
     print(f"# restoration benchmark ({'quick: 4 images per set' if args.quick else 'full sets'}), "
           f"torch threads {torch.get_num_threads()}; PSNR in dB (0–255 scale)\n")
     sections = [
-        ("denoise", "## denoise (blind zoo model; noise seeded, unclipped)",
+        ("denoise", "## denoise (blind zoo model; colour: the grey model on opponent planes; "
+                    "noise seeded, unclipped)",
          lambda: bench_denoise(data, args.quick, an)),
         ("upscale", "## upscale: Y-channel PSNR, border = scale cropped; LR by PIL bicubic",
          lambda: bench_upscale(data, args.quick, an)),
