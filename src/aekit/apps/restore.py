@@ -429,7 +429,8 @@ def train_restorer(model: Autoencoder, photos: list[np.ndarray], *, minutes: flo
     learns that mask with its gate (binary cross-entropy, weight ``gate_weight``).
 
     Crops, flips, rotations and corruptions are made on the training device; CUDA (and a CPU
-    with native bf16) uses bf16 autocast, CUDA channels-last too. AdamW, warm-up then cosine decay, gradient clipping."""
+    with native bf16) uses bf16 autocast, CUDA channels-last too. AdamW, warm-up then cosine
+    decay, gradient clipping."""
     if minutes is None and steps is None:
         raise AekitError("give a budget: minutes or steps")
     dev = pick_device(device)
