@@ -105,7 +105,7 @@ def main() -> int:
     small = resize(torch.from_numpy(clean.transpose(2, 0, 1))[None], (48, 48))[0].clamp(0, 1)
     bic = resize(small[None], (SIDE, SIDE))[0].clamp(0, 1).numpy().transpose(1, 2, 0)
     up = run(Restorer.load("upscale", scale=4), small.numpy().transpose(1, 2, 0))
-    panel([bic, up, clean], ["bicubic ×4", "aekit upscale ×4", "original"],
+    panel([bic, up, clean], ["bicubic x4", "aekit upscale x4", "original"],
           img_dir / "restore-upscale.png")
     return 0
 
