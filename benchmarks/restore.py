@@ -20,6 +20,7 @@ published numbers from ANCHORS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import re
 import statistics
@@ -224,7 +225,8 @@ def bench_speed(repeats: int) -> list[dict]:
             times, cpu = [], []
             for _ in range(repeats):
                 t, c = time.perf_counter(), time.process_time()
-                rc = main([label.split()[0], argv[0], str(Path(d) / "out.png"), *argv[1:]])
+                with contextlib.redirect_stdout(sys.stderr):  # the CLI's "wrote …" line
+                    rc = main([label.split()[0], argv[0], str(Path(d) / "out.png"), *argv[1:]])
                 times.append(time.perf_counter() - t)
                 cpu.append(time.process_time() - c)
                 assert rc == 0

@@ -375,6 +375,22 @@ def test_train_restore_preset_then_use_it(photo, tmp_path, capsys):
     assert "trained to upscale" in capsys.readouterr().err
 
 
+def test_train_own_unwatermark_model_is_gated_like_the_zoos(photo, tmp_path):
+    data = tmp_path / "photos"
+    data.mkdir()
+    save(data / "a.png", photo)
+    out = tmp_path / "uw"
+    assert main(["train", "--preset", "restore", "--task", "unwatermark", "--data", str(data),
+                 "--minutes", "0.02", "--image-size", "48x48", "--batch-size", "2",
+                 "--option", 'arch_options={"widths": [8, 16]}', "--out", str(out),
+                 "--no-progress"]) == 0
+    cfg = json.loads((out / "config.json").read_text())["config"]
+    assert cfg["arch_options"]["gate"] is True and cfg["extra"]["gate_threshold"] == 0.8
+    src = save(tmp_path / "s.png", photo[:40, :56])
+    assert main(["unwatermark", str(src), str(tmp_path / "o.png"), "--model", str(out)]) == 0
+    assert Image.open(tmp_path / "o.png").size == (56, 40)
+
+
 @needs_zoo
 def test_zoo_lists_the_shipped_models(capsys):
     assert main(["zoo", "--json"]) == 0

@@ -247,7 +247,7 @@ def run_task(args: argparse.Namespace, task: str) -> int:
     tile = None if args.tile is None else int(args.tile)
     if tile is not None and tile != 0 and tile < 96:
         raise AekitError("--tile must be 0 (whole image) or at least 96 pixels")
-    restorers: dict[bool, Restorer] = {}
+    restorers: dict[str, Restorer] = {}  # by model: one load per model, however many photos
     show = sys.stderr.isatty() and not args.json
     bar = None
     if show and len(pairs) > 1:
@@ -259,13 +259,14 @@ def run_task(args: argparse.Namespace, task: str) -> int:
         try:
             pic = read_picture(src)
             grey = pic.grey and task == "denoise"
-            if grey not in restorers:
-                restorers[grey] = Restorer.load(task, args.model, grey=grey, scale=scale,
-                                                device=args.device, tile=tile,
-                                                ensemble=args.ensemble)
+            key = args.model or zoo_name(task, grey, scale)
+            if key not in restorers:
+                restorers[key] = Restorer.load(task, args.model, grey=grey, scale=scale,
+                                               device=args.device, tile=tile,
+                                               ensemble=args.ensemble)
             mask = read_mask(mask_path, pic.size) if mask_path else None
             out_dtype = np.uint16 if pic.bits == 16 else np.uint8
-            r = restorers[grey]
+            r = restorers[key]
             tiles = (len(tile_starts(pic.size[0], r.tile, r.overlap))
                      * len(tile_starts(pic.size[1], r.tile, r.overlap)))
             tbar = None
@@ -296,7 +297,7 @@ def run_task(args: argparse.Namespace, task: str) -> int:
                          f"{len(done)} written")
     first = next(iter(restorers.values()))
     obj = {"task": task, "files": done, "seconds": round(secs, 2),
-           "model": args.model or zoo_name(task, next(iter(restorers)), scale),
+           "model": next(iter(restorers)),
            "device": str(first.device)}
     if len(done) == 1:
         text = (f"{task}: wrote {done[0]['out']} ({done[0]['size'][0]}×{done[0]['size'][1]}) "
@@ -658,6 +659,8 @@ def train_restore(args: argparse.Namespace) -> int:
                              device=args.device, progress=not args.no_progress and sys.stderr.isatty())
     summary["data"] = data_name
     model.config.extra.update(data=data_name, seed=args.seed)
+    if getattr(model.decoder, "gate", False):  # act only where the gate is sure, as the zoo's does
+        model.config.extra["gate_threshold"] = GATE_INFERENCE_THRESHOLD
     out = Path(args.out) if args.out else Path("runs") / (
         f"restore-{task}{f'-x{scale}' if task == 'upscale' else ''}-{time.strftime('%Y%m%d-%H%M%S')}")
     model.save_pretrained(out, summary=summary)
