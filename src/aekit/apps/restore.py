@@ -46,7 +46,7 @@ from aekit.imaging import (
     ycbcr_to_rgb,
 )
 from aekit.models import Autoencoder, count_parameters
-from aekit.presets_restore import SIGMA_MAX, restore_config
+from aekit.presets_restore import SIGMA_MAX, TASKS, restore_config
 from aekit.training import cpu_has_native_bf16, lr_factor, pick_device
 from aekit.zoo import RECIPES, available, zoo_path
 
@@ -604,7 +604,9 @@ def zoo_recipe(name: str):
 for _name, (_task, _c, _s, _m) in ZOO.items():
     RECIPES.add(_name, zoo_recipe(_name),
                 help=f"{_task}{f' ×{_s}' if _task == 'upscale' else ''}, "
-                     f"{'grey' if _c == 1 else 'colour'}, residual U-Net")
+                     f"{'grey (colour via opponent planes)' if _task == 'denoise' else 'colour'}, "
+                     f"{'gated ' if TASKS[_task].get('arch_options', {}).get('gate') else ''}"
+                     f"residual U-Net")
 
 
 # ------------------------------------------------------------------- `aekit train` hook
