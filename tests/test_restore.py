@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from aekit.apps.restore import train_restorer, warm_start
+from aekit.apps.restore import GATE_INFERENCE_THRESHOLD, train_restorer, warm_start
 from aekit.cli import main
 from aekit.corruptions import CORRUPTIONS
 from aekit.corruptions_restore import fill_holes, render_watermark, watermark_image
@@ -385,7 +385,7 @@ def test_train_own_unwatermark_model_is_gated_like_the_zoos(photo, tmp_path):
                  "--option", 'arch_options={"widths": [8, 16]}', "--out", str(out),
                  "--no-progress"]) == 0
     cfg = json.loads((out / "config.json").read_text())["config"]
-    assert cfg["arch_options"]["gate"] is True and cfg["extra"]["gate_threshold"] == 0.8
+    assert cfg["arch_options"]["gate"] is True and cfg["extra"]["gate_threshold"] == GATE_INFERENCE_THRESHOLD
     src = save(tmp_path / "s.png", photo[:40, :56])
     assert main(["unwatermark", str(src), str(tmp_path / "o.png"), "--model", str(out)]) == 0
     assert Image.open(tmp_path / "o.png").size == (56, 40)
