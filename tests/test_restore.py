@@ -356,16 +356,22 @@ def test_missing_input_and_bad_output_suffix(tmp_path, capsys):
     assert capsys.readouterr().err.count("aekit: error:") == 2
 
 
-def test_train_restore_preset_then_use_it(photo, tmp_path, capsys):
+def train_tiny(task: str, photo: np.ndarray, tmp_path: Path, minutes: float) -> tuple[Path, dict]:
+    """``aekit train --preset restore --task TASK`` on one photo with a tiny U-Net: (model
+    folder, its config)."""
     data = tmp_path / "photos"
     data.mkdir()
     save(data / "a.png", photo)
     out = tmp_path / "model"
-    assert main(["train", "--preset", "restore", "--task", "upscale-x3", "--data", str(data),
-                 "--minutes", "0.03", "--image-size", "48x48", "--batch-size", "2",
+    assert main(["train", "--preset", "restore", "--task", task, "--data", str(data),
+                 "--minutes", str(minutes), "--image-size", "48x48", "--batch-size", "2",
                  "--option", 'arch_options={"widths": [8, 16]}', "--out", str(out),
                  "--no-progress"]) == 0
-    cfg = json.loads((out / "config.json").read_text())["config"]
+    return out, json.loads((out / "config.json").read_text())["config"]
+
+
+def test_train_restore_preset_then_use_it(photo, tmp_path, capsys):
+    out, cfg = train_tiny("upscale-x3", photo, tmp_path, 0.03)
     assert cfg["extra"]["task"] == "upscale" and cfg["extra"]["scale"] == 3
     src = save(tmp_path / "s.png", photo[:20, :30])
     assert main(["upscale", str(src), str(tmp_path / "b.png"), "--scale", "3",
@@ -376,15 +382,7 @@ def test_train_restore_preset_then_use_it(photo, tmp_path, capsys):
 
 
 def test_train_own_unwatermark_model_is_gated_like_the_zoos(photo, tmp_path):
-    data = tmp_path / "photos"
-    data.mkdir()
-    save(data / "a.png", photo)
-    out = tmp_path / "uw"
-    assert main(["train", "--preset", "restore", "--task", "unwatermark", "--data", str(data),
-                 "--minutes", "0.02", "--image-size", "48x48", "--batch-size", "2",
-                 "--option", 'arch_options={"widths": [8, 16]}', "--out", str(out),
-                 "--no-progress"]) == 0
-    cfg = json.loads((out / "config.json").read_text())["config"]
+    out, cfg = train_tiny("unwatermark", photo, tmp_path, 0.02)
     assert cfg["arch_options"]["gate"] is True and cfg["extra"]["gate_threshold"] == GATE_INFERENCE_THRESHOLD
     src = save(tmp_path / "s.png", photo[:40, :56])
     assert main(["unwatermark", str(src), str(tmp_path / "o.png"), "--model", str(out)]) == 0
