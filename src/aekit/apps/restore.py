@@ -427,7 +427,8 @@ def train_restorer(model: Autoencoder, photos: list[np.ndarray], *, minutes: flo
     """Train an image-to-image model on random crops of ``photos`` (uint8 arrays), the
     model's own corruption making each input; budget in ``minutes`` and/or ``steps``.
     A gated U-Net whose corruption reports where it acted (``apply`` → (x̃, mask)) also
-    learns that mask with its gate (binary cross-entropy, weight ``gate_weight``).
+    learns that mask with its gate (binary cross-entropy, weight ``gate_weight``), and its
+    config records the inference gate threshold.
 
     Crops, flips, rotations and corruptions are made on the training device; CUDA (and a CPU
     with native bf16) uses bf16 autocast, CUDA channels-last too. AdamW, warm-up then cosine
@@ -492,6 +493,9 @@ def train_restorer(model: Autoencoder, photos: list[np.ndarray], *, minutes: flo
     if bar is not None:
         bar.close()
     seconds = time.perf_counter() - t0
+    if getattr(model.decoder, "gate", False):  # at inference the gate acts only where it is
+        # sure (Restorer.load reads this)
+        model.config.extra["gate_threshold"] = GATE_INFERENCE_THRESHOLD
     model.eval()
     # a fixed check on seeded crops of the training photos (a sanity number, not a benchmark)
     gcheck = torch.Generator().manual_seed(12345)
@@ -595,8 +599,6 @@ def zoo_recipe(name: str):
                        parameters=count_parameters(model), **started)
         model.config.extra.update(recipe=name, data=DATA_NOTE, seed=seed, budget_minutes=minutes,
                                   **started)
-        if getattr(model.decoder, "gate", False):
-            model.config.extra["gate_threshold"] = GATE_INFERENCE_THRESHOLD
         save_fp16(model, Path(out_dir), summary)
         return summary
 
@@ -663,8 +665,6 @@ def train_restore(args: argparse.Namespace) -> int:
                              device=args.device, progress=not args.no_progress and sys.stderr.isatty())
     summary["data"] = data_name
     model.config.extra.update(data=data_name, seed=args.seed)
-    if getattr(model.decoder, "gate", False):  # act only where the gate is sure, as the zoo's does
-        model.config.extra["gate_threshold"] = GATE_INFERENCE_THRESHOLD
     out = Path(args.out) if args.out else Path("runs") / (
         f"restore-{task}{f'-x{scale}' if task == 'upscale' else ''}-{time.strftime('%Y%m%d-%H%M%S')}")
     model.save_pretrained(out, summary=summary)
