@@ -493,8 +493,8 @@ def train_restorer(model: Autoencoder, photos: list[np.ndarray], *, minutes: flo
     if bar is not None:
         bar.close()
     seconds = time.perf_counter() - t0
-    if getattr(model.decoder, "gate", False):  # at inference the gate acts only where it is
-        # sure (Restorer.load reads this)
+    # a gated model acts at inference only where its gate is sure (Restorer.load reads this)
+    if getattr(model.decoder, "gate", False):
         model.config.extra["gate_threshold"] = GATE_INFERENCE_THRESHOLD
     model.eval()
     # a fixed check on seeded crops of the training photos (a sanity number, not a benchmark)
