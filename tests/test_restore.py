@@ -117,8 +117,13 @@ def test_gated_unet_acts_only_where_its_gate_opens():
         last.bias[3 * 4:] = -40.0  # gate shut (its 4 sub-pixel channels follow the 3·4 of Δ)
         assert torch.equal(model.reconstruct(x), x)
         assert model.decoder.gate_logits.shape == (2, 1, 32, 32)
-        model.decoder.open_gate = True  # a user's mask: the correction applies regardless
+        last.bias[3 * 4:] = 40.0  # gate open: the correction applies
         assert float((model.reconstruct(x) - x).abs().mean()) > 1e-3
+        last.bias[3 * 4:] = 0.0  # gate half open (σ = 0.5): acts only without a threshold
+        model.decoder.gate_threshold = 0.9
+        assert torch.equal(model.reconstruct(x), x)
+        model.decoder.gate_threshold = 0.0
+        assert float((model.reconstruct(x) - x).abs().mean()) > 1e-4
     with pytest.raises(AekitError, match="residual"):
         create_model("restore", (3, 32, 32), 8, arch_options={"gate": True, "residual": False})
 

@@ -92,9 +92,6 @@ class UNetDecoder(nn.Module):
         self.channels = channels
         #: the gate's logits (B, 1, H, W) of the last forward pass (gate=True only)
         self.gate_logits: Tensor | None = None
-        #: apply the correction everywhere, ignoring the gate (set while a user's mask says
-        #: where to act)
-        self.open_gate = False
         #: inference only: a gate below this acts as shut, and above it opens on a linear ramp
         #: to 1, so pixels the network is unsure of are left exactly as they were
         self.gate_threshold = 0.0
@@ -129,12 +126,11 @@ class UNetDecoder(nn.Module):
         if self.gate:
             out, g = out[:, :self.channels], out[:, self.channels:]
             self.gate_logits = g
-            if not self.open_gate:
-                p = torch.sigmoid(g)
-                if self.gate_threshold > 0:
-                    t = self.gate_threshold
-                    p = ((p - t) / (1 - t)).clamp(0, 1)
-                out = p * out
+            p = torch.sigmoid(g)
+            if self.gate_threshold > 0:
+                t = self.gate_threshold
+                p = ((p - t) / (1 - t)).clamp(0, 1)
+            out = p * out
         if self.residual:
             out = out + feats[0]
         self._holder.items = []  # free the skip activations
