@@ -86,8 +86,8 @@ def bench_denoise(data: Path, quick: bool, an: dict[str, list[str]]) -> list[dic
     rows = []
     for name, folder, mode in sets:
         files = subset(list_images(folder), quick)
-        r = Restorer.load("denoise", grey=mode == "L")
-        r8 = Restorer.load("denoise", grey=mode == "L", ensemble=8)
+        r = Restorer.load("denoise")
+        r8 = Restorer.load("denoise", ensemble=8)
         for si, sigma in enumerate((15, 25, 50)):
             acc: dict[str, list[float]] = {"noisy": [], "nlm": [], "zoo": [], "zoo8": [], "secs": []}
             for k, f in enumerate(files):
@@ -118,7 +118,6 @@ def bench_denoise(data: Path, quick: bool, an: dict[str, list[str]]) -> list[dic
 
 def bench_upscale(data: Path, quick: bool, an: dict[str, list[str]]) -> list[dict]:
     from PIL import Image
-
 
     files = subset(list_images(data / "set14"), quick)
     pub = {}

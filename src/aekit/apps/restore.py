@@ -59,7 +59,7 @@ GATE_THRESHOLD = 0.01
 GATE_INFERENCE_THRESHOLD = 0.9
 
 
-def zoo_name(task: str, grey: bool = False, scale: int = 2) -> str:
+def zoo_name(task: str, scale: int = 2) -> str:
     """The zoo model a command uses. Colour photos are denoised by the grey model too, on
     three decorrelated planes (:func:`aekit.imaging.rgb_to_opponent`, CBM3D's way): on
     CBSD68 that beat a colour model trained as long by 1.2–2.2 dB."""
@@ -86,11 +86,10 @@ class Restorer:
     ensemble: int = 1
 
     @classmethod
-    def load(cls, task: str, model_dir: str | None = None, *, grey: bool = False,
-             scale: int = 2, device: str = "cpu", tile: int | None = None,
-             ensemble: int = 1) -> Restorer:
+    def load(cls, task: str, model_dir: str | None = None, *, scale: int = 2,
+             device: str = "cpu", tile: int | None = None, ensemble: int = 1) -> Restorer:
         if model_dir is None:
-            name = zoo_name(task, grey, scale)
+            name = zoo_name(task, scale)
             if name not in available():
                 raise AekitError(f"the pretrained model {name!r} is not in this install; train it "
                                  f"with `python scripts/train_zoo.py --only {name}` or pass --model")
@@ -247,7 +246,7 @@ def run_task(args: argparse.Namespace, task: str) -> int:
     tile = None if args.tile is None else int(args.tile)
     if tile is not None and tile != 0 and tile < 96:
         raise AekitError("--tile must be 0 (whole image) or at least 96 pixels")
-    restorers: dict[str, Restorer] = {}  # by model: one load per model, however many photos
+    r: Restorer | None = None  # loaded at the first photo, then used for all
     show = sys.stderr.isatty() and not args.json
     bar = None
     if show and len(pairs) > 1:
@@ -258,15 +257,11 @@ def run_task(args: argparse.Namespace, task: str) -> int:
     for src, dst in pairs:
         try:
             pic = read_picture(src)
-            grey = pic.grey and task == "denoise"
-            key = args.model or zoo_name(task, grey, scale)
-            if key not in restorers:
-                restorers[key] = Restorer.load(task, args.model, grey=grey, scale=scale,
-                                               device=args.device, tile=tile,
-                                               ensemble=args.ensemble)
+            if r is None:
+                r = Restorer.load(task, args.model, scale=scale, device=args.device, tile=tile,
+                                  ensemble=args.ensemble)
             mask = read_mask(mask_path, pic.size) if mask_path else None
             out_dtype = np.uint16 if pic.bits == 16 else np.uint8
-            r = restorers[key]
             tiles = (len(tile_starts(pic.size[0], r.tile, r.overlap))
                      * len(tile_starts(pic.size[1], r.tile, r.overlap)))
             tbar = None
@@ -295,10 +290,9 @@ def run_task(args: argparse.Namespace, task: str) -> int:
     if failed:
         raise AekitError(f"{len(failed)} of {len(pairs)} images failed (see above); "
                          f"{len(done)} written")
-    first = next(iter(restorers.values()))
     obj = {"task": task, "files": done, "seconds": round(secs, 2),
-           "model": next(iter(restorers)),
-           "device": str(first.device)}
+           "model": args.model or zoo_name(task, scale),
+           "device": str(r.device)}
     if len(done) == 1:
         text = (f"{task}: wrote {done[0]['out']} ({done[0]['size'][0]}×{done[0]['size'][1]}) "
                 f"in {secs:.1f} s")
