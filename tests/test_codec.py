@@ -231,3 +231,26 @@ def test_bd_rate_and_ms_ssim():
     a, b = ms_ssim(noisy[0], img), ms_ssim(noisy[1], img)
     assert 1.0 > a > b > 0.3
     assert 0 < ms_ssim(img[:20, :20], noisy[1][:20, :20]) < 1  # small images: fewer scales
+
+
+def test_codec_recipe_fine_tunes_from_a_saved_codec(tmp_path):
+    """``init=`` starts from the saved weights as they are (no fresh gain scaling) and keeps
+    the source's training record; with no budget the weights come back unchanged."""
+    from aekit.codec_train import codec_recipe
+
+    torch.manual_seed(0)
+    source = create_model("codec", (3, 64, 64), 8, arch_options={"channels": 8}).eval()
+    with torch.no_grad():
+        source.code.log_gain.add_(0.5)
+    source.code.export_tables()
+    source.save_pretrained(tmp_path / "src", summary={"steps": 5, "device": "cuda"})
+    summary = codec_recipe(tmp_path / "ft", minutes=0.0, channels=8, latent=8,
+                           init=str(tmp_path / "src"), log=None)
+    tuned = Autoencoder.from_pretrained(tmp_path / "ft")
+    for (name, a), b in zip(source.state_dict().items(), tuned.state_dict().values()):
+        assert torch.equal(a, b), name
+    meta = json.loads((tmp_path / "ft" / "config.json").read_text())
+    assert meta["training"]["init"] == str(tmp_path / "src")
+    assert meta["training"]["init_weights_sha256"] == json.loads(
+        (tmp_path / "src" / "config.json").read_text())["weights_sha256"]
+    assert summary["history"][-1]["steps"] == 5

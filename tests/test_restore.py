@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from aekit.apps.restore import GATE_INFERENCE_THRESHOLD, train_restorer, warm_start
+from aekit.apps.restore import GATE_INFERENCE_THRESHOLD, train_restorer
 from aekit.cli import main
 from aekit.corruptions import CORRUPTIONS
 from aekit.corruptions_restore import fill_holes, render_watermark, watermark_image
@@ -29,7 +29,7 @@ from aekit.imaging import (
 )
 from aekit.models import Autoencoder, create_model
 from aekit.presets_restore import restore_config
-from aekit.zoo import available
+from aekit.zoo import available, warm_start
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -154,7 +154,8 @@ def test_warm_start_copies_weights_and_widens_the_last_layer(tmp_path):
     plain.save_pretrained(tmp_path / "plain")
     gated = Autoencoder(restore_config("unwatermark", (3, 32, 32), 8,
                                        arch_options={"widths": [8, 16]}))
-    warm_start(gated, tmp_path / "plain")
+    record = warm_start(gated, tmp_path / "plain")
+    assert record["init"] == str(tmp_path / "plain") and len(record["init_weights_sha256"]) == 64
     assert torch.equal(gated.encoder.stem[0].weight, plain.encoder.stem[0].weight)
     w = gated.decoder.to_pixels.weight
     assert w.shape[0] == plain.decoder.to_pixels.weight.shape[0] + 4

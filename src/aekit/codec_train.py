@@ -4,7 +4,8 @@ One variable-rate model learns every quality: each step draws random crops (with
 from the photos shipped inside installed packages and trains one quality of the ladder on
 ``λ_q·255²·MSE + bpp`` (qualities taken in turn). On CUDA the photos live on the GPU, the
 transforms run under bf16 autocast (GDN and the entropy model stay in float32) and crops are
-256×256; on a CPU crops are smaller. After training the model moves to the CPU and the
+256×256; on a CPU crops are smaller, and bf16 autocast is used where the CPU has native bf16.
+``init`` fine-tunes a saved codec (``scripts/train_zoo.py --only codec --init-from zoo``). After training the model moves to the CPU and the
 integer coding tables are exported there in float64, so they are the same wherever the
 weights were trained.
 """
@@ -67,10 +68,14 @@ class CropSampler:
 def train_codec(model: Autoencoder, photos: list[np.ndarray], *, device: str = "cpu",
                 minutes: float = 4.0, seed: int = 0, crop: int | None = None,
                 batch_size: int | None = None, lr: float = 1e-3, density_lr_scale: float = 10.0,
-                log_every: int = 200, log=print) -> dict[str, Any]:
-    """Train ``model`` for ``minutes`` of wall clock; returns a summary (steps, last losses)."""
+                warm: bool = False, log_every: int = 200, log=print) -> dict[str, Any]:
+    """Train ``model`` for ``minutes`` of wall clock; returns a summary (steps, last losses).
+    ``warm``: the model is already trained (its gains are kept as they are)."""
+    from aekit.training import cpu_has_native_bf16
+
     dev = torch.device(device)
     cuda = dev.type == "cuda"
+    amp = cuda or (dev.type == "cpu" and cpu_has_native_bf16())
     crop = crop or (256 if cuda else 96)
     batch_size = batch_size or (16 if cuda else 8)
     torch.manual_seed(seed)
@@ -80,7 +85,8 @@ def train_codec(model: Autoencoder, photos: list[np.ndarray], *, device: str = "
         torch.backends.cudnn.allow_tf32 = True
     sampler = CropSampler(photos, crop, dev, seed)
     model.to(dev).train()
-    init_gains(model, sampler.batch(batch_size))
+    if not warm:
+        init_gains(model, sampler.batch(batch_size))
     # the entropy model's parameters get a 10× larger step: at the default rate its densities
     # need thousands of steps to narrow from their wide initial scale, and short budgets
     # would spend most of their bits there
@@ -108,7 +114,7 @@ def train_codec(model: Autoencoder, photos: list[np.ndarray], *, device: str = "
             g["lr"] = lr * scale * g["lr_scale"]
         q = step % n_q
         x = sampler.batch(batch_size)
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=amp):
             loss, bpp, mse = rd_loss(model, x, q)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -146,6 +152,7 @@ def train_codec(model: Autoencoder, photos: list[np.ndarray], *, device: str = "
                                  "train_psnr": round(-10 * math.log10(max(float(m), 1e-10)), 2)}
     return {"steps": step, "seconds": round(time.perf_counter() - t0, 1), "crop": crop,
             "batch_size": batch_size, "lr": lr, "rollbacks": restarts, "device": str(dev),
+            "bf16": amp,
             "qualities": per_q}
 
 
@@ -173,18 +180,28 @@ def _mean(rows: list[torch.Tensor]) -> list[float]:
 @RECIPES.register("codec", help="variable-rate learned image codec (aekit compress)")
 def codec_recipe(out_dir: Path, *, device: str = "cpu", minutes: float = 4.0, seed: int = 0,
                  channels: int = CODEC_CHANNELS, latent: int = CODEC_LATENT,
-                 **options: Any) -> dict[str, Any]:
+                 init: str | None = None, **options: Any) -> dict[str, Any]:
     """The shipped codec: trained on every photo of ``photo_collection()`` (colour).
-    ``channels``/``latent`` shrink it for a quick CPU stand-in; other options go to
-    :func:`train_codec`."""
+    ``channels``/``latent`` shrink it for a quick CPU stand-in; ``init`` starts from a saved
+    codec of the same size (a fine-tune: a third of the learning rate, the source's
+    training record kept under ``history``); other options go to :func:`train_codec`."""
     from aekit.data.embedded import photo_collection
+    from aekit.models import read_model_meta
+    from aekit.zoo import warm_start
 
     torch.manual_seed(seed)
     model = codec_model(channels, latent)
     photos = photo_collection(3)
-    summary = train_codec(model, photos, device=device, minutes=minutes, seed=seed, **options)
+    started: dict[str, Any] = {}
+    if init:
+        previous = read_model_meta(Path(init)).get("training", {})
+        started = warm_start(model, init)
+        started["history"] = [*previous.pop("history", []), previous]
+        options = {"lr": 1e-3 / 3, **options}
+    summary = train_codec(model, photos, device=device, minutes=minutes, seed=seed,
+                          warm=bool(init), **options)
     summary.update({"data": "aekit.data.embedded.photo_collection(3): photos shipped in "
                             "scikit-image, scikit-learn and matplotlib; random crops + flips",
-                    "seed": seed, "minutes": minutes, "recipe": "codec"})
+                    "seed": seed, "minutes": minutes, "recipe": "codec", **started})
     model.save_pretrained(out_dir, summary=summary)
     return summary

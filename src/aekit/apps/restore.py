@@ -48,7 +48,7 @@ from aekit.imaging import (
 from aekit.models import Autoencoder, count_parameters
 from aekit.presets_restore import SIGMA_MAX, TASKS, restore_config
 from aekit.training import cpu_has_native_bf16, lr_factor, pick_device
-from aekit.zoo import RECIPES, available, zoo_path
+from aekit.zoo import RECIPES, available, warm_start, zoo_path
 
 SCALES = (2, 3, 4)
 #: a pixel counts as marked for the gate's target where the mark's opacity exceeds this
@@ -534,35 +534,6 @@ DATA_NOTE = ("photos shipped in scikit-image, scikit-learn and matplotlib "
              "(aekit.data.embedded.photo_collection), random crops + 8 dihedral views")
 
 
-def warm_start(model: Autoencoder, model_dir: str | Path) -> str:
-    """Copy a saved model's weights into ``model`` where they fit: tensors of the same shape
-    whole, and a layer that gained outputs (a gate channel) in its leading slice. Returns
-    the source's weights digest (recorded in the new model's config)."""
-    from safetensors.torch import load_file
-
-    from aekit.models import read_model_meta
-
-    meta = read_model_meta(Path(model_dir))
-    src = load_file(str(Path(model_dir) / "model.safetensors"))
-    own = model.state_dict()
-    copied = 0
-    with torch.no_grad():
-        for k, v in src.items():
-            if k not in own:
-                continue
-            t = own[k]
-            if t.shape == v.shape:
-                t.copy_(v.to(t.dtype))
-            elif t.dim() == v.dim() and t.shape[1:] == v.shape[1:] and t.shape[0] > v.shape[0]:
-                t[:v.shape[0]].copy_(v.to(t.dtype))
-            else:
-                continue
-            copied += 1
-    if not copied:
-        raise AekitError(f"{model_dir}: no weights fit this model")
-    return str(meta.get("weights_sha256", "?"))
-
-
 def zoo_recipe(name: str):
     task, channels, scale, default_minutes = ZOO[name]
 
@@ -582,9 +553,7 @@ def zoo_recipe(name: str):
         lr = 1e-3 if gpu else 1.5e-3
         started = {}
         if init:
-            shipped = Path(init).resolve().parent == zoo_path(name).resolve().parent
-            started = {"init": f"zoo:{Path(init).name}" if shipped else str(init),
-                       "init_weights_sha256": warm_start(model, init)}
+            started = warm_start(model, init)
             lr /= 3  # fine-tuning: a gentler schedule than from scratch
         summary = train_restorer(model, photo_collection(channels), minutes=minutes,
                                  batch_size=batch, patch=patch, lr=lr,

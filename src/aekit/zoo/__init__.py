@@ -7,6 +7,8 @@ installed packages only, and records data, budget and seed in each model's confi
 
 A recipe is ``recipe(out_dir: Path, *, device: str, minutes: float, seed: int) -> dict``
 (the summary stored as the model's training record); ``minutes`` is its wall-clock budget.
+Recipes that can fine-tune also take ``init`` (a saved model to start from, see
+:func:`warm_start`; ``scripts/train_zoo.py --init-from zoo``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,40 @@ def load(name: str):
         raise AekitError(f"no pretrained model {name!r} in this install; available: "
                          f"{', '.join(available()) or 'none'}")
     return Autoencoder.from_pretrained(zoo_path(name))
+
+
+def warm_start(model, model_dir: str | Path) -> dict[str, str]:
+    """Copy a saved model's weights into ``model`` where they fit: tensors of the same shape
+    whole, and a layer that gained outputs (a gate channel) in its leading slice. Returns the
+    record a recipe keeps in the new model's config: where it started (``zoo:<name>`` for a
+    shipped model) and the source's weights digest."""
+    import torch
+    from safetensors.torch import load_file
+
+    from aekit.models import read_model_meta
+
+    model_dir = Path(model_dir)
+    meta = read_model_meta(model_dir)
+    src = load_file(str(model_dir / "model.safetensors"))
+    own = model.state_dict()
+    copied = 0
+    with torch.no_grad():
+        for k, v in src.items():
+            if k not in own:
+                continue
+            t = own[k]
+            if t.shape == v.shape:
+                t.copy_(v.to(t.dtype))
+            elif t.dim() == v.dim() and t.shape[1:] == v.shape[1:] and t.shape[0] > v.shape[0]:
+                t[:v.shape[0]].copy_(v.to(t.dtype))
+            else:
+                continue
+            copied += 1
+    if not copied:
+        raise AekitError(f"{model_dir}: no weights fit this model")
+    shipped = model_dir.resolve().parent == ZOO_DIR.resolve()
+    return {"init": f"zoo:{model_dir.name}" if shipped else str(model_dir),
+            "init_weights_sha256": str(meta.get("weights_sha256", "?"))}
 
 
 def load_recipes() -> Registry:
