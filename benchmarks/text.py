@@ -5,9 +5,11 @@
 Topics (K = 20, 50): mean NPMI of each topic's top 10 words (document co-occurrence in the
 *test* split) and topic diversity (unique share of the top-25 lists) for aekit ``topic``
 (ProdLDA) against scikit-learn LatentDirichletAllocation and NMF, all on the same
-2,000-word vocabulary built from the training split. aekit's top words are ranked as
-``aekit topics`` reports them (relevance, λ = 0.8: ``topic_ranking``); LDA's and NMF's by
-their topic-word weights.
+2,000-word vocabulary built from the training split. aekit and LDA are trained once per
+``--seeds`` seed (default 0 1 2: one seed's topics can be much better or worse than
+another's) and the table gives the median and the range; NMF (nndsvd start) has no seed.
+aekit's top words are ranked as ``aekit topics`` reports them (relevance, λ = 0.8:
+``topic_ranking``); LDA's and NMF's by their topic-word weights.
 
 Retrieval: precision@10 of test stories (queries) against training stories (a hit shares a
 topic label; stories without a label are left out of both sides) for aekit codes (the bow
@@ -67,6 +69,24 @@ def table(rows: list[dict], cols: list[str]) -> str:
     return "\n".join(out)
 
 
+def median_rows(rows: list[dict]) -> list[dict]:
+    """One row per (K, method): the median NPMI, diversity and CPU seconds of its runs,
+    with the range of the first two."""
+    from statistics import median
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["K"], r["method"]), []).append(r)
+    out = []
+    for (k, method), runs in groups.items():
+        npmi, div = [r["NPMI"] for r in runs], [r["diversity"] for r in runs]
+        out.append({"K": k, "method": method, "runs": len(runs), "NPMI": median(npmi),
+                    "NPMI range": f"{min(npmi):.3f} to {max(npmi):.3f}", "diversity": median(div),
+                    "diversity range": f"{min(div):.3f} to {max(div):.3f}",
+                    "cpu s": round(median(r["cpu s"] for r in runs))})
+    return out
+
+
 def load_reuters(data: str):
     train = load_corpus(f"{data}:train")
     test = load_corpus(f"{data}:test")
@@ -74,7 +94,7 @@ def load_reuters(data: str):
     return train, test, vocab, vocab.counts(train.texts), vocab.counts(test.texts)
 
 
-def topics_task(args: argparse.Namespace, method: str, k: int) -> dict:
+def topics_task(args: argparse.Namespace, method: str, k: int, seed: int) -> dict:
     """One topic model with K topics: its NPMI (test split as reference) and diversity."""
     from sklearn.decomposition import NMF, LatentDirichletAllocation
     from sklearn.feature_extraction.text import TfidfTransformer
@@ -84,17 +104,18 @@ def topics_task(args: argparse.Namespace, method: str, k: int) -> dict:
     with Timer() as t:
         if method == "aekit":
             budget = {"epochs": args.topic_epochs} if args.topic_epochs else {}
-            model, res = train_topic_model(x_train, k, progress=False, **budget)
+            model, res = train_topic_model(x_train, k, seed=seed, progress=False, **budget)
             tw, name, iters = topic_ranking(model), "aekit topic (ProdLDA)", res.epochs
         elif method == "lda":
             lda = LatentDirichletAllocation(k, learning_method="batch", max_iter=args.lda_iter,
-                                            random_state=0).fit(x_train)
+                                            random_state=seed).fit(x_train)
             tw, name, iters = lda.components_, "sklearn LDA (batch VB)", args.lda_iter
         else:
             nmf = NMF(k, init="nndsvd", random_state=0, max_iter=400).fit(
                 TfidfTransformer().fit_transform(x_train))
             tw, name, iters = nmf.components_, "sklearn NMF (TF-IDF)", int(nmf.n_iter_)
-    row = {"K": k, "method": name, "NPMI": float(npmi_per_topic(top_words(tw, 10), x_test).mean()),
+    row = {"K": k, "method": name, "seed": seed if method != "nmf" else "—",
+           "NPMI": float(npmi_per_topic(top_words(tw, 10), x_test).mean()),
            "diversity": topic_diversity(top_words(tw, 25)), "wall s": round(t.wall),
            "cpu s": round(t.cpu), "epochs": iters}
     print(table([row], list(row)), flush=True)
@@ -140,6 +161,8 @@ def main() -> int:
     ap.add_argument("--data", default="/work/shared/data/reuters21578",
                     help="folder of reut2-*.sgm[.gz]")
     ap.add_argument("--topics", type=int, nargs="+", default=[20, 50])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                    help="seeds of the aekit and LDA topic models (NMF's start has none)")
     ap.add_argument("--dims", type=int, nargs="+", default=[10, 32])
     ap.add_argument("--topic-epochs", type=int, default=None,
                     help="ProdLDA epochs (default: the library's, as `aekit topics` uses)")
@@ -168,7 +191,8 @@ def main() -> int:
     results: dict = {"load_average_start": load, "train": len(train), "test": len(test),
                      "settings": vars(args)}
     t0 = time.perf_counter()
-    topic_keys = [(m, k) for k in args.topics for m in ("aekit", "lda", "nmf")]
+    topic_keys = [(m, k, s) for k in args.topics for m in ("aekit", "lda", "nmf")
+                  for s in (args.seeds if m != "nmf" else args.seeds[:1])]
     retr_keys = [("tfidf", None)] + [(m, d) for d in args.dims for m in ("lsa", "dense", "bits")]
     with ProcessPoolExecutor(args.jobs) as pool:
         topic_jobs = ({key: pool.submit(topics_task, args, *key) for key in topic_keys}
@@ -180,9 +204,14 @@ def main() -> int:
     if topic_res:
         rows = [topic_res[key]["row"] for key in topic_keys]
         results["topics"] = rows
-        results["aekit_top_words"] = {k: topic_res[("aekit", k)]["top_words"] for k in args.topics}
-        print("\nTopics (NPMI: top 10 words, test split as reference; diversity: top 25)")
-        print(table(rows, ["K", "method", "NPMI", "diversity", "wall s", "cpu s", "epochs"]))
+        results["aekit_top_words"] = {k: topic_res[("aekit", k, args.seeds[0])]["top_words"]
+                                      for k in args.topics}
+        print("\nTopics, every run (NPMI: top 10 words, test split as reference; diversity: top 25)")
+        print(table(rows, ["K", "method", "seed", "NPMI", "diversity", "wall s", "cpu s", "epochs"]))
+        results["topics_median"] = summary = median_rows(rows)
+        print(f"\nTopics, median over seeds {' '.join(map(str, args.seeds))} (and their range)")
+        print(table(summary, ["K", "method", "runs", "NPMI", "NPMI range", "diversity",
+                              "diversity range", "cpu s"]))
     if retr_res:
         rows = [retr_res[key]["row"] for key in retr_keys]
         results["retrieval"] = rows
