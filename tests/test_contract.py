@@ -1,5 +1,7 @@
 """One contract, every registered preset: a new preset is tested the moment it is registered."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -60,6 +62,11 @@ def test_save_load_round_trip(preset, tmp_path):
     assert torch.equal(loaded.reconstruct(x), model.reconstruct(x))
     files = sorted(p.name for p in (tmp_path / "m").iterdir())
     assert files == ["config.json", "model.safetensors"]
+    # saved with the usual permissions (umask), not the 0600 of a temporary file
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in files:
+        assert (tmp_path / "m" / f).stat().st_mode & 0o777 == 0o666 & ~umask, f
 
 
 def test_layer_outputs_names_every_layer(preset):

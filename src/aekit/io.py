@@ -27,12 +27,14 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
                                dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
-    # mkstemp makes 0600 files; a saved model or picture should get the usual permissions
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)
     try:
         yield tmp_path
+        # mkstemp makes 0600 files, and so do some writers that replace the file they are
+        # given (safetensors 0.8's save_file): a saved model or picture gets the usual
+        # permissions, set once the writer is done
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
