@@ -1,5 +1,6 @@
 """Figure for the README: the top words of a trained topic model's topics, as bars of each
-word's probability under the topic (the decoder's word distribution for θ = e_k).
+word's probability under the topic (the decoder's word distribution for θ = e_k). The words
+are those ``aekit topics`` reported (ranked by relevance, ``topic_ranking``), in its order.
 
     python scripts/text_figure.py RUN_DIR [--topics 8] [--words 8] [--out docs/img/text-topics.png]
 
@@ -22,7 +23,7 @@ def main() -> int:
     from aekit.models import Autoencoder
     from aekit.text import Vocabulary
     from aekit.text.measures import top_words
-    from aekit.text.modelling import topic_word
+    from aekit.text.modelling import topic_ranking, topic_word
 
     ap = argparse.ArgumentParser()
     ap.add_argument("run")
@@ -46,7 +47,7 @@ def main() -> int:
     probs /= probs.sum(1, keepdims=True)
     # show the most coherent topics
     order = sorted(range(len(tw)), key=lambda k: -npmi[k + 1])[: args.topics]
-    top = top_words(tw, args.words)
+    top = top_words(topic_ranking(model), args.words)  # as `aekit topics` ranks them
     cols = 4
     rows = int(np.ceil(len(order) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.1 * cols, 2.3 * rows), squeeze=False)
