@@ -5,9 +5,9 @@ from the photos shipped inside installed packages and trains one quality of the 
 ``λ_q·255²·MSE + bpp`` (qualities taken in turn). On CUDA the photos live on the GPU, the
 transforms run under bf16 autocast (GDN and the entropy model stay in float32) and crops are
 256×256; on a CPU crops are smaller, and bf16 autocast is used where the CPU has native bf16.
-``init`` fine-tunes a saved codec (``scripts/train_zoo.py --only codec --init-from zoo``). After training the model moves to the CPU and the
-integer coding tables are exported there in float64, so they are the same wherever the
-weights were trained.
+After training the model moves to the CPU and the integer coding tables are exported there
+in float64, so they are the same wherever the weights were trained. ``init`` fine-tunes a
+saved codec (``scripts/train_zoo.py --only codec --init-from zoo``).
 """
 
 from __future__ import annotations
