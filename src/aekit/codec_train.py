@@ -71,11 +71,11 @@ def train_codec(model: Autoencoder, photos: list[np.ndarray], *, device: str = "
                 warm: bool = False, log_every: int = 200, log=print) -> dict[str, Any]:
     """Train ``model`` for ``minutes`` of wall clock; returns a summary (steps, last losses).
     ``warm``: the model is already trained (its gains are kept as they are)."""
-    from aekit.training import cpu_has_native_bf16
+    from aekit.training import bf16_autocast_pays
 
     dev = torch.device(device)
     cuda = dev.type == "cuda"
-    amp = cuda or (dev.type == "cpu" and cpu_has_native_bf16())
+    amp = bf16_autocast_pays(dev)
     crop = crop or (256 if cuda else 96)
     batch_size = batch_size or (16 if cuda else 8)
     torch.manual_seed(seed)

@@ -279,6 +279,12 @@ def cpu_has_native_bf16() -> bool:
     return _cpuinfo_has_bf16()
 
 
+def bf16_autocast_pays(dev: torch.device) -> bool:
+    """Whether training on ``dev`` should run under bf16 autocast: always on CUDA, on a CPU
+    only where it multiplies bf16 natively (:func:`cpu_has_native_bf16`)."""
+    return dev.type == "cuda" or (dev.type == "cpu" and cpu_has_native_bf16())
+
+
 @functools.cache
 def _cpuinfo_has_bf16() -> bool:
     try:
@@ -471,7 +477,7 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
         net = DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
     step_fn = torch.compile(net) if compile else net
 
-    use_amp = amp and (dev.type == "cuda" or (dev.type == "cpu" and cpu_has_native_bf16()))
+    use_amp = amp and bf16_autocast_pays(dev)
     autocast = ((lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if use_amp
                 else contextlib.nullcontext)
     show = (sys.stderr.isatty() if progress is None else progress) and main

@@ -47,7 +47,7 @@ from aekit.imaging import (
 )
 from aekit.models import Autoencoder, count_parameters
 from aekit.presets_restore import SIGMA_MAX, TASKS, restore_config
-from aekit.training import cpu_has_native_bf16, lr_factor, pick_device
+from aekit.training import bf16_autocast_pays, lr_factor, pick_device
 from aekit.zoo import RECIPES, available, warm_start, zoo_path
 
 SCALES = (2, 3, 4)
@@ -444,7 +444,7 @@ def train_restorer(model: Autoencoder, photos: list[np.ndarray], *, minutes: flo
     budget = minutes * 60 if minutes is not None else math.inf
     # bf16 autocast on CUDA, and on CPUs that multiply bf16 natively (~1.5× here; see
     # aekit.training.cpu_has_native_bf16, AEKIT_CPU_AMP=0 turns it off)
-    use_amp = dev.type == "cuda" or (dev.type == "cpu" and cpu_has_native_bf16())
+    use_amp = bf16_autocast_pays(dev)
     bar = None
     if progress:
         from tqdm.auto import tqdm
