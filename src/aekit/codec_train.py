@@ -30,6 +30,8 @@ CODEC_CHANNELS = 64
 CODEC_LATENT = 128
 #: steps between divergence checks (each one a GPU sync and a copy of the weights)
 CHECK_EVERY = 100
+#: Adam's learning rate from scratch; a fine-tune (``init``) uses a third of it
+LR = 1e-3
 
 
 def codec_model(channels: int = CODEC_CHANNELS, latent: int = CODEC_LATENT) -> Autoencoder:
@@ -67,7 +69,7 @@ class CropSampler:
 
 def train_codec(model: Autoencoder, photos: list[np.ndarray], *, device: str = "cpu",
                 minutes: float = 4.0, seed: int = 0, crop: int | None = None,
-                batch_size: int | None = None, lr: float = 1e-3, density_lr_scale: float = 10.0,
+                batch_size: int | None = None, lr: float = LR, density_lr_scale: float = 10.0,
                 warm: bool = False, log_every: int = 200, log=print) -> dict[str, Any]:
     """Train ``model`` for ``minutes`` of wall clock; returns a summary (steps, last losses).
     ``warm``: the model is already trained (its gains are kept as they are)."""
@@ -197,7 +199,7 @@ def codec_recipe(out_dir: Path, *, device: str = "cpu", minutes: float = 4.0, se
         previous = read_model_meta(Path(init)).get("training", {})
         started = warm_start(model, init)
         started["history"] = [*previous.pop("history", []), previous]
-        options = {"lr": 1e-3 / 3, **options}
+        options = {"lr": LR / 3, **options}
     summary = train_codec(model, photos, device=device, minutes=minutes, seed=seed,
                           warm=bool(init), **options)
     summary.update({"data": "aekit.data.embedded.photo_collection(3): photos shipped in "
