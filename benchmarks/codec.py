@@ -3,6 +3,7 @@
 
     python benchmarks/codec.py --data ../shared/data/bsd68/CBSD68          # all 68 images
     python benchmarks/codec.py --quick                                      # 8 images, no MS-SSIM
+    python benchmarks/codec.py --data ../shared/data/bsd68/CBSD68 --refine 10  # slower encoder
 
 Prints the rate–distortion table (mean bpp from file bytes, PSNR on RGB, MS-SSIM) for aekit
 (every quality of the shipped model), JPEG and WebP (Pillow) on the same images, BD-rates of
@@ -31,8 +32,9 @@ from aekit.rd import evaluate_folder, list_images, pillow_codec, read_image
 DEFAULT_DATA = Path("/work/shared/data/bsd68/CBSD68")
 
 
-def speed(model, img: np.ndarray, repeats: int = 3) -> list[dict]:
-    """Median encode + decode seconds of one image for aekit (quality 3), JPEG and WebP."""
+def speed(model, img: np.ndarray, repeats: int = 3, refine_steps: int = 0) -> list[dict]:
+    """Median encode + decode seconds of one image for aekit (quality 3, default encoder and
+    with ``refine_steps`` of latent refinement when > 0), JPEG and WebP."""
     rows = []
     aek = codec.compress(model, img, 2)
     bpp = 8 * len(aek) / (img.shape[0] * img.shape[1])
@@ -47,6 +49,12 @@ def speed(model, img: np.ndarray, repeats: int = 3) -> list[dict]:
 
     rows.append({"codec": "aekit q3", "bpp": round(bpp, 3),
                  "encode+decode s": round(timed(lambda: codec.decompress(model, codec.compress(model, img, 2))), 3)})
+    if refine_steps:
+        aek = codec.compress(model, img, 2, refine_steps)
+        rows.append({"codec": f"aekit q3 --refine {refine_steps}",
+                     "bpp": round(8 * len(aek) / (img.shape[0] * img.shape[1]), 3),
+                     "encode+decode s": round(timed(lambda: codec.decompress(
+                         model, codec.compress(model, img, 2, refine_steps))), 3)})
     for name, fmt, q in (("JPEG q75", "JPEG", 75), ("WebP q75", "WEBP", 75)):
         run = pillow_codec(fmt)
         data, _ = run(img, q)
@@ -73,6 +81,8 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="8 images, no MS-SSIM")
     p.add_argument("--no-msssim", action="store_true")
     p.add_argument("--model", default=None, help="a codec model directory (default: the zoo codec)")
+    p.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                   help="encode with STEPS of per-image latent refinement (aekit compress --refine)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     data = Path(args.data) if args.data else DEFAULT_DATA
@@ -86,9 +96,10 @@ def main() -> int:
     images = images[:limit] if limit else images
     model = load_codec(args.model)
     t0 = time.perf_counter()
-    result = evaluate_folder(images, model, msssim=not (args.quick or args.no_msssim), progress=False)
+    result = evaluate_folder(images, model, msssim=not (args.quick or args.no_msssim), progress=False,
+                            refine_steps=args.refine)
     result["folder"] = str(data)
-    result["speed_768x512"] = speed(model, photo_768x512(images))
+    result["speed_768x512"] = speed(model, photo_768x512(images), refine_steps=args.refine)
     result["machine"] = {"torch_threads": torch.get_num_threads(),
                          "load_average": [round(v, 2) for v in __import__("os").getloadavg()],
                          "seconds": round(time.perf_counter() - t0, 1)}

@@ -7,7 +7,10 @@
   same rate (JPEG's quality chosen so its file is the nearest to, and not smaller than,
   aekit's), with the original beside them.
 
-    python scripts/codec_figures.py [--data DIR] [--limit 12] [--image 3]
+  The RD plot also shows aekit with ``--refine STEPS`` of encoder-side latent refinement
+  (default 10; 0 leaves that curve out).
+
+    python scripts/codec_figures.py [--data DIR] [--limit 12] [--image 3] [--refine 10]
 """
 
 from __future__ import annotations
@@ -75,12 +78,17 @@ def main() -> int:
     p.add_argument("--limit", type=int, default=12)
     p.add_argument("--image", type=int, default=3, help="index of the image for the crop figure")
     p.add_argument("--quality", type=int, default=2, help="aekit quality (1-based) of the crop")
+    p.add_argument("--refine", type=int, default=10, help="steps of the refined curve (0: none)")
     p.add_argument("--model", default=None)
     args = p.parse_args()
     model = load_codec(args.model)
     images = list_images(args.data)
     out = ROOT / "docs" / "img"
     result = evaluate_folder(images[: args.limit], model, msssim=False, progress=False)
+    if args.refine:
+        refined = evaluate_folder(images[: args.limit], model, msssim=False, progress=False,
+                                  refine_steps=args.refine)
+        result["curves"][f"aekit --refine {args.refine}"] = refined["curves"]["aekit"]
     plot_rd(result, out / "codec-rd.png",
             title=f"{Path(args.data).name}: first {min(args.limit, len(images))} images")
     info = crop_figure(model, read_image(images[args.image]), args.quality - 1, out / "codec-crop.png")

@@ -4,6 +4,7 @@
     python scripts/train_zoo.py                    # every recipe, default budgets, best device
     python scripts/train_zoo.py --only denoise-grey --device cpu --minutes 5
     python scripts/train_zoo.py --only unwatermark --device cpu --minutes 40 --init-from zoo
+    python scripts/train_zoo.py --only codec --device cpu --minutes 60 --init-from zoo --lr 1.7e-4
 
 Recipes train on images that ship inside installed packages (scikit-image, scikit-learn,
 matplotlib sample photos) with flips/rotations/crops — never on the benchmark sets — and
@@ -34,7 +35,11 @@ def main() -> int:
     p.add_argument("--init-from", default=None, metavar="DIR|zoo",
                    help="start from a saved model's weights (where they fit) instead of scratch; "
                         "'zoo' = the shipped model of the same name")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate, for recipes that take one (codec; default: the recipe's)")
     args = p.parse_args()
+    import inspect
+
     import torch
 
     device = args.device
@@ -47,7 +52,13 @@ def main() -> int:
             kwargs["minutes"] = args.minutes
         if args.init_from:
             kwargs["init"] = str(ZOO_DIR / name) if args.init_from == "zoo" else args.init_from
-        summary = recipes.get(name)(Path(args.out) / name, **kwargs)
+        recipe = recipes.get(name)
+        if args.lr is not None:
+            params = inspect.signature(recipe).parameters
+            if "lr" not in params and not any(v.kind is v.VAR_KEYWORD for v in params.values()):
+                p.error(f"the {name} recipe takes no --lr")
+            kwargs["lr"] = args.lr
+        summary = recipe(Path(args.out) / name, **kwargs)
         print(json.dumps({"recipe": name, "seconds": round(time.perf_counter() - t0, 1), **summary}),
               flush=True)
     return 0

@@ -33,6 +33,24 @@ def add_model_flag(p: argparse.ArgumentParser) -> None:
                    help="a saved codec model directory (default: the pretrained zoo codec)")
 
 
+def _steps(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= 10_000:
+        raise argparse.ArgumentTypeError(f"must be a whole number of steps 0–10000, got {text!r}")
+    return n
+
+
+def add_refine_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--refine", type=_steps, default=0, metavar="STEPS",
+                   help="spend STEPS gradient steps per image on a better latent for this image "
+                        "(smaller files at the same quality; the encoder is ~0.3 s/step slower "
+                        "for a 768×512 photo; the decoder and the format are unchanged; 10 is "
+                        "a good value; default 0)")
+
+
 def _save_png(img, path: Path) -> None:
     from PIL import Image
 
@@ -57,6 +75,7 @@ def compress_cmd(p: argparse.ArgumentParser) -> Handler:
                       help=f"quality level 1 (smallest) … 6 (best) (default {DEFAULT_QUALITY})")
     rate.add_argument("--bpp", type=float, default=None,
                       help="target bits per pixel: the quality whose file is nearest")
+    add_refine_flag(p)
     add_model_flag(p)
     p.add_argument("--no-progress", action="store_true")
     add_json_flag(p)
@@ -84,22 +103,23 @@ def compress_cmd(p: argparse.ArgumentParser) -> Handler:
             img = read_image(inp)
             t0 = time.perf_counter()
             if args.bpp is not None:
-                data, q = codec.compress_to_bpp(model, img, args.bpp)
+                data, q = codec.compress_to_bpp(model, img, args.bpp, args.refine)
             else:
                 q = (args.quality or DEFAULT_QUALITY) - 1
-                data = codec.compress(model, img, q)
+                data = codec.compress(model, img, q, args.refine)
             secs = time.perf_counter() - t0
             write_bytes_atomic(out, data)
             rows.append({"input": str(inp), "output": str(out), "width": img.shape[1],
                          "height": img.shape[0], "mode": "L" if img.ndim == 2 else "RGB",
-                         "quality": q + 1, "bytes": len(data),
+                         "quality": q + 1, "refine_steps": args.refine, "bytes": len(data),
                          "bpp": codec.bpp_of(data, img.shape[1], img.shape[0]),
                          "seconds": round(secs, 3)})
         if len(rows) == 1:
             r = rows[0]
             text = (f"{r['input']} ({r['width']}×{r['height']} {r['mode']}) → {r['output']}: "
-                    f"{r['bytes']} bytes, {r['bpp']:.3f} bpp at quality {r['quality']} "
-                    f"in {r['seconds']:.2f} s")
+                    f"{r['bytes']} bytes, {r['bpp']:.3f} bpp at quality {r['quality']}"
+                    + (f" (refined, {args.refine} steps)" if args.refine else "")
+                    + f" in {r['seconds']:.2f} s")
         else:
             total = sum(r["bytes"] for r in rows)
             bpp = sum(8 * r["bytes"] for r in rows) / sum(r["width"] * r["height"] for r in rows)
@@ -196,6 +216,7 @@ def codec_eval_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="only the first N images (a quick look)")
     p.add_argument("--no-msssim", action="store_true", help="skip MS-SSIM (faster)")
+    add_refine_flag(p)
     add_model_flag(p)
     p.add_argument("--no-progress", action="store_true")
     add_json_flag(p)
@@ -210,7 +231,8 @@ def codec_eval_cmd(p: argparse.ArgumentParser) -> Handler:
             images = images[: args.limit]
         model = load_codec(args.model)
         result = evaluate_folder(images, model, msssim=not args.no_msssim,
-                                 progress=False if args.no_progress else None)
+                                 progress=False if args.no_progress else None,
+                                 refine_steps=args.refine)
         result["folder"] = str(args.folder)
         text = rd_report(result)
         if args.out:
