@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from aekit import codec, zoo
 from aekit.cli import main
 from aekit.codec import CodecFormatError
+from aekit.errors import AekitError
 from aekit.models import Autoencoder, create_model
 from aekit.rd import bd_rate, ms_ssim, psnr255, synthetic_photo
 
@@ -282,4 +283,13 @@ def test_codec_recipe_fine_tunes_from_a_saved_codec(tmp_path):
     assert meta["training"]["init"] == str(tmp_path / "src")
     assert meta["training"]["init_weights_sha256"] == json.loads(
         (tmp_path / "src" / "config.json").read_text())["weights_sha256"]
-    assert summary["history"][-1]["steps"] == 5
+    assert summary["earlier_runs"] == [{"steps": 5, "device": "cuda"}]
+    assert summary["init_fresh"] == [] and summary["init_widened"] == []
+    # a fine-tune of the fine-tune keeps the whole lineage, oldest first
+    again = codec_recipe(tmp_path / "ft2", minutes=0.0, channels=8, latent=8,
+                         init=str(tmp_path / "ft"), log=None)
+    assert [r.get("init") for r in again["earlier_runs"]] == [None, str(tmp_path / "src")]
+    # a codec of another size cannot be warm-started (its gains would be half fresh)
+    with pytest.raises(AekitError, match="not a codec of this size"):
+        codec_recipe(tmp_path / "ft3", minutes=0.0, channels=8, latent=16,
+                     init=str(tmp_path / "src"), log=None)

@@ -156,6 +156,8 @@ def test_warm_start_copies_weights_and_widens_the_last_layer(tmp_path):
                                        arch_options={"widths": [8, 16]}))
     record = warm_start(gated, tmp_path / "plain")
     assert record["init"] == str(tmp_path / "plain") and len(record["init_weights_sha256"]) == 64
+    assert record["init_widened"] == ["decoder.to_pixels.bias", "decoder.to_pixels.weight"]
+    assert record["init_fresh"] == [] and record["earlier_runs"] == []
     assert torch.equal(gated.encoder.stem[0].weight, plain.encoder.stem[0].weight)
     w = gated.decoder.to_pixels.weight
     assert w.shape[0] == plain.decoder.to_pixels.weight.shape[0] + 4

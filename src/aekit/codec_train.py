@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from aekit.codec import rd_loss
+from aekit.errors import AekitError
 from aekit.models import Autoencoder, create_model
 from aekit.zoo import RECIPES
 
@@ -185,10 +186,10 @@ def codec_recipe(out_dir: Path, *, device: str = "cpu", minutes: float = 4.0, se
                  init: str | None = None, **options: Any) -> dict[str, Any]:
     """The shipped codec: trained on every photo of ``photo_collection()`` (colour).
     ``channels``/``latent`` shrink it for a quick CPU stand-in; ``init`` starts from a saved
-    codec of the same size (a fine-tune: a third of the learning rate, the source's
-    training record kept under ``history``); other options go to :func:`train_codec`."""
+    codec of the same size (a fine-tune: a third of the learning rate unless ``lr`` is given,
+    the source's training record kept under ``earlier_runs``, see
+    :func:`aekit.zoo.warm_start`); other options go to :func:`train_codec`."""
     from aekit.data.embedded import photo_collection
-    from aekit.models import read_model_meta
     from aekit.zoo import warm_start
 
     torch.manual_seed(seed)
@@ -196,9 +197,10 @@ def codec_recipe(out_dir: Path, *, device: str = "cpu", minutes: float = 4.0, se
     photos = photo_collection(3)
     started: dict[str, Any] = {}
     if init:
-        previous = read_model_meta(Path(init)).get("training", {})
         started = warm_start(model, init)
-        started["history"] = [*previous.pop("history", []), previous]
+        if started["init_fresh"]:  # a warm codec keeps its gains: every tensor must come over
+            raise AekitError(f"{init} is not a codec of this size ({channels} channels, "
+                             f"latent {latent}): {len(started['init_fresh'])} tensors do not fit")
         options = {"lr": LR / 3, **options}
     summary = train_codec(model, photos, device=device, minutes=minutes, seed=seed,
                           warm=bool(init), **options)

@@ -561,7 +561,8 @@ def zoo_recipe(name: str):
         summary.update(recipe=name, data=DATA_NOTE, budget_minutes=minutes,
                        parameters=count_parameters(model), **started)
         model.config.extra.update(recipe=name, data=DATA_NOTE, seed=seed, budget_minutes=minutes,
-                                  **started)
+                                  **{k: started[k] for k in ("init", "init_weights_sha256")
+                                     if k in started})
         save_fp16(model, Path(out_dir), summary)
         return summary
 

@@ -52,11 +52,17 @@ def load(name: str):
     return Autoencoder.from_pretrained(zoo_path(name))
 
 
-def warm_start(model, model_dir: str | Path) -> dict[str, str]:
+def warm_start(model, model_dir: str | Path) -> dict[str, Any]:
     """Copy a saved model's weights into ``model`` where they fit: tensors of the same shape
-    whole, and a layer that gained outputs (a gate channel) in its leading slice. Returns the
-    record a recipe keeps in the new model's config: where it started (``zoo:<name>`` for a
-    shipped model) and the source's weights digest."""
+    whole, and a layer that gained outputs (a gate channel) in its leading slice.
+
+    Returns the record a recipe keeps in the new model's training summary: where it started
+    (``init``: ``zoo:<name>`` for a shipped model, else the path), the source's weights digest,
+    ``earlier_runs`` (the source's own training record after the runs it started from, oldest
+    first, so a model fine-tuned several times keeps its whole lineage; not called ``history``,
+    which is ``fit()``'s per-epoch losses), ``init_fresh``: this model's tensors that the
+    source could not fill (they keep their fresh initialisation) and ``init_widened``: those it
+    filled only in part (the new rows are fresh)."""
     import torch
     from safetensors.torch import load_file
 
@@ -66,7 +72,8 @@ def warm_start(model, model_dir: str | Path) -> dict[str, str]:
     meta = read_model_meta(model_dir)
     src = load_file(str(model_dir / "model.safetensors"))
     own = model.state_dict()
-    copied = 0
+    filled: set[str] = set()
+    widened: set[str] = set()
     with torch.no_grad():
         for k, v in src.items():
             if k not in own:
@@ -76,14 +83,20 @@ def warm_start(model, model_dir: str | Path) -> dict[str, str]:
                 t.copy_(v.to(t.dtype))
             elif t.dim() == v.dim() and t.shape[1:] == v.shape[1:] and t.shape[0] > v.shape[0]:
                 t[:v.shape[0]].copy_(v.to(t.dtype))
+                widened.add(k)
             else:
                 continue
-            copied += 1
-    if not copied:
+            filled.add(k)
+    if not filled:
         raise AekitError(f"{model_dir}: no weights fit this model")
+    previous = dict(meta.get("training") or {})
+    earlier = list(previous.pop("earlier_runs", []))
     shipped = model_dir.resolve().parent == ZOO_DIR.resolve()
     return {"init": f"zoo:{model_dir.name}" if shipped else str(model_dir),
-            "init_weights_sha256": str(meta.get("weights_sha256", "?"))}
+            "init_weights_sha256": str(meta.get("weights_sha256", "?")),
+            "init_fresh": sorted(set(own) - filled),
+            "init_widened": sorted(widened),
+            "earlier_runs": [*earlier, previous] if previous else earlier}
 
 
 def load_recipes() -> Registry:
