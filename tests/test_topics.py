@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from aekit.cli import main
-from aekit.errors import DataError
+from aekit.errors import AekitError, DataError
 from aekit.models import Autoencoder
 from aekit.text import build_vocabulary, load_corpus
 from aekit.text.measures import (
@@ -21,7 +21,13 @@ from aekit.text.measures import (
     top_words,
     topic_diversity,
 )
-from aekit.text.modelling import encode_counts, topic_word, train_doc_hash, train_topic_model
+from aekit.text.modelling import (
+    encode_counts,
+    topic_ranking,
+    topic_word,
+    train_doc_hash,
+    train_topic_model,
+)
 from aekit.text.reuters import load_reuters
 
 K, V = 5, 150
@@ -81,6 +87,24 @@ def test_topic_model_recovers_the_generating_topics(corpus, topic_model):
     assert best.mean() >= 0.8, best
     assert len(set(overlap.argmax(1))) == K  # ... and a different one for each
     assert topic_diversity(top_words(topic_word(topic_model), 10)) > 0.8
+
+
+def test_restarts_keep_the_most_coherent_model_on_the_training_documents(corpus):
+    _, _, _, counts, _ = corpus
+    model, _ = train_topic_model(counts, K, hidden=[32], batch_size=100, epochs=8, seed=5,
+                                 restarts=3, progress=False)
+    rec = model.config.extra["restarts"]
+    assert rec["seeds"] == [5, 1005, 2005] and len(set(rec["train_npmi"])) == 3
+    assert rec["picked_seed"] == rec["seeds"][int(np.argmax(rec["train_npmi"]))]
+    own = npmi_per_topic(top_words(topic_ranking(model), 10), counts).mean()
+    assert own == pytest.approx(max(rec["train_npmi"]), abs=1e-4)
+    with pytest.raises(AekitError, match="restarts"):
+        train_topic_model(counts, K, restarts=0)
+
+
+def test_cli_restarts_must_be_positive(tmp_path, capsys):
+    assert main(["topics", str(tmp_path / "nowhere.txt"), "--topics", "3", "--restarts", "0"]) == 2
+    assert "--restarts must be at least 1" in capsys.readouterr().err
 
 
 def test_topic_proportions_retrieve_same_topic_documents(corpus, topic_model):

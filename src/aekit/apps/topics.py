@@ -105,6 +105,9 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--reference", default=None,
                    help="corpus the NPMI co-occurrences are counted in (default: the corpus)")
     p.add_argument("--top", type=int, default=10, help="top words printed per topic (default 10)")
+    p.add_argument("--restarts", type=int, default=1, metavar="R",
+                   help="train R models (different seeds) and keep the one whose topics are the "
+                        "most coherent on the training corpus itself (default 1)")
     p.add_argument("--out", default=None, help="output directory (default runs/topics-…)")
     add_corpus_options(p)
     add_vocab_options(p)
@@ -119,13 +122,16 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
         t0 = time.perf_counter()
         if args.topics < 2:
             raise AekitError(f"--topics must be at least 2, got {args.topics}")
+        if args.restarts < 1:
+            raise AekitError(f"--restarts must be at least 1, got {args.restarts}")
         corpus, vocab, counts = prepare(args)
         if args.reference:
             ref = load_corpus(args.reference, args.text_col)
             ref_counts, ref_name = vocab.counts(ref.texts), ref.name
         else:
             ref_counts, ref_name = counts, corpus.name
-        model, result = train_topic_model(counts, args.topics, **fit_kwargs(args))
+        model, result = train_topic_model(counts, args.topics, restarts=args.restarts,
+                                          **fit_kwargs(args))
         tw = topic_ranking(model)  # top words by relevance
         top10, top25 = top_words(tw, 10), top_words(tw, 25)
         npmi = npmi_per_topic(top10, ref_counts)
@@ -133,6 +139,9 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
         theta = encode_counts(model, counts)
         out = Path(args.out) if args.out else default_out("topics", args.corpus)
         summary = {"corpus": args.corpus, **result.summary()}
+        restarts = model.config.extra.get("restarts")
+        if restarts:
+            summary["restarts"] = restarts
         model.config.extra.update({"task": "topics", "vocabulary": "vocab.json"})
         model.save_pretrained(out, summary=summary)
         vocab.save(out)
@@ -152,6 +161,10 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
                    f"{ref_name}); topic diversity {diversity:.2f} (top 25 words)"),
                   (f"{len(corpus)} documents, {len(vocab)}-word vocabulary; trained "
                    f"{summary['epochs']} epochs in {summary['seconds']:.1f} s"),
+                  *([f"best of {args.restarts} restarts by training-corpus NPMI: seed "
+                     f"{restarts['picked_seed']} (scores "
+                     f"{', '.join(f'{v:.3f}' for v in restarts['train_npmi'])})"]
+                    if restarts else []),
                   (f"saved model, vocabulary and the document–topic matrix "
                    f"({theta.shape[0]}×{theta.shape[1]}, doc_topics.npy) to {out}")]
         emit(args, obj, "\n".join(lines))
@@ -185,6 +198,9 @@ def docindex_cmd(p: argparse.ArgumentParser) -> Handler:
         codes = encode_counts(model, counts)
         out = Path(args.out) if args.out else default_out("docindex", args.corpus)
         summary = {"corpus": args.corpus, **result.summary()}
+        restarts = model.config.extra.get("restarts")
+        if restarts:
+            summary["restarts"] = restarts
         model.config.extra.update({"task": "docsearch", "vocabulary": "vocab.json"})
         model.save_pretrained(out, summary=summary)
         vocab.save(out)
