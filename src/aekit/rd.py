@@ -248,11 +248,15 @@ def plot_rd(result: dict[str, Any], path: str | Path, title: str = "") -> None:
         if name.startswith("bmshj2018-factorized"):
             ax.plot(*zip(*pts), ls="--", color="grey", lw=1, label=f"{name} (Kodak, published)")
     ax.set_xlim(0, 2.0)
+    shown = [r["psnr"] for rows in result["curves"].values() for r in rows if r["bpp"] <= 2.0]
+    shown += [p for pts in result.get("anchors_kodak", {}).values() for b, p in pts if b <= 2.0]
+    if shown:  # points off the right edge (JPEG q95 near 50 dB) must not stretch the axis
+        ax.set_ylim(min(shown) - 1, max(shown) + 1)
     ax.set_xlabel("bits per pixel (from file sizes)")
     ax.set_ylabel("PSNR (dB, RGB)")
     ax.set_title(title or f"rate–distortion on {result['images']} images")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
