@@ -189,6 +189,7 @@ def evaluate_folder(images: list[Path], model: Any = None, msssim: bool = True,
                 (8 * len(data) / pixels, psnr255(out, img), ms_ssim(out, img) if msssim else math.nan))
 
         if model is not None:
+            codec.check_image(img)  # the checks compress() makes
             t0 = time.perf_counter()
             h = codec.analyse(model, img)
             analyse_s = time.perf_counter() - t0
