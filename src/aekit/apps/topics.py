@@ -198,9 +198,6 @@ def docindex_cmd(p: argparse.ArgumentParser) -> Handler:
         codes = encode_counts(model, counts)
         out = Path(args.out) if args.out else default_out("docindex", args.corpus)
         summary = {"corpus": args.corpus, **result.summary()}
-        restarts = model.config.extra.get("restarts")
-        if restarts:
-            summary["restarts"] = restarts
         model.config.extra.update({"task": "docsearch", "vocabulary": "vocab.json"})
         model.save_pretrained(out, summary=summary)
         vocab.save(out)

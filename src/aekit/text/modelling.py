@@ -16,6 +16,7 @@ import torch
 from aekit.data.arrays import ArrayData
 from aekit.errors import AekitError, DataError
 from aekit.models import Autoencoder, create_model, preset_config
+from aekit.text.measures import npmi_per_topic, top_words
 from aekit.training import FitResult, fit
 
 #: ProdLDA's published settings (Srivastava & Sutton 2017: Adam, lr 2e-3, batch 200, dropout,
@@ -89,8 +90,6 @@ def train_topic_model(counts, n_topics: int, *, hidden: list[int] | None = None,
         result = _train(model, counts, TOPIC_DEFAULTS, seed=run_seed, **fit_args)
         score = float("nan")
         if restarts > 1:
-            from aekit.text.measures import npmi_per_topic, top_words
-
             score = float(npmi_per_topic(top_words(topic_ranking(model), 10), counts).mean())
         runs.append((score, run_seed, model, result))
     if restarts == 1:
