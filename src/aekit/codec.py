@@ -117,12 +117,17 @@ def analyse(model: Autoencoder, img: np.ndarray) -> Tensor:
     return model.encoder(x.to(next(model.parameters()).device)).float().cpu()
 
 
+def pixels(model: Autoencoder, z: Tensor, height: int, width: int) -> Tensor:
+    """The synthesis transform: latent z (B, M, h, w) → image (B, C, height, width) in [0, 1],
+    float32, with gradients (training, refinement); :func:`synthesise` is the decoder's."""
+    return torch.sigmoid(model.decoder.body(z).float())[..., :height, :width]
+
+
 @torch.no_grad()
 def synthesise(model: Autoencoder, z: Tensor, height: int, width: int) -> Tensor:
-    """Latent z (1, M, h, w) → image (1, C, height, width) in [0, 1]."""
+    """Latent z (1, M, h, w) → image (1, C, height, width) in [0, 1], on the CPU."""
     dev = next(model.parameters()).device
-    out = torch.sigmoid(model.decoder.body(z.to(dev)).float())
-    return out[..., :height, :width].cpu()
+    return pixels(model, z.to(dev), height, width).cpu()
 
 
 def to_uint8(x: Tensor, channels: int) -> np.ndarray:
@@ -327,7 +332,7 @@ def refine(model: Autoencoder, img: np.ndarray, h: Tensor, quality: int, steps: 
         for step in range(steps + 1):
             y.requires_grad_(True)
             y_hat = y + (torch.round(y) - y).detach()
-            x_hat = torch.sigmoid(model.decoder.body(y_hat * ig).float())[..., :hh, :ww]
+            x_hat = pixels(model, y_hat * ig, hh, ww)
             sse = (x_hat - x).pow(2).sum()
             with torch.no_grad():  # the loss the file will have (rate from the model's density)
                 bits = -torch.log2(code.density.likelihood(torch.round(y), sl)).sum()
@@ -398,7 +403,7 @@ def rd_loss(model: Autoencoder, x: Tensor, quality: int) -> tuple[Tensor, Tensor
     _, c, hh, ww = x.shape
     h = model.encoder(x)
     z, bits = code.quantize(h, quality, sample=model.training)
-    x_hat = torch.sigmoid(model.decoder.body(z.to(h.dtype)).float())[..., :hh, :ww]
+    x_hat = pixels(model, z.to(h.dtype), hh, ww)
     mse = (x_hat - x.float()).pow(2).mean((1, 2, 3))
     bpp = bits / (hh * ww)
     # λ' (per-image SSE units) · C = λ·255² (per-pixel MSE units, RGB)

@@ -178,6 +178,7 @@ def evaluate_folder(images: list[Path], model: Any = None, msssim: bool = True,
         "aekit": {}, "JPEG": {}, "WebP": {}}
     jpeg, webp = pillow_codec("JPEG"), pillow_codec("WEBP")
     times: list[float] = []
+    n_q = codec.n_qualities(model) if model is not None else 0
     bar = tqdm(images, desc="codec-eval", unit="img", disable=progress is False)
     for path in bar:
         img = read_image(path)
@@ -193,12 +194,12 @@ def evaluate_folder(images: list[Path], model: Any = None, msssim: bool = True,
             t0 = time.perf_counter()
             h = codec.analyse(model, img)
             analyse_s = time.perf_counter() - t0
-            for q in range(codec.n_qualities(model)):
+            for q in range(n_q):
                 t0 = time.perf_counter()
                 data = codec.encode_at(model, img, codec.refine(model, img, h, q, refine_steps), q)
                 t1 = time.perf_counter()
                 out = codec.decompress(model, data)
-                if q == codec.n_qualities(model) // 2:  # one encode + one decode
+                if q == n_q // 2:  # one encode + one decode
                     times.append((t1 - t0) + (time.perf_counter() - t1) + analyse_s)
                 record("aekit", q + 1, data, out)
         for q in JPEG_QUALITIES:
