@@ -36,8 +36,7 @@ def speed(model, img: np.ndarray, repeats: int = 3, refine_steps: int = 0) -> li
     """Median encode + decode seconds of one image for aekit (quality 3, default encoder and
     with ``refine_steps`` of latent refinement when > 0), JPEG and WebP."""
     rows = []
-    aek = codec.compress(model, img, 2)
-    bpp = 8 * len(aek) / (img.shape[0] * img.shape[1])
+    pixels = img.shape[0] * img.shape[1]
 
     def timed(fn) -> float:
         ts = []
@@ -47,18 +46,16 @@ def speed(model, img: np.ndarray, repeats: int = 3, refine_steps: int = 0) -> li
             ts.append(time.perf_counter() - t0)
         return statistics.median(ts)
 
-    rows.append({"codec": "aekit q3", "bpp": round(bpp, 3),
-                 "encode+decode s": round(timed(lambda: codec.decompress(model, codec.compress(model, img, 2))), 3)})
-    if refine_steps:
-        aek = codec.compress(model, img, 2, refine_steps)
-        rows.append({"codec": f"aekit q3 --refine {refine_steps}",
-                     "bpp": round(8 * len(aek) / (img.shape[0] * img.shape[1]), 3),
-                     "encode+decode s": round(timed(lambda: codec.decompress(
-                         model, codec.compress(model, img, 2, refine_steps))), 3)})
+    for steps in sorted({0, refine_steps}):
+        aek = codec.compress(model, img, 2, steps)
+        rows.append({"codec": "aekit q3" + (f" --refine {steps}" if steps else ""),
+                     "bpp": round(8 * len(aek) / pixels, 3),
+                     "encode+decode s": round(timed(lambda steps=steps: codec.decompress(
+                         model, codec.compress(model, img, 2, steps))), 3)})
     for name, fmt, q in (("JPEG q75", "JPEG", 75), ("WebP q75", "WEBP", 75)):
         run = pillow_codec(fmt)
         data, _ = run(img, q)
-        rows.append({"codec": name, "bpp": round(8 * len(data) / (img.shape[0] * img.shape[1]), 3),
+        rows.append({"codec": name, "bpp": round(8 * len(data) / pixels, 3),
                      "encode+decode s": round(timed(lambda run=run, q=q: run(img, q)), 4)})
     return rows
 
