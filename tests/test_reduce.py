@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -267,6 +268,20 @@ def test_report_of_tabular_run(capsys, tmp_path):
     assert code == 0 and "r.html" in stdout
     page = (tmp_path / "r.html").read_text()
     assert page.count("data:image/png;base64,") == 4
+
+
+def test_report_of_a_run_whose_data_is_not_here(capsys, tmp_path):
+    """A shipped zoo model records a description of its generated training crops, not a path:
+    the report is still written (config, metrics), says how to get the rest, and a --data the
+    user names that does not exist is still an error."""
+    zoo = Path(aekit.__file__).parent / "zoo" / "denoise-grey"
+    code, stdout, _ = run_cli(capsys, "report", str(zoo), "--out", str(tmp_path / "r.html"))
+    assert code == 0 and "r.html" in stdout
+    page = (tmp_path / "r.html").read_text()
+    assert "cannot be read here; pass --data" in page and "denoise" in page
+    code, _, err = run_cli(capsys, "report", str(zoo), "--data", str(tmp_path / "nothing"),
+                           "--out", str(tmp_path / "r2.html"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not (tmp_path / "r2.html").exists()
 
 
 def test_report_errors_are_one_line(capsys, tmp_path):

@@ -132,7 +132,15 @@ def resolve_run_data(run_dir: Path, spec: str | None,
         return None, "no data: the run does not say what it was trained on; pass --data"
     shape = model.input_shape
     size = tuple(shape[1:]) if len(shape) == 3 else None
-    data = resolve(spec, image_size=size, channels=shape[0] if len(shape) == 3 else None)
+    try:
+        data = resolve(spec, image_size=size, channels=shape[0] if len(shape) == 3 else None)
+    except AekitError:
+        if given:
+            raise
+        # the recorded data may be a description rather than a path (the zoo's recipes train
+        # on generated crops) or a folder on another machine: report what the run holds
+        return None, (f"no data: what the run trained on ({spec}) cannot be read here; pass "
+                      "--data for reconstructions, codes and metrics")
     if tuple(data.input_shape) != shape:
         raise AekitError(f"{spec}: samples have shape {tuple(data.input_shape)} but the model "
                          f"expects {shape}")
