@@ -78,6 +78,9 @@ def test_shipped_codec_quality_ladder(shipped):
     assert psnrs[-1] > psnrs[0] and psnrs[-1] > 20
     data, q = codec.compress_to_bpp(shipped, img, 8 * sizes[2] / img[..., 0].size)
     assert q == 2 and data == files[2]
+    # with refinement only the chosen quality's file is refined: the same as compressing it
+    data, q = codec.compress_to_bpp(shipped, img, 8 * sizes[2] / img[..., 0].size, refine_steps=2)
+    assert q == 2 and data == codec.compress(shipped, img, 2, refine_steps=2)
 
 
 @pytest.mark.parametrize("bf16", ["0", "1"], ids=["float32", "bfloat16"])
