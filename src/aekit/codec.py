@@ -306,9 +306,12 @@ def encode_at(model: Autoencoder, img: np.ndarray, h: Tensor, quality: int) -> b
     return pack(channels, quality, model_id(model), img.shape[1], img.shape[0], payload)
 
 
-#: step size and momentum of :func:`refine` (SGD on the per-image loss in bits, so one step
-#: size serves every image size); 10 steps reach most of the gain (benchmarks/codec.py)
-REFINE_LR = 1.3e-4
+#: step size and momentum of :func:`refine`: SGD with Nesterov momentum on the per-image loss
+#: in bits, so one step size serves every image size. Chosen on CBSD68 images 9–20 (BD-rate
+#: against the plain encoder, 3 / 6 / 10 steps): Nesterov at 2.6e-4 gives −5.4 / −7.4 / −7.6 %,
+#: where heavy-ball momentum at 1.3e-4 gave −2.5 / −5.6 / −7.1 % (2e-4: −6.6 % at 6 steps;
+#: 3.5e-4 Nesterov −7.5 % at 6; momentum 0.95 −7.3 %)
+REFINE_LR = 2.6e-4
 REFINE_MOMENTUM = 0.9
 
 
@@ -358,9 +361,9 @@ def refine(model: Autoencoder, img: np.ndarray, h: Tensor, quality: int, steps: 
                 break
             soft_bits = -torch.log2(code.density.likelihood(y, sl)).sum()
             (grad,) = torch.autograd.grad(soft_bits + lam * sse, y)
-            with torch.no_grad():
+            with torch.no_grad():  # Nesterov: step along the gradient plus the look-ahead
                 velocity = REFINE_MOMENTUM * velocity + grad
-                y = y.detach() - REFINE_LR * velocity
+                y = y.detach() - REFINE_LR * (grad + REFINE_MOMENTUM * velocity)
     return (best / g).cpu().contiguous()
 
 
