@@ -3,10 +3,11 @@
 
     python benchmarks/codec.py --data ../shared/data/bsd68/CBSD68          # all 68 images
     python benchmarks/codec.py --quick                                      # 8 images, no MS-SSIM
-    python benchmarks/codec.py --data ../shared/data/bsd68/CBSD68 --refine 10  # slower encoder
+    python benchmarks/codec.py --data ../shared/data/bsd68/CBSD68 --refine 0   # plain encoder
 
 Prints the rate–distortion table (mean bpp from file bytes, PSNR on RGB, MS-SSIM) for aekit
-(every quality of the shipped model), JPEG and WebP (Pillow) on the same images, BD-rates of
+(every quality of the shipped model; ``--refine`` steps of encoder-side refinement, by
+default as many as ``aekit compress`` takes), JPEG and WebP (Pillow) on the same images, BD-rates of
 aekit against both, PSNR at equal rates, CompressAI's published Kodak numbers for scale, and
 the encode + decode time of a 768×512 photo (median of 3) beside JPEG's and WebP's.
 """
@@ -33,7 +34,7 @@ DEFAULT_DATA = Path("/work/shared/data/bsd68/CBSD68")
 
 
 def speed(model, img: np.ndarray, repeats: int = 3, refine_steps: int = 0) -> list[dict]:
-    """Median encode + decode seconds of one image for aekit (quality 3, default encoder and
+    """Median encode + decode seconds of one image for aekit (quality 3, the plain encoder and
     with ``refine_steps`` of latent refinement when > 0), JPEG and WebP."""
     rows = []
     pixels = img.shape[0] * img.shape[1]
@@ -48,7 +49,7 @@ def speed(model, img: np.ndarray, repeats: int = 3, refine_steps: int = 0) -> li
 
     for steps in sorted({0, refine_steps}):
         aek = codec.compress(model, img, 2, steps)
-        rows.append({"codec": "aekit q3" + (f" --refine {steps}" if steps else ""),
+        rows.append({"codec": f"aekit q3 --refine {steps}",
                      "bpp": round(8 * len(aek) / pixels, 3),
                      "encode+decode s": round(timed(lambda steps=steps: codec.decompress(
                          model, codec.compress(model, img, 2, steps))), 3)})
@@ -78,8 +79,9 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="8 images, no MS-SSIM")
     p.add_argument("--no-msssim", action="store_true")
     p.add_argument("--model", default=None, help="a codec model directory (default: the zoo codec)")
-    p.add_argument("--refine", type=int, default=0, metavar="STEPS",
-                   help="encode with STEPS of per-image latent refinement (aekit compress --refine)")
+    p.add_argument("--refine", type=int, default=None, metavar="STEPS",
+                   help="per-image latent refinement steps (aekit compress --refine; default "
+                        "the codec's DEFAULT_REFINE_STEPS, 0 = the plain encoder)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     data = Path(args.data) if args.data else DEFAULT_DATA
@@ -96,7 +98,7 @@ def main() -> int:
     result = evaluate_folder(images, model, msssim=not (args.quick or args.no_msssim), progress=False,
                             refine_steps=args.refine)
     result["folder"] = str(data)
-    result["speed_768x512"] = speed(model, photo_768x512(images), refine_steps=args.refine)
+    result["speed_768x512"] = speed(model, photo_768x512(images), refine_steps=result["refine_steps"])
     result["machine"] = {"torch_threads": torch.get_num_threads(),
                          "load_average": [round(v, 2) for v in __import__("os").getloadavg()],
                          "seconds": round(time.perf_counter() - t0, 1)}

@@ -7,10 +7,11 @@
   same rate (JPEG's quality chosen so its file is the nearest to, and not smaller than,
   aekit's), with the original beside them.
 
-  The RD plot also shows aekit with ``--refine STEPS`` of encoder-side latent refinement
-  (default 10; 0 leaves that curve out).
+  aekit is its default encoder (``aekit compress``: ``codec.DEFAULT_REFINE_STEPS`` steps of
+  encoder-side latent refinement); the RD plot also shows it with ``--refine STEPS``
+  (default 0, the plain encoder; the default count again leaves that curve out).
 
-    python scripts/codec_figures.py [--data DIR] [--limit 12] [--image 3] [--refine 10]
+    python scripts/codec_figures.py [--data DIR] [--limit 12] [--image 3] [--refine 0]
 """
 
 from __future__ import annotations
@@ -78,14 +79,15 @@ def main() -> int:
     p.add_argument("--limit", type=int, default=12)
     p.add_argument("--image", type=int, default=3, help="index of the image for the crop figure")
     p.add_argument("--quality", type=int, default=2, help="aekit quality (1-based) of the crop")
-    p.add_argument("--refine", type=int, default=10, help="steps of the refined curve (0: none)")
+    p.add_argument("--refine", type=int, default=0,
+                   help="refinement steps of the second aekit curve (default 0: the plain encoder)")
     p.add_argument("--model", default=None)
     args = p.parse_args()
     model = load_codec(args.model)
     images = list_images(args.data)
     out = ROOT / "docs" / "img"
     result = evaluate_folder(images[: args.limit], model, msssim=False, progress=False)
-    if args.refine:
+    if args.refine != codec.DEFAULT_REFINE_STEPS:
         refined = evaluate_folder(images[: args.limit], model, msssim=False, progress=False,
                                   refine_steps=args.refine)
         result["curves"][f"aekit --refine {args.refine}"] = refined["curves"]["aekit"]

@@ -99,7 +99,7 @@ def test_refinement_lowers_the_files_real_rd_cost_and_stays_deterministic(shippe
         out = codec.decompress(shipped, data).astype(np.float64) / 255.0
         return 8 * len(data) + lam * float(((out - img / 255.0) ** 2).sum())
 
-    plain = codec.compress(shipped, img, q)
+    plain = codec.compress(shipped, img, q, refine_steps=0)
     refined = codec.compress(shipped, img, q, refine_steps=10)
     assert refined != plain
     assert cost(refined) < 0.97 * cost(plain)
@@ -112,7 +112,7 @@ def test_golden_file(shipped):
     zoo codec, regenerate with `python scripts/codec_golden.py`."""
     g = json.loads(GOLDEN.read_text())
     img = synthetic_photo(g["height"], g["width"], seed=g["seed"])
-    data = codec.compress(shipped, img, g["quality"] - 1)
+    data = codec.compress(shipped, img, g["quality"] - 1, refine_steps=0)
     assert codec.model_id(shipped).hex() == g["model_id"]
     assert len(data) == g["bytes"]
     assert zlib.crc32(data) == g["crc32"]
@@ -233,9 +233,16 @@ def test_cli_compress_decompress_files_and_folders(tiny, tmp_path, capsys):
               "--model", str(path)])
     assert exit_.value.code == 2
     assert "--refine" in capsys.readouterr().err
-    assert main(["compress", str(src / "a.png"), str(tmp_path / "r.aek"), "--refine", "3",
+    assert main(["compress", str(src / "a.png"), str(tmp_path / "r.aek"), "--refine", "5",
                  "--model", str(path), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["files"][0]["refine_steps"] == 3
+    assert json.loads(capsys.readouterr().out)["files"][0]["refine_steps"] == 5
+    # no --refine: the codec's default, the same file as the library's compress() makes
+    assert main(["compress", str(src / "a.png"), str(tmp_path / "d.aek"), "--quality", "2",
+                 "--model", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["files"][0]["refine_steps"] == \
+        codec.DEFAULT_REFINE_STEPS > 0
+    img = np.asarray(Image.open(src / "a.png").convert("RGB"))
+    assert (tmp_path / "d.aek").read_bytes() == codec.compress(tiny[0], img, 1)
     assert codec.decompress(tiny[0], (tmp_path / "r.aek").read_bytes()).shape == (30, 41, 3)
 
 
@@ -300,3 +307,10 @@ def test_codec_recipe_fine_tunes_from_a_saved_codec(tmp_path):
     with pytest.raises(AekitError, match="not a codec of this size"):
         codec_recipe(tmp_path / "ft3", minutes=0.0, channels=8, latent=16,
                      init=str(tmp_path / "src"), log=None)
+
+
+def test_refine_help_states_the_codecs_default():
+    """The CLI's help names the default without importing torch; it must not drift."""
+    from aekit.apps.codec import REFINE_DEFAULT_TEXT
+
+    assert REFINE_DEFAULT_TEXT == f"default {codec.DEFAULT_REFINE_STEPS}"

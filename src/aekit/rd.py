@@ -165,15 +165,19 @@ def pillow_codec(fmt: str) -> Callable[[np.ndarray, int], tuple[bytes, np.ndarra
 
 
 def evaluate_folder(images: list[Path], model: Any = None, msssim: bool = True,
-                    progress: bool | None = None, refine_steps: int = 0) -> dict[str, Any]:
+                    progress: bool | None = None, refine_steps: int | None = None
+                    ) -> dict[str, Any]:
     """Every image through aekit (every quality), JPEG and WebP; per-point means of bpp,
     PSNR (RGB, 0–255) and MS-SSIM, BD-rates of aekit against JPEG and WebP, and timings.
-    ``refine_steps`` > 0 encodes with :func:`aekit.codec.refine` (the timing then includes
-    the refinement of one quality, which is what compressing one file costs)."""
+    ``refine_steps`` (default: the codec's, ``DEFAULT_REFINE_STEPS``; 0 for the plain
+    encoder) encodes with :func:`aekit.codec.refine`; the timing includes the refinement of
+    one quality, which is what compressing one file costs."""
     from tqdm.auto import tqdm
 
     from aekit import codec
 
+    if refine_steps is None:
+        refine_steps = codec.DEFAULT_REFINE_STEPS
     methods: dict[str, dict[Any, list[tuple[float, float, float]]]] = {
         "aekit": {}, "JPEG": {}, "WebP": {}}
     jpeg, webp = pillow_codec("JPEG"), pillow_codec("WEBP")
