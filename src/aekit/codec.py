@@ -349,7 +349,8 @@ def refine(model: Autoencoder, img: np.ndarray, h: Tensor, quality: int, steps: 
     # channels-last layout, a step of a 768×512 photo took 0.19 s instead of 0.28 s (float32,
     # default layout) on this project's 2-core AVX512-BF16 CPU, bf16's own share ~15 % (A/B in
     # one process); the files' BD-rate moves by under 0.05 % (CBSD68 images 9–20, 3 and 10
-    # heavy-ball steps, before the switch to Nesterov). The rate terms and the pick of the best latent stay float32
+    # heavy-ball steps, before the switch to Nesterov). The rate terms and the pick of the
+    # best latent stay float32
     amp = bf16_autocast_pays(dev)
     with torch.enable_grad():
         for step in range(steps + 1):
