@@ -201,10 +201,41 @@ def test_cli_errors_are_one_line(tiny, tmp_path, capsys):
     assert not (tmp_path / "o.png").exists()
     assert main(["compress", str(tmp_path / "missing.png"), str(bad), "--model", str(path)]) == 2
     assert main(["compress", str(bad), str(tmp_path / "x.aek"), "--model", str(path)]) == 2
-    assert "cannot read" in capsys.readouterr().err
+    assert "not a readable image" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------------- the CLI
+def test_cli_compress_reads_16_bit_exif_and_alpha_like_every_command(tiny, tmp_path, capsys):
+    """16-bit PNGs are scaled to 8 bits (not clipped to white), EXIF orientation is applied and
+    a dropped alpha channel is said on stderr and in the JSON."""
+    from PIL import Image
+
+    model, path = tiny
+    grey = synthetic_photo(30, 41, seed=7, grey=True)
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "g16.png")
+    assert main(["compress", str(tmp_path / "g16.png"), str(tmp_path / "g16.aek"),
+                 "--refine", "0", "--model", str(path)]) == 0
+    assert (tmp_path / "g16.aek").read_bytes() == codec.compress(model, grey, 3, refine_steps=0)
+    rgb = synthetic_photo(30, 41, seed=8)
+    im = Image.fromarray(rgb)
+    exif = im.getexif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    im.save(tmp_path / "rot.jpg", exif=exif, quality=95)
+    Image.fromarray(rgb).convert("RGBA").save(tmp_path / "rgba.png")
+    capsys.readouterr()
+    assert main(["compress", str(tmp_path / "rot.jpg"), str(tmp_path / "rot.aek"),
+                 "--refine", "0", "--model", str(path), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["files"][0]
+    assert (row["width"], row["height"], row["alpha_dropped"]) == (30, 41, False)
+    assert codec.decompress(model, (tmp_path / "rot.aek").read_bytes()).shape == (41, 30, 3)
+    assert main(["compress", str(tmp_path / "rgba.png"), str(tmp_path / "rgba.aek"),
+                 "--refine", "0", "--model", str(path), "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["files"][0]["alpha_dropped"] is True
+    assert out.err.strip().startswith("aekit: warning:") and "alpha" in out.err
+    assert (tmp_path / "rgba.aek").read_bytes() == codec.compress(model, rgb, 3, refine_steps=0)
+
+
 def test_cli_compress_decompress_files_and_folders(tiny, tmp_path, capsys):
     from PIL import Image
 
@@ -258,6 +289,7 @@ def test_codec_eval_cli(tmp_path, capsys):
     res = json.loads(capsys.readouterr().out)
     assert set(res["curves"]) == {"aekit", "JPEG", "WebP"}
     assert set(res["bd_rate"]) == {"JPEG", "WebP"}
+    assert res["refine_steps"] == codec.DEFAULT_REFINE_STEPS  # the default encoder's table
     assert (out / "rd.png").stat().st_size > 1000 and (out / "rd.json").is_file()
 
 

@@ -40,19 +40,24 @@ ANCHORS = {
 
 
 # ------------------------------------------------------------------------------------ images
-def read_image(path: str | Path) -> np.ndarray:
-    """uint8 (H, W) for grey files, (H, W, 3) otherwise (alpha is dropped)."""
-    from PIL import Image, UnidentifiedImageError
+def read_image_alpha(path: str | Path) -> tuple[np.ndarray, bool]:
+    """(uint8 (H, W) for grey files or (H, W, 3) otherwise, whether an alpha channel was
+    dropped). The file is read by :func:`aekit.data.images.read_image`, the reader of every
+    other command: EXIF orientation is applied and a 16-bit PNG is scaled to 8 bits (Pillow's
+    own ``convert("L")`` clips it instead: a 16-bit photo came out white)."""
+    from aekit.data.images import read_image as read_float
 
-    try:
-        with Image.open(path) as im:
-            im.load()
-            grey = im.mode in ("1", "L", "LA", "I", "I;16", "I;16B", "F")
-            return np.asarray(im.convert("L" if grey else "RGB"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DataError(f"{path}: cannot read as an image ({e.__class__.__name__})") from None
+    arr = read_float(path)
+    alpha = arr.ndim == 3 and arr.shape[2] in (2, 4)
+    if alpha:  # LA / RGBA: the codec and the metrics take grey or RGB
+        arr = arr[..., 0] if arr.shape[2] == 2 else arr[..., :3]
+    return (arr * 255.0 + 0.5).astype(np.uint8), alpha
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """uint8 (H, W) for grey files, (H, W, 3) otherwise (alpha is dropped); see
+    :func:`read_image_alpha`."""
+    return read_image_alpha(path)[0]
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -248,8 +253,12 @@ def plot_rd(result: dict[str, Any], path: str | Path, title: str = "") -> None:
     styles = {"aekit": ("C3", "o"), "JPEG": ("C0", "s"), "WebP": ("C2", "^")}
     for name, rows in result["curves"].items():
         color, marker = styles.get(name, ("C1", "D") if name.startswith("aekit") else ("k", "."))
+        label = name
+        if name == "aekit" and result.get("refine_steps") is not None:
+            # the curve of aekit's default encoder: say which one, beside a --refine N curve
+            label = f"aekit (--refine {result['refine_steps']})"
         ax.plot([r["bpp"] for r in rows], [r["psnr"] for r in rows], marker=marker, color=color,
-                label=name, ms=4)
+                label=label, ms=4)
     for name, pts in result.get("anchors_kodak", {}).items():
         if name.startswith("bmshj2018-factorized"):
             ax.plot(*zip(*pts), ls="--", color="grey", lw=1, label=f"{name} (Kodak, published)")

@@ -86,7 +86,8 @@ def compress_cmd(p: argparse.ArgumentParser) -> Handler:
         from tqdm.auto import tqdm
 
         from aekit import codec
-        from aekit.rd import list_images, read_image
+        from aekit.rd import list_images, read_image_alpha
+        from aekit.text.corpus import warn
 
         model = load_codec(args.model)
         n_q = codec.n_qualities(model)
@@ -102,7 +103,9 @@ def compress_cmd(p: argparse.ArgumentParser) -> Handler:
         bar = tqdm(pairs, desc="compress", unit="img",
                    disable=args.no_progress or len(pairs) == 1 or None)
         for inp, out in bar:
-            img = read_image(inp)
+            img, alpha = read_image_alpha(inp)
+            if alpha:
+                warn(f"{inp}: alpha channel dropped (an .aek file holds grey or RGB)")
             t0 = time.perf_counter()
             if args.bpp is not None:
                 data, q = codec.compress_to_bpp(model, img, args.bpp, args.refine)
@@ -113,6 +116,7 @@ def compress_cmd(p: argparse.ArgumentParser) -> Handler:
             write_bytes_atomic(out, data)
             rows.append({"input": str(inp), "output": str(out), "width": img.shape[1],
                          "height": img.shape[0], "mode": "L" if img.ndim == 2 else "RGB",
+                         "alpha_dropped": alpha,
                          "quality": q + 1, "refine_steps": args.refine, "bytes": len(data),
                          "bpp": codec.bpp_of(data, img.shape[1], img.shape[0]),
                          "seconds": round(secs, 3)})
