@@ -68,6 +68,54 @@ def test_round_trip_any_size_grey_and_colour(tiny, shape):
     assert np.array_equal(codec.decompress(model, data), out)
 
 
+def test_per_image_tables_pick_zeros_and_stretched_tables_and_save_bits(tiny):
+    """Format 2: an all-zero channel costs nothing, a channel wider than its density gets a
+    stretched table, the payload is smaller than with the channels' own tables (format 1),
+    and both decode to the same latents."""
+    from aekit.codes_quantized import ADAPT_CHOICES, ADAPT_UNIT
+
+    code = tiny[0].code
+    q = 2
+    # the s = 1 table of the per-image set is the channel's own table
+    for c in range(code.latent_dim):
+        start, n = int(code.adapt_start[q, c, ADAPT_UNIT]), int(code.adapt_length[q, c, ADAPT_UNIT])
+        assert torch.equal(code.adapt_counts[start: start + n], code.cdf_counts[q, c, :n])
+    rng = np.random.default_rng(0)
+    y = np.zeros((code.latent_dim, 6, 9), np.int64)
+    tab, first = codec._tables(code, q, None)[1]
+    probs = tab[:-1] / tab[:-1].sum()
+    for c in range(1, code.latent_dim):  # each channel drawn from its own table, c = 1 widened
+        y[c] = rng.choice(np.arange(first, first + len(probs)), size=(6, 9), p=probs) \
+            if c != 1 else rng.normal(0, 3 * max(1.0, np.sqrt(probs @ np.arange(len(probs)) ** 2)), (6, 9)).round()
+    choices = codec.choose_tables(code, q, y.reshape(len(y), -1))
+    assert choices.shape == (code.latent_dim,) and choices.max() < ADAPT_CHOICES
+    assert choices[0] == 0 and choices[1] > ADAPT_UNIT
+    v2 = codec.encode_symbols(code, q, y)
+    saved = code.adapt_counts
+    code.adapt_counts = torch.zeros(0, dtype=torch.int32)  # as a model without the tables
+    try:
+        v1 = codec.encode_symbols(code, q, y)
+        assert np.array_equal(codec.decode_symbols(code, q, v1, 6, 9, version=1), y)
+    finally:
+        code.adapt_counts = saved
+    assert len(v2) < len(v1)
+    assert np.array_equal(codec.decode_symbols(code, q, v2, 6, 9, version=2), y)
+
+
+def test_a_codec_saved_without_per_image_tables_still_loads_and_writes_format_1(tiny):
+    model, _ = tiny
+    state = {k: v for k, v in model.state_dict().items() if ".adapt_" not in k}
+    old = create_model("codec", (3, 32, 32), 8, arch_options={"channels": 8}).eval()
+    old.load_state_dict(state, strict=True)
+    assert not old.code.adaptive and codec.model_id(old) != codec.model_id(model)
+    img = synthetic_photo(21, 35, seed=9)
+    data = codec.compress(old, img, 1)
+    assert data[4] == 1 and codec.compress(model, img, 1)[4] == codec.VERSION == 2
+    # same latents, so the same pixels as the model with the tables
+    assert np.array_equal(codec.decompress(old, data),
+                          codec.decompress(model, codec.compress(model, img, 1)))
+
+
 def test_shipped_codec_quality_ladder(shipped):
     img = synthetic_photo(96, 128, seed=3)
     files = codec.compress_ladder(shipped, img)
@@ -194,7 +242,7 @@ def test_parser_never_crashes(tiny, blob, cut, pos, val, mode):
 def test_cli_errors_are_one_line(tiny, tmp_path, capsys):
     _, path = tiny
     bad = tmp_path / "bad.aek"
-    bad.write_bytes(_valid(tiny)[:50])
+    bad.write_bytes(_valid(tiny)[:-3])
     assert main(["decompress", str(bad), str(tmp_path / "o.png"), "--model", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("aekit: error:") and "truncated" in err and "\n" not in err

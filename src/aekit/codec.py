@@ -5,7 +5,9 @@
 
 Coding: each latent channel c at quality q has an integer frequency table (``cdf_counts``,
 summing to 2¹⁶, computed once by ``QuantizedCode.export_tables`` and stored in the model
-file) over the values ``offset … offset+n−1`` plus an escape symbol. Symbols are coded with
+file) over the values ``offset … offset+n−1`` plus an escape symbol. Format 2 adds a
+per-image choice among stretched versions of that table (or "all zeros"), 4 bits a channel
+at the head of the payload (see ``aekit.codes_quantized``). Symbols are coded with
 ``constriction``'s ANS coder (``constriction.stream.stack.AnsCoder`` with a
 ``Categorical(perfect=False)`` model built from those integers, so the coder's fixed-point
 model is a pure function of integers: bit-exact on every machine). Escaped values go, as
@@ -15,14 +17,15 @@ File layout (big-endian integers; see the README):
 
     offset size field
     0      4    magic b"\\x89AEK"
-    4      1    format version (1)
+    4      1    format version (2; 1 = no table choices, still read)
     5      1    channels: 1 grey, 3 RGB
     6      1    quality index (0-based; the CLI shows it 1-based)
     7      1    reserved, 0
     8      8    model id: first 8 bytes of SHA-256 over the model's tensors
     16     4    width   20 4 height
     24     4    payload length   28 4 payload CRC32   32 4 header CRC32 (bytes 0–31)
-    36     …    payload: u32 length of the ANS stream, ANS words (u32 LE), escape varints
+    36     …    payload: [format 2: M table choices, two 4-bit choices a byte, high first]
+                u32 length of the ANS stream, ANS words (u32 LE), escape varints
 """
 
 from __future__ import annotations
@@ -37,14 +40,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from aekit.codes_quantized import PRECISION, QuantizedCode
+from aekit.codes_quantized import ADAPT_CHOICES, ADAPT_UNIT, PRECISION, QuantizedCode
 from aekit.errors import AekitError
 from aekit.models import Autoencoder
 from aekit.nn.codec import STRIDE
 from aekit.training import bf16_autocast_pays
 
 MAGIC = b"\x89AEK"
-VERSION = 1
+#: the format written by a model with per-image tables; one without them writes version 1
+VERSION = 2
+VERSIONS = (1, 2)
 HEADER = struct.Struct(">4sBBBB8sIIII")  # everything before the header CRC
 HEADER_SIZE = HEADER.size + 4  # 36
 #: refuse (crafted) headers that would make the decoder allocate absurd amounts
@@ -91,6 +96,8 @@ def model_id(model: Autoencoder) -> bytes:
         return cached
     h = hashlib.sha256()
     for key, t in sorted(model.state_dict().items()):
+        if t.numel() == 0:  # absent per-image tables: a model saved before them keeps its id
+            continue
         h.update(key.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     model._aek_model_id = h.digest()[:8]
@@ -192,60 +199,139 @@ def _read_varints(data: bytes, count: int) -> np.ndarray:
     return np.asarray(vals, dtype=np.int64)
 
 
+def _varint_bytes(values: np.ndarray) -> np.ndarray:
+    """Bytes each value takes as a zig-zag varint (vectorised :func:`_varints`)."""
+    u = np.where(values >= 0, 2 * values, -2 * values - 1).astype(np.float64)
+    return np.maximum(1, np.ceil(np.log2(u + 1) / 7.0))
+
+
+def _tables(code: QuantizedCode, q: int, choices: np.ndarray | None) -> list[tuple[np.ndarray, int] | None]:
+    """(counts, first value) of each channel's table at quality q: the channel's own table when
+    ``choices`` is None (format 1), else the chosen stretched table; None: all zeros."""
+    if choices is None:
+        counts, offsets, lengths = (t[q].numpy() for t in (code.cdf_counts, code.cdf_offset,
+                                                            code.cdf_length))
+        return [(counts[c, : lengths[c]], int(offsets[c])) for c in range(len(lengths))]
+    allc = code.adapt_counts.numpy()
+    start, offset, length = (t[q].numpy() for t in (code.adapt_start, code.adapt_offset,
+                                                     code.adapt_length))
+    return [None if j == 0 else (allc[start[c, j]: start[c, j] + length[c, j]], int(offset[c, j]))
+            for c, j in enumerate(choices.tolist())]
+
+
+def choose_tables(code: QuantizedCode, q: int, flat: np.ndarray) -> np.ndarray:
+    """Per channel of the integer latents ``flat`` (M, N), the table choice that codes it in
+    the fewest bits by the tables' own integers (escapes at their varint size): (M,) in
+    ``0 … ADAPT_CHOICES−1``, 0 for a channel that is all zeros."""
+    m = flat.shape[0]
+    allc = code.adapt_counts.numpy().astype(np.float64)
+    start, offset, length = (t[q].numpy().astype(np.int64) for t in (
+        code.adapt_start, code.adapt_offset, code.adapt_length))
+    escape_bits = 8.0 * _varint_bytes(flat)
+    bits = np.full((ADAPT_CHOICES, m), np.inf)
+    rows = np.arange(m)[:, None]
+    for j in range(1, ADAPT_CHOICES):
+        n = length[:, j] - 1  # regular symbols; index n is the escape
+        at = start[:, j, None] + np.arange(int(length[:, j].max()))
+        inside = at < (start[:, j] + length[:, j])[:, None]
+        cost = np.where(inside, -np.log2(np.maximum(allc[np.minimum(at, len(allc) - 1)], 1)
+                                         / float(1 << PRECISION)), np.inf)  # (M, L) bits
+        idx = flat - offset[:, j, None]
+        escaped = (idx < 0) | (idx >= n[:, None])
+        idx = np.where(escaped, n[:, None], idx)
+        bits[j] = (cost[rows, idx] + np.where(escaped, escape_bits, 0.0)).sum(1)
+    bits[0] = np.where((flat == 0).all(1), 0.0, np.inf)
+    return bits.argmin(0)
+
+
+def _pack_choices(choices: np.ndarray) -> bytes:
+    c = np.r_[choices, np.zeros(len(choices) % 2, np.int64)].astype(np.uint8)
+    return bytes((c[0::2] << 4) | c[1::2])
+
+
 def encode_symbols(code: QuantizedCode, q: int, y: np.ndarray) -> bytes:
-    """Integer latents y (M, h, w) at quality q → payload bytes."""
+    """Integer latents y (M, h, w) at quality q → payload bytes (format 2 when the model has
+    per-image tables, else format 1: see :func:`payload_version`)."""
     import constriction
 
-    counts = code.cdf_counts[q].numpy()
-    offsets = code.cdf_offset[q].numpy()
-    lengths = code.cdf_length[q].numpy()
     m = y.shape[0]
     flat = y.reshape(m, -1).astype(np.int64)
-    idx = flat - offsets[:, None]
-    n = (lengths - 1)[:, None]  # regular symbols per channel; index n is the escape
-    escaped = (idx < 0) | (idx >= n)
-    idx = np.where(escaped, n, idx).astype(np.int32)
+    head = b""
+    choices = None
+    if code.adaptive:
+        choices = choose_tables(code, q, flat)
+        head = _pack_choices(choices)
+    tables = _tables(code, q, choices)
     enc = constriction.stream.stack.AnsCoder()
+    escaped_values = []
     for c in reversed(range(m)):  # a stack: the last channel pushed is decoded first
-        enc.encode_reverse(idx[c], _categorical(counts[c, : lengths[c]]))
+        if tables[c] is None:
+            continue
+        counts, offset = tables[c]
+        idx = flat[c] - offset
+        n = len(counts) - 1  # index n is the escape
+        escaped = (idx < 0) | (idx >= n)
+        enc.encode_reverse(np.where(escaped, n, idx).astype(np.int32), _categorical(counts))
+        escaped_values.append(flat[c][escaped])
     words = enc.get_compressed().astype("<u4").tobytes()
-    return struct.pack(">I", len(words)) + words + _varints(flat[escaped])
+    escapes = np.concatenate(escaped_values[::-1]) if escaped_values else np.zeros(0, np.int64)
+    return head + struct.pack(">I", len(words)) + words + _varints(escapes)
 
 
-def decode_symbols(code: QuantizedCode, q: int, payload: bytes, h: int, w: int) -> np.ndarray:
+def payload_version(code: QuantizedCode) -> int:
+    return VERSION if code.adaptive else 1
+
+
+def decode_symbols(code: QuantizedCode, q: int, payload: bytes, h: int, w: int,
+                   version: int = VERSION) -> np.ndarray:
     """Payload bytes → integer latents (M, h, w); raises CodecFormatError if inconsistent."""
     import constriction
 
+    m = code.latent_dim
+    choices = None
+    if version >= 2:
+        if not code.adaptive:
+            raise CodecFormatError("the file uses per-image tables (format 2), which this "
+                                   "codec model was exported without")
+        k = (m + 1) // 2
+        if len(payload) < k:
+            raise CodecFormatError("the payload is truncated")
+        packed = np.frombuffer(payload[:k], np.uint8)
+        choices = np.stack([packed >> 4, packed & 15], 1).reshape(-1)[:m].astype(np.int64)
+        if m % 2 and packed[-1] & 15:
+            raise CodecFormatError("the table choices are corrupt")
+        payload = payload[k:]
     if len(payload) < 4:
         raise CodecFormatError("the payload is truncated")
     (n_words_bytes,) = struct.unpack(">I", payload[:4])
     if n_words_bytes % 4 or 4 + n_words_bytes > len(payload):
         raise CodecFormatError("the payload's stream lengths are inconsistent: the file is corrupt")
     words = np.frombuffer(payload[4: 4 + n_words_bytes], dtype="<u4").astype(np.uint32)
-    counts = code.cdf_counts[q].numpy()
-    offsets = code.cdf_offset[q].numpy()
-    lengths = code.cdf_length[q].numpy()
-    m = counts.shape[0]
-    out = np.empty((m, h * w), np.int64)
+    tables = _tables(code, q, choices)
+    out = np.zeros((m, h * w), np.int64)
+    escaped = np.zeros((m, h * w), bool)
     try:
         dec = constriction.stream.stack.AnsCoder(words)
         for c in range(m):
-            out[c] = dec.decode(_categorical(counts[c, : lengths[c]]), h * w)
+            if tables[c] is None:
+                continue
+            counts, offset = tables[c]
+            sym = dec.decode(_categorical(counts), h * w).astype(np.int64)
+            escaped[c] = sym == len(counts) - 1
+            out[c] = sym + offset
         clean = dec.is_empty()
     except (ValueError, RuntimeError, AssertionError) as e:
         raise CodecFormatError(f"the coded stream is corrupt ({e})") from None
     if not clean:
         raise CodecFormatError("the coded stream has data left over: the file is corrupt")
-    n = (lengths - 1)[:, None]
-    escaped = out == n
-    vals = out + offsets[:, None]
-    vals[escaped] = _read_varints(payload[4 + n_words_bytes:], int(escaped.sum()))
-    return vals.reshape(m, h, w)
+    out[escaped] = _read_varints(payload[4 + n_words_bytes:], int(escaped.sum()))
+    return out.reshape(m, h, w)
 
 
 # ---------------------------------------------------------------------------- file format
-def pack(channels: int, quality: int, mid: bytes, width: int, height: int, payload: bytes) -> bytes:
-    head = HEADER.pack(MAGIC, VERSION, channels, quality, 0, mid, width, height, len(payload),
+def pack(channels: int, quality: int, mid: bytes, width: int, height: int, payload: bytes,
+         version: int = VERSION) -> bytes:
+    head = HEADER.pack(MAGIC, version, channels, quality, 0, mid, width, height, len(payload),
                        zlib.crc32(payload))
     return head + struct.pack(">I", zlib.crc32(head)) + payload
 
@@ -259,9 +345,9 @@ def parse(data: bytes) -> tuple[AekHeader, bytes]:
                                f"is {HEADER_SIZE})")
     _, version, channels, quality, reserved, mid, width, height, plen, pcrc = \
         HEADER.unpack_from(data)
-    if version != VERSION:
+    if version not in VERSIONS:
         raise CodecFormatError(f"unsupported .aek format version {version} (this aekit reads "
-                               f"version {VERSION})")
+                               f"versions {VERSIONS[0]}–{VERSIONS[-1]})")
     (hcrc,) = struct.unpack_from(">I", data, HEADER.size)
     if zlib.crc32(data[: HEADER.size]) != hcrc:
         raise CodecFormatError("the header is corrupt (CRC mismatch)")
@@ -303,7 +389,8 @@ def encode_at(model: Autoencoder, img: np.ndarray, h: Tensor, quality: int) -> b
     y = torch.round(h * code.gain(quality).detach().cpu())[0].numpy().astype(np.int64)
     channels = 1 if img.ndim == 2 else 3
     payload = encode_symbols(code, quality, y)
-    return pack(channels, quality, model_id(model), img.shape[1], img.shape[0], payload)
+    return pack(channels, quality, model_id(model), img.shape[1], img.shape[0], payload,
+                payload_version(code))
 
 
 #: step size and momentum of :func:`refine`: SGD with Nesterov momentum on the per-image loss
@@ -419,7 +506,7 @@ def decompress(model: Autoencoder, data: bytes) -> np.ndarray:
         raise CodecFormatError(f"the file's quality index {header.quality} is outside this model's "
                                f"{code.n_qualities} qualities")
     lh, lw = latent_size(header.height, header.width)
-    y = decode_symbols(code, header.quality, payload, lh, lw)
+    y = decode_symbols(code, header.quality, payload, lh, lw, header.version)
     z = torch.from_numpy(y).float()[None] * code.inv_gain(header.quality).detach().cpu()
     x = synthesise(model, z, header.height, header.width)
     return to_uint8(x, header.channels)

@@ -19,6 +19,13 @@
 * Determinism: :meth:`QuantizedCode.export_tables` computes integer frequency tables once
   (on the CPU, in float64) and stores them as buffers, so they travel in
   ``model.safetensors``; the range coder (``aekit.codec``) only ever reads those integers.
+* Per-image table choice (forward adaptation): besides each channel's own table, export
+  stores tables of the same density stretched by ``s_j = 2^((j − ADAPT_UNIT)/4)`` (a quarter
+  octave apart, ½ … 5.7) and the encoder picks, per image and channel, the table that codes
+  that channel in the fewest bits — or "all zeros", which codes nothing (``ADAPT_CHOICES``
+  choices, 4 bits a channel in the file). One image's latents are rarely as wide as the
+  training average in every channel: on CBSD68 the choice saves ~6 % of the bits at every
+  quality (side information included), and the decoded pixels are exactly the same.
 
 The ``codec`` preset is registered here too (this module is imported at the end of
 ``aekit.models``, after :data:`aekit.models.PRESETS` exists).
@@ -43,6 +50,13 @@ COMPRESSAI_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
 PRECISION = 16
 #: probability mass left to the escape symbol on each side when choosing a table's range
 TAIL_MASS = 1e-9
+#: choices of the per-image table (format v2): 0 = the channel is all zeros, j ≥ 1 = the
+#: channel's density stretched by 2^((j − ADAPT_UNIT)/4); j = ADAPT_UNIT is the plain table
+ADAPT_CHOICES = 16
+ADAPT_UNIT = 5
+#: the per-image tables' buffers: ragged (only as long as each table needs), absent (empty)
+#: in models exported before they existed, which then write format-1 files
+ADAPT_BUFFERS = ("adapt_counts", "adapt_start", "adapt_offset", "adapt_length")
 LIKELIHOOD_MIN = 1e-9
 
 
@@ -134,6 +148,27 @@ class QuantizedCode(Code):
         self.register_buffer("cdf_offset", torch.zeros(q, m, dtype=torch.int32))
         self.register_buffer("cdf_length", torch.zeros(q, m, dtype=torch.int32))
         self.register_buffer("tables_ready", torch.zeros((), dtype=torch.int32))
+        # the stretched tables, filled by export_tables(): counts of all tables end to end,
+        # and (Q, M, ADAPT_CHOICES) start / first value / length of each (choice 0 unused)
+        for name in ADAPT_BUFFERS:
+            self.register_buffer(name, torch.zeros(0, dtype=torch.int32))
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the per-image tables were exported (format-2 files)."""
+        return self.adapt_counts.numel() > 0
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        # the ragged tables take the saved shape; a model saved before they existed loads
+        # without them (its files stay format 1, its model id unchanged)
+        for name in ADAPT_BUFFERS:
+            key = prefix + name
+            if key in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[key]))
+            else:
+                state_dict[key] = torch.zeros(0, dtype=torch.int32)
+                setattr(self, name, torch.zeros(0, dtype=torch.int32))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # -- quantisation ------------------------------------------------------------------------
     def _channels(self, q: int) -> slice:
@@ -182,33 +217,55 @@ class QuantizedCode(Code):
         """Compute the integer frequency tables from the learned densities (CPU, float64).
 
         For quality q and channel c the table covers integers ``offset … offset+n−1`` plus a
-        final escape symbol for values outside (coded separately, see ``aekit.codec``)."""
+        final escape symbol for values outside (coded separately, see ``aekit.codec``). The
+        stretched tables of the per-image choice are made the same way from ``c(x / s_j)``."""
         q_n, m, size = self.cdf_counts.shape
         half = 4 * size
         grid = torch.arange(-half, half + 1, dtype=torch.float64)
         counts = np.zeros((q_n, m, size), np.int64)
         offsets = np.zeros((q_n, m), np.int64)
         lengths = np.zeros((q_n, m), np.int64)
+        shape = (q_n, m, ADAPT_CHOICES)
+        a_start, a_offset, a_length = (np.zeros(shape, np.int64) for _ in range(3))
+        pieces: list[np.ndarray] = []
+        used = 0
         for q in range(q_n):
-            upper = self.density.cdf(grid + 0.5, self._channels(q)).cpu().numpy()  # (M, G)
-            lower = self.density.cdf(grid - 0.5, self._channels(q)).cpu().numpy()
-            for c in range(m):
-                lo_i = int(np.searchsorted(upper[c], TAIL_MASS))
-                hi_i = int(np.searchsorted(upper[c], 1 - TAIL_MASS))
-                lo_i, hi_i = min(lo_i, len(grid) - 1), min(hi_i, len(grid) - 1)
-                if hi_i - lo_i + 1 > size - 1:  # too wide: keep the central size−1 values
-                    mid = (lo_i + hi_i) // 2
-                    lo_i = mid - (size - 1) // 2
-                    hi_i = lo_i + size - 2
-                pmf = np.clip(upper[c, lo_i:hi_i + 1] - lower[c, lo_i:hi_i + 1], 0, None)
-                escape = max(lower[c, lo_i] + (1.0 - upper[c, hi_i]), 0.0)
-                counts[q, c, : hi_i - lo_i + 2] = quantize_pmf(np.r_[pmf, escape], PRECISION)
-                offsets[q, c] = int(grid[lo_i])
-                lengths[q, c] = hi_i - lo_i + 2
+            sl = self._channels(q)
+            for j in range(1, ADAPT_CHOICES):
+                s = 2.0 ** ((j - ADAPT_UNIT) / 4.0)
+                upper = self.density.cdf((grid + 0.5) / s, sl).cpu().numpy()  # (M, G)
+                lower = self.density.cdf((grid - 0.5) / s, sl).cpu().numpy()
+                for c in range(m):
+                    table, offset = _table(upper[c], lower[c], grid, size)
+                    if j == ADAPT_UNIT:  # s = 1: the channel's own table (format 1)
+                        counts[q, c, : len(table)] = table
+                        offsets[q, c], lengths[q, c] = offset, len(table)
+                    pieces.append(table)
+                    a_start[q, c, j], a_offset[q, c, j], a_length[q, c, j] = used, offset, len(table)
+                    used += len(table)
         self.cdf_counts.copy_(torch.from_numpy(counts.astype(np.int32)))
         self.cdf_offset.copy_(torch.from_numpy(offsets.astype(np.int32)))
         self.cdf_length.copy_(torch.from_numpy(lengths.astype(np.int32)))
+        self.adapt_counts = torch.from_numpy(np.concatenate(pieces).astype(np.int32))
+        self.adapt_start = torch.from_numpy(a_start.astype(np.int32))
+        self.adapt_offset = torch.from_numpy(a_offset.astype(np.int32))
+        self.adapt_length = torch.from_numpy(a_length.astype(np.int32))
         self.tables_ready.fill_(1)
+
+
+def _table(upper: np.ndarray, lower: np.ndarray, grid: Tensor, size: int) -> tuple[np.ndarray, int]:
+    """One channel's integer table from its CDF at ``grid ± ½``: (counts of the regular values
+    then the escape, summing to 2**PRECISION; the first value), at most ``size`` long."""
+    lo_i = int(np.searchsorted(upper, TAIL_MASS))
+    hi_i = int(np.searchsorted(upper, 1 - TAIL_MASS))
+    lo_i, hi_i = min(lo_i, len(grid) - 1), min(hi_i, len(grid) - 1)
+    if hi_i - lo_i + 1 > size - 1:  # too wide: keep the central size−1 values
+        mid = (lo_i + hi_i) // 2
+        lo_i = mid - (size - 1) // 2
+        hi_i = lo_i + size - 2
+    pmf = np.clip(upper[lo_i:hi_i + 1] - lower[lo_i:hi_i + 1], 0, None)
+    escape = max(lower[lo_i] + (1.0 - upper[hi_i]), 0.0)
+    return quantize_pmf(np.r_[pmf, escape], PRECISION), int(grid[lo_i])
 
 
 def quantize_pmf(pmf: np.ndarray, precision: int) -> np.ndarray:

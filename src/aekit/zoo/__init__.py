@@ -71,7 +71,9 @@ def warm_start(model, model_dir: str | Path) -> dict[str, Any]:
     model_dir = Path(model_dir)
     meta = read_model_meta(model_dir)
     src = load_file(str(model_dir / "model.safetensors"))
-    own = model.state_dict()
+    # empty tensors are tables a model rebuilds itself (a codec's ragged per-image tables,
+    # recomputed by export_tables()): nothing to start from
+    own = {k: v for k, v in model.state_dict().items() if v.numel()}
     filled: set[str] = set()
     widened: set[str] = set()
     with torch.no_grad():
