@@ -249,16 +249,16 @@ def _pack_choices(choices: np.ndarray) -> bytes:
     return bytes((c[0::2] << 4) | c[1::2])
 
 
-def encode_symbols(code: QuantizedCode, q: int, y: np.ndarray) -> bytes:
-    """Integer latents y (M, h, w) at quality q → payload bytes (format 2 when the model has
-    per-image tables, else format 1: see :func:`payload_version`)."""
+def encode_symbols(code: QuantizedCode, q: int, y: np.ndarray, adaptive: bool = True) -> bytes:
+    """Integer latents y (M, h, w) at quality q → payload bytes: format 2 (per-image tables)
+    when ``adaptive`` and the model has the tables, else format 1."""
     import constriction
 
     m = y.shape[0]
     flat = y.reshape(m, -1).astype(np.int64)
     head = b""
     choices = None
-    if code.adaptive:
+    if adaptive and code.adaptive:
         choices = choose_tables(code, q, flat)
         head = _pack_choices(choices)
     tables = _tables(code, q, choices)
@@ -276,10 +276,6 @@ def encode_symbols(code: QuantizedCode, q: int, y: np.ndarray) -> bytes:
     words = enc.get_compressed().astype("<u4").tobytes()
     escapes = np.concatenate(escaped_values[::-1]) if escaped_values else np.zeros(0, np.int64)
     return head + struct.pack(">I", len(words)) + words + _varints(escapes)
-
-
-def payload_version(code: QuantizedCode) -> int:
-    return VERSION if code.adaptive else 1
 
 
 def decode_symbols(code: QuantizedCode, q: int, payload: bytes, h: int, w: int,
@@ -388,9 +384,15 @@ def encode_at(model: Autoencoder, img: np.ndarray, h: Tensor, quality: int) -> b
         raise AekitError(f"quality must be 1–{code.n_qualities}, got {quality + 1}")
     y = torch.round(h * code.gain(quality).detach().cpu())[0].numpy().astype(np.int64)
     channels = 1 if img.ndim == 2 else 3
-    payload = encode_symbols(code, quality, y)
+    payload, version = encode_symbols(code, quality, y, adaptive=False), 1
+    if code.adaptive:
+        # the table choices cost 4 bits a channel: a small image can come out smaller
+        # without them, so the shorter file wins (same latents, same pixels)
+        chosen = encode_symbols(code, quality, y)
+        if len(chosen) < len(payload):
+            payload, version = chosen, VERSION
     return pack(channels, quality, model_id(model), img.shape[1], img.shape[0], payload,
-                payload_version(code))
+                version)
 
 
 #: step size and momentum of :func:`refine`: SGD with Nesterov momentum on the per-image loss

@@ -297,7 +297,8 @@ def _register_preset() -> None:
     PRESETS.add("codec", {
         "arch": "codec", "arch_options": {"channels": 128}, "code": "quantized",
         "code_options": {}, "normalization": "unit", "loss": "mse"},
-        help="learned image codec: GDN transforms, rounded code, factorized entropy model, "
+        help="learned image codec: GDN transforms, rounded code, factorized entropy model "
+             "with per-image table choice, "
              "6 qualities in one model (`aekit compress`)")
 
 
