@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from aekit.codes_quantized import ADAPT_CHOICES, ADAPT_UNIT, PRECISION, QuantizedCode
+from aekit.codes_quantized import ADAPT_CHOICES, PRECISION, QuantizedCode
 from aekit.errors import AekitError
 from aekit.models import Autoencoder
 from aekit.nn.codec import STRIDE
