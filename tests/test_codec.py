@@ -97,6 +97,18 @@ def test_per_image_tables_pick_zeros_and_stretched_tables_and_save_bits(tiny):
     assert np.array_equal(codec.decode_symbols(code, q, v2, 6, 9, version=2), y)
 
 
+def test_table_choices_of_an_odd_channel_count_round_trip_and_refuse_a_set_pad_nibble():
+    torch.manual_seed(1)
+    model = create_model("codec", (3, 32, 32), 7, arch_options={"channels": 8}).eval()
+    model.code.export_tables()
+    y = np.random.default_rng(3).integers(-2, 3, size=(7, 4, 5))
+    payload = codec.encode_symbols(model.code, 1, y)
+    assert np.array_equal(codec.decode_symbols(model.code, 1, payload, 4, 5, version=2), y)
+    bad = payload[:3] + bytes([payload[3] | 1]) + payload[4:]  # the 8th nibble pads 7 choices
+    with pytest.raises(CodecFormatError, match="choices"):
+        codec.decode_symbols(model.code, 1, bad, 4, 5, version=2)
+
+
 def test_a_codec_saved_without_per_image_tables_still_loads_and_writes_format_1(tiny):
     model, _ = tiny
     state = {k: v for k, v in model.state_dict().items() if ".adapt_" not in k}
