@@ -240,6 +240,13 @@ def evaluate_folder(images: list[Path], model: Any = None, msssim: bool = True,
     return result
 
 
+def curve_label(name: str, result: dict[str, Any]) -> str:
+    """A curve's name in tables and plots: the "aekit" curve of :func:`evaluate_folder` says
+    which encoder made it (``aekit (--refine N)``), beside any other ``--refine`` curve."""
+    steps = result.get("refine_steps")
+    return f"{name} (--refine {steps})" if name == "aekit" and steps is not None else name
+
+
 def plot_rd(result: dict[str, Any], path: str | Path, title: str = "") -> None:
     """bpp–PSNR curves of every method (and the published Kodak anchors, dashed)."""
     import matplotlib
@@ -253,12 +260,8 @@ def plot_rd(result: dict[str, Any], path: str | Path, title: str = "") -> None:
     styles = {"aekit": ("C3", "o"), "JPEG": ("C0", "s"), "WebP": ("C2", "^")}
     for name, rows in result["curves"].items():
         color, marker = styles.get(name, ("C1", "D") if name.startswith("aekit") else ("k", "."))
-        label = name
-        if name == "aekit" and result.get("refine_steps") is not None:
-            # the curve of aekit's default encoder: say which one, beside a --refine N curve
-            label = f"aekit (--refine {result['refine_steps']})"
         ax.plot([r["bpp"] for r in rows], [r["psnr"] for r in rows], marker=marker, color=color,
-                label=label, ms=4)
+                label=curve_label(name, result), ms=4)
     for name, pts in result.get("anchors_kodak", {}).items():
         if name.startswith("bmshj2018-factorized"):
             ax.plot(*zip(*pts), ls="--", color="grey", lw=1, label=f"{name} (Kodak, published)")

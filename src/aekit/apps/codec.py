@@ -190,13 +190,13 @@ def decompress_cmd(p: argparse.ArgumentParser) -> Handler:
 
 def rd_report(result: dict[str, Any]) -> str:
     """The text table of ``aekit codec-eval`` and ``benchmarks/codec.py``."""
+    from aekit.rd import curve_label
+
     head = (f"rate–distortion on {result['images']} images (means per quality point; bpp from "
             "file bytes, PSNR on RGB 0–255)")
     lines = [head]
-    steps = result.get("refine_steps", 0)
     for name, rows in result["curves"].items():
-        label = f"{name} (--refine {steps})" if name == "aekit" else name
-        lines += ["", f"{label}:", format_table(
+        lines += ["", f"{curve_label(name, result)}:", format_table(
             [{"quality": r["quality"], "bpp": round(r["bpp"], 4), "PSNR dB": round(r["psnr"], 2),
               "MS-SSIM": round(r["ms_ssim"], 4)} for r in rows])]
     if "psnr_at" in result:
