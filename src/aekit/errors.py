@@ -1,4 +1,12 @@
-"""User-facing errors: the CLI prints ``aekit: error: <message>`` and exits non-zero."""
+"""User-facing errors: the CLI prints ``aekit: error: <message>`` and exits non-zero; and
+the one-line warning form, ``aekit: warning: <message>``."""
+
+import sys
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr (the CLI's ``aekit: warning: …`` form)."""
+    sys.stderr.write(f"aekit: warning: {message}\n")
 
 
 class AekitError(Exception):

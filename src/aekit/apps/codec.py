@@ -13,7 +13,7 @@ from typing import Any
 
 from aekit.apps import Handler, command
 from aekit.apps.common import add_json_flag, emit, format_table
-from aekit.errors import AekitError, DataError
+from aekit.errors import AekitError, DataError, warn
 from aekit.io import atomic_path, write_bytes_atomic, write_json_atomic
 
 DEFAULT_QUALITY = 4
@@ -87,7 +87,6 @@ def compress_cmd(p: argparse.ArgumentParser) -> Handler:
 
         from aekit import codec
         from aekit.rd import list_images, read_image_alpha
-        from aekit.text.corpus import warn
 
         model = load_codec(args.model)
         n_q = codec.n_qualities(model)

@@ -62,8 +62,8 @@ def fit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def prepare(args: argparse.Namespace):
     """Corpus → (corpus, vocabulary, counts); warns about documents the vocabulary misses."""
+    from aekit.errors import warn
     from aekit.text import build_vocabulary, load_corpus
-    from aekit.text.corpus import warn
 
     corpus = load_corpus(args.corpus, args.text_col, args.label_col)
     if args.vocab_size < 2:

@@ -23,11 +23,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from aekit.errors import DataError
+from aekit.errors import DataError, warn
 
 TEXT_SUFFIXES = (".txt",)
 TABLE_SUFFIXES = (".csv", ".tsv")
@@ -51,11 +50,6 @@ class Corpus:
         idx = list(idx)
         return Corpus([self.texts[i] for i in idx], [self.ids[i] for i in idx],
                       None if self.labels is None else [self.labels[i] for i in idx], self.name)
-
-
-def warn(message: str) -> None:
-    """A one-line warning on stderr (the CLI's ``aekit: warning: …`` form)."""
-    sys.stderr.write(f"aekit: warning: {message}\n")
 
 
 def decode_bytes(raw: bytes, where: str) -> str:

@@ -94,7 +94,7 @@ def load_reuters(folder: Path | None = None, split: str = "train") -> Corpus:
     if not files:
         raise DataError(f"{folder}: no reut2-*.sgm[.gz] files")
     if len(files) < N_FILES:
-        from aekit.text.corpus import warn
+        from aekit.errors import warn
 
         warn(f"{folder}: {len(files)} of the {N_FILES} Reuters-21578 files found; "
              "the split is incomplete")
