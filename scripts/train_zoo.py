@@ -37,6 +37,10 @@ def main() -> int:
                         "'zoo' = the shipped model of the same name")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate, for recipes that take one (codec; default: the recipe's)")
+    p.add_argument("--lambdas", type=lambda t: [float(v) for v in t.split(",")], default=None,
+                   metavar="L1,L2,...", help="the codec's quality ladder in CompressAI units "
+                                               "(default: bmshj2018's six); with --init-from, "
+                                               "qualities are carried over by λ")
     args = p.parse_args()
     import inspect
 
@@ -58,6 +62,10 @@ def main() -> int:
             if "lr" not in params and not any(v.kind is v.VAR_KEYWORD for v in params.values()):
                 p.error(f"the {name} recipe takes no --lr")
             kwargs["lr"] = args.lr
+        if args.lambdas is not None:
+            if "lambdas" not in inspect.signature(recipe).parameters:
+                p.error(f"the {name} recipe takes no --lambdas")
+            kwargs["lambdas"] = args.lambdas
         summary = recipe(Path(args.out) / name, **kwargs)
         print(json.dumps({"recipe": name, "seconds": round(time.perf_counter() - t0, 1), **summary}),
               flush=True)

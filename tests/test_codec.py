@@ -416,3 +416,41 @@ def test_refine_help_states_the_codecs_default(capsys):
     with pytest.raises(SystemExit):
         main(["compress", "--help"])
     assert f"(default {codec.DEFAULT_REFINE_STEPS})" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_fine_tune_can_change_the_ladder_and_keeps_every_shared_quality(tmp_path):
+    """``lambdas`` with ``init``: qualities the source has come over by λ (not by position),
+    new ones start from gains extrapolated in log λ and the nearest density rescaled to them
+    exactly (c'(x) = c(x / r)), and the model's λ buffer is the new ladder."""
+    from aekit.codec_train import codec_model, codec_recipe
+
+    torch.manual_seed(0)
+    source = codec_model(8, 8).eval()
+    with torch.no_grad():
+        source.code.log_gain.add_(torch.randn_like(source.code.log_gain) * 0.1)
+    source.code.export_tables()
+    source.save_pretrained(tmp_path / "src")
+    ladder = [0.0009, 0.0035, 0.0130, 0.0483, 0.0932]
+    summary = codec_recipe(tmp_path / "ft", minutes=0.0, channels=8, latent=8, lambdas=ladder,
+                           init=str(tmp_path / "src"), log=None)
+    assert summary["ladder"] == {"copied": [1, 2, 3], "new": [0, 4]}
+    tuned = Autoencoder.from_pretrained(tmp_path / "ft")
+    new, old = tuned.code, source.code
+    assert torch.allclose(new.lambdas, torch.tensor([v * 255**2 / 3 for v in ladder]))
+    for q_new, q_old in ((1, 1), (2, 3), (3, 5)):  # 0.0035, 0.0130, 0.0483 of bmshj2018's six
+        assert torch.equal(new.log_gain[q_new], old.log_gain[q_old])
+        assert torch.equal(new.density.biases[0][new._channels(q_new)],
+                           old.density.biases[0][old._channels(q_old)])
+    # the top quality: one octave of λ above the source's top, on the line through its last two
+    lam = torch.log(torch.tensor([0.0250, 0.0483, 0.0932], dtype=torch.float64))
+    t = float((lam[2] - lam[0]) / (lam[1] - lam[0]))
+    expect = old.log_gain[4] + t * (old.log_gain[5] - old.log_gain[4])
+    assert torch.allclose(new.log_gain[4], expect, atol=1e-6)
+    r = (new.log_gain[4] - old.log_gain[5]).exp().double().view(-1, 1, 1)
+    x = torch.linspace(-6, 6, 25, dtype=torch.float64).view(1, 1, -1).expand(8, 1, -1)
+    with torch.no_grad():
+        a = new.density._logits_double(x * r, new._channels(4))
+        b = old.density._logits_double(x, old._channels(5))
+    assert torch.allclose(a, b, atol=1e-6)
+    # the default rate point follows λ, not the position in the ladder
+    assert codec.default_quality(tuned) == 2 and codec.default_quality(source) == 3

@@ -53,6 +53,8 @@ VERSIONS = (1, 2)
 HEADER = struct.Struct(">4sBBBB8sIIII")  # everything before the header CRC
 HEADER_SIZE = HEADER.size + 4  # 36
 #: refuse (crafted) headers that would make the decoder allocate absurd amounts
+#: the rate point ``aekit compress`` picks by default, in CompressAI's λ units (its quality 4)
+DEFAULT_LAMBDA = 0.013
 MAX_SIDE = 1 << 15
 MAX_PIXELS = 1 << 28
 
@@ -106,6 +108,14 @@ def model_id(model: Autoencoder) -> bytes:
 
 def n_qualities(model: Autoencoder) -> int:
     return check_codec_model(model).n_qualities
+
+
+def default_quality(model: Autoencoder) -> int:
+    """The 0-based quality ``aekit compress`` uses without ``--quality`` or ``--bpp``: the one
+    whose λ is nearest CompressAI's quality 4 (λ = 0.013, ~0.5 bpp on photos), so the default
+    stays the same rate point whatever ladder a model was trained with."""
+    lams = check_codec_model(model).lambdas.double()
+    return int((lams.log() - math.log(DEFAULT_LAMBDA * 255.0**2 / 3.0)).abs().argmin())
 
 
 def image_to_tensor(img: np.ndarray, channels: int) -> Tensor:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,15 @@ CHECK_EVERY = 100
 LR = 1e-3
 
 
-def codec_model(channels: int = CODEC_CHANNELS, latent: int = CODEC_LATENT) -> Autoencoder:
+def codec_model(channels: int = CODEC_CHANNELS, latent: int = CODEC_LATENT,
+                lambdas: Sequence[float] | None = None) -> Autoencoder:
     """A fresh ``codec`` preset model; its nominal input shape only matters to the generic
-    ``forward`` (the codec itself codes any size)."""
-    return create_model("codec", (3, 64, 64), latent, arch_options={"channels": channels})
+    ``forward`` (the codec itself codes any size). ``lambdas``: the quality ladder in
+    CompressAI's units (``λ·255²·MSE + bpp``), lowest first; default its six bmshj2018 ones."""
+    extra: dict[str, Any] = {}
+    if lambdas is not None:
+        extra["code_options"] = {"lambdas": [float(v) * 255.0**2 / 3.0 for v in lambdas]}
+    return create_model("codec", (3, 64, 64), latent, arch_options={"channels": channels}, **extra)
 
 
 class CropSampler:
@@ -183,21 +189,33 @@ def _mean(rows: list[torch.Tensor]) -> list[float]:
 @RECIPES.register("codec", help="variable-rate learned image codec (aekit compress)")
 def codec_recipe(out_dir: Path, *, device: str = "cpu", minutes: float = 4.0, seed: int = 0,
                  channels: int = CODEC_CHANNELS, latent: int = CODEC_LATENT,
-                 init: str | None = None, **options: Any) -> dict[str, Any]:
+                 lambdas: Sequence[float] | None = None, init: str | None = None,
+                 **options: Any) -> dict[str, Any]:
     """The shipped codec: trained on every photo of ``photo_collection()`` (colour).
-    ``channels``/``latent`` shrink it for a quick CPU stand-in; ``init`` starts from a saved
-    codec of the same size (a fine-tune: a third of the learning rate unless ``lr`` is given,
-    the source's training record kept under ``earlier_runs``, see
-    :func:`aekit.zoo.warm_start`); other options go to :func:`train_codec`."""
+    ``channels``/``latent`` shrink it for a quick CPU stand-in; ``lambdas`` sets the quality
+    ladder (CompressAI units, see :func:`codec_model`); ``init`` starts from a saved codec of
+    the same size (a fine-tune: a third of the learning rate unless ``lr`` is given, the
+    source's training record kept under ``earlier_runs``, see :func:`aekit.zoo.warm_start`;
+    with ``lambdas`` its ladder is carried over by :meth:`QuantizedCode.adopt_ladder`); other
+    options go to :func:`train_codec`."""
     from aekit.data.embedded import photo_collection
     from aekit.zoo import warm_start
 
     torch.manual_seed(seed)
-    model = codec_model(channels, latent)
+    model = codec_model(channels, latent, lambdas)
     photos = photo_collection(3)
     started: dict[str, Any] = {}
     if init:
+        ladder = model.code.lambdas.clone()
         started = warm_start(model, init)
+        source = Autoencoder.from_pretrained(init)
+        if not torch.equal(source.code.lambdas, ladder):
+            # warm_start filled (or skipped) the code's ladder tensors by position;
+            # adopt_ladder fills every one of them by λ (the tables come from export)
+            model.code.lambdas.copy_(ladder)
+            started["ladder"] = model.code.adopt_ladder(source.code)
+            for key in ("init_fresh", "init_widened"):
+                started[key] = [k for k in started[key] if not k.startswith("code.")]
         if started["init_fresh"]:  # a warm codec keeps its gains: every tensor must come over
             raise AekitError(f"{init} is not a codec of this size ({channels} channels, "
                              f"latent {latent}): {len(started['init_fresh'])} tensors do not fit")

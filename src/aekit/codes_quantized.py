@@ -211,6 +211,51 @@ class QuantizedCode(Code):
         z, bits = self.quantize(h, q, sample)
         return z, {"rate": (bits / self.lambdas[q]).mean()}
 
+    # -- a new ladder from a trained one ------------------------------------------------------
+    @torch.no_grad()
+    def adopt_ladder(self, source: QuantizedCode) -> dict[str, list[int]]:
+        """Start this code's qualities from a trained code with another λ ladder (same M).
+
+        A λ the source has takes that quality's gains and density as they are. A new λ takes
+        gains interpolated (or extrapolated, at the ends) log-linearly in log λ through the two
+        nearest source qualities — high-rate theory's Δ ∝ λ^(−½) is such a line — and the
+        nearest quality's density, rescaled exactly to the new gain: the latents become
+        y' = r·y, so c'(x) = c(x / r), which is the first layer's positive weights divided by r.
+        Returns which new qualities were copied and which were made up (0-based)."""
+        if source.latent_dim != self.latent_dim:
+            raise AekitError(f"the source code has {source.latent_dim} channels, this one "
+                             f"{self.latent_dim}")
+        log_src = source.lambdas.double().log()
+        copied: list[int] = []
+        new: list[int] = []
+        for q, lam in enumerate(self.lambdas.double().log()):
+            dist = (log_src - lam).abs()
+            near = int(dist.argmin())
+            if float(dist[near]) < 1e-6:
+                lg, lig, r = source.log_gain[near], source.log_inv_gain[near], None
+                copied.append(q)
+            else:
+                i, j = sorted(int(k) for k in dist.argsort()[:2]) if len(log_src) > 1 else (near, near)
+                t = float((lam - log_src[i]) / (log_src[j] - log_src[i])) if j != i else 0.0
+                lg = source.log_gain[i] + t * (source.log_gain[j] - source.log_gain[i])
+                lig = source.log_inv_gain[i] + t * (source.log_inv_gain[j] - source.log_inv_gain[i])
+                r = (lg - source.log_gain[near]).exp()  # (M,) y' = r · y
+                new.append(q)
+            self.log_gain[q].copy_(lg)
+            self.log_inv_gain[q].copy_(lig)
+            dst, src = self._channels(q), source._channels(near)
+            for mine, theirs in ((self.density.matrices, source.density.matrices),
+                                 (self.density.biases, source.density.biases),
+                                 (self.density.factors, source.density.factors)):
+                for a, b in zip(mine, theirs):
+                    a[dst].copy_(b[src])
+            if r is not None:
+                first = self.density.matrices[0]
+                w = F.softplus(first[dst].double()) / r.double().view(-1, 1, 1)
+                first[dst].copy_(w + torch.log(-torch.expm1(-w)))  # softplus⁻¹
+        self.tables_ready.zero_()
+        return {"copied": copied, "new": new}
+
     # -- integer tables for the range coder ------------------------------------------------
     @torch.no_grad()
     def export_tables(self) -> None:
@@ -299,7 +344,7 @@ def _register_preset() -> None:
         "code_options": {}, "normalization": "unit", "loss": "mse"},
         help="learned image codec: GDN transforms, rounded code, factorized entropy model "
              "with per-image table choice, "
-             "6 qualities in one model (`aekit compress`)")
+             "a ladder of qualities in one model (`aekit compress`)")
 
 
 _register_preset()
