@@ -34,10 +34,12 @@ DEFAULT_DATA = Path("/work/shared/data/bsd68/CBSD68")
 
 
 def speed(model, img: np.ndarray, repeats: int = 3, refine_steps: int = 0) -> list[dict]:
-    """Median encode + decode seconds of one image for aekit (quality 3, the plain encoder and
-    with ``refine_steps`` of latent refinement when > 0), JPEG and WebP."""
+    """Median encode + decode seconds of one image for aekit (at ``aekit compress``'s default
+    quality, the plain encoder and with ``refine_steps`` of latent refinement when > 0), JPEG
+    and WebP."""
     rows = []
     pixels = img.shape[0] * img.shape[1]
+    q = codec.default_quality(model)
 
     def timed(fn) -> float:
         ts = []
@@ -48,16 +50,16 @@ def speed(model, img: np.ndarray, repeats: int = 3, refine_steps: int = 0) -> li
         return statistics.median(ts)
 
     for steps in sorted({0, refine_steps}):
-        aek = codec.compress(model, img, 2, steps)
-        rows.append({"codec": f"aekit q3 --refine {steps}",
+        aek = codec.compress(model, img, q, steps)
+        rows.append({"codec": f"aekit q{q + 1} --refine {steps}",
                      "bpp": round(8 * len(aek) / pixels, 3),
                      "encode+decode s": round(timed(lambda steps=steps: codec.decompress(
-                         model, codec.compress(model, img, 2, steps))), 3)})
-    for name, fmt, q in (("JPEG q75", "JPEG", 75), ("WebP q75", "WEBP", 75)):
+                         model, codec.compress(model, img, q, steps))), 3)})
+    for name, fmt, level in (("JPEG q75", "JPEG", 75), ("WebP q75", "WEBP", 75)):
         run = pillow_codec(fmt)
-        data, _ = run(img, q)
+        data, _ = run(img, level)
         rows.append({"codec": name, "bpp": round(8 * len(data) / pixels, 3),
-                     "encode+decode s": round(timed(lambda run=run, q=q: run(img, q)), 4)})
+                     "encode+decode s": round(timed(lambda run=run, level=level: run(img, level)), 4)})
     return rows
 
 

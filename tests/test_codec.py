@@ -82,7 +82,8 @@ def test_per_image_tables_pick_zeros_and_stretched_tables_and_save_bits(tiny):
         assert torch.equal(code.adapt_counts[start: start + n], code.cdf_counts[q, c, :n])
     rng = np.random.default_rng(0)
     y = np.zeros((code.latent_dim, 6, 9), np.int64)
-    tab, first = codec._tables(code, q, None)[1]
+    tab = code.cdf_counts[q, 1, : int(code.cdf_length[q, 1])].numpy()
+    first = int(code.cdf_offset[q, 1])
     probs = tab[:-1] / tab[:-1].sum()
     for c in range(1, code.latent_dim):  # each channel drawn from its own table, c = 1 widened
         y[c] = rng.choice(np.arange(first, first + len(probs)), size=(6, 9), p=probs) \
@@ -90,11 +91,47 @@ def test_per_image_tables_pick_zeros_and_stretched_tables_and_save_bits(tiny):
     choices = codec.choose_tables(code, q, y.reshape(len(y), -1))
     assert choices.shape == (code.latent_dim,) and choices.max() < ADAPT_CHOICES
     assert choices[0] == 0 and choices[1] > ADAPT_UNIT
-    v2 = codec.encode_symbols(code, q, y)
-    v1 = codec.encode_symbols(code, q, y, adaptive=False)
+    v2 = codec.encode_symbols(code, q, y, version=2)
+    v1 = codec.encode_symbols(code, q, y, version=1)
     assert np.array_equal(codec.decode_symbols(code, q, v1, 6, 9, version=1), y)
     assert len(v2) < len(v1)
     assert np.array_equal(codec.decode_symbols(code, q, v2, 6, 9, version=2), y)
+    v3 = codec.encode_symbols(code, q, y, version=3)
+    assert np.array_equal(codec.decode_symbols(code, q, v3, 6, 9, version=3), y)
+
+
+def test_context_tables_follow_the_activity_of_earlier_channels(tiny):
+    """Format 3: where the channels decoded before have large values, a channel flagged for
+    context codes with a wider table, so latents whose spread varies across the image (as a
+    photo's do: texture here, sky there) take fewer bytes than with one table per channel
+    (format 2); the decoder forms the same groups from what it has decoded and gets every
+    value back, escapes included."""
+    code = tiny[0].code
+    q = 2
+    rng = np.random.default_rng(4)
+    m, h, w = code.latent_dim, 24, 32
+    # calm | busy (the untrained tables are wide: a spread of 2 is calm for them)
+    spread = np.where(np.arange(w) < w // 2, 2.0, 30.0)[None, None, :].repeat(h, 1)
+    y = rng.laplace(0.0, spread, (m, h, w)).round().astype(np.int64)
+    y[3] = 0
+    y[5, 0, 0] = 5000  # far outside every table: an escape
+    flat = y.reshape(m, -1)
+    base, use, shift = codec.plan_context(code, q, flat)
+    assert base[3] == 0 and not use[3]
+    assert use[1:].mean() > 0.5 and shift.max() > shift.min()
+    v2 = codec.encode_symbols(code, q, y, version=2)
+    v3 = codec.encode_symbols(code, q, y, version=3)
+    assert len(v3) < 0.95 * len(v2)
+    assert np.array_equal(codec.decode_symbols(code, q, v3, h, w, version=3), y)
+    # the same latents, with the channels' groups taken from other (wrong) activities, do not
+    # come back: the groups really are the decoder's own
+    k = codec._side_info_size(m, 3)
+    flipped = v3[: k - 5] + bytes([v3[k - 5] ^ 0xFF]) + v3[k - 4:]
+    try:
+        wrong = codec.decode_symbols(code, q, flipped, h, w, version=3)
+        assert not np.array_equal(wrong, y)
+    except CodecFormatError:
+        pass
 
 
 def test_table_choices_of_an_odd_channel_count_round_trip_and_refuse_a_set_pad_nibble():
@@ -102,11 +139,16 @@ def test_table_choices_of_an_odd_channel_count_round_trip_and_refuse_a_set_pad_n
     model = create_model("codec", (3, 32, 32), 7, arch_options={"channels": 8}).eval()
     model.code.export_tables()
     y = np.random.default_rng(3).integers(-2, 3, size=(7, 4, 5))
-    payload = codec.encode_symbols(model.code, 1, y)
+    payload = codec.encode_symbols(model.code, 1, y, version=2)
     assert np.array_equal(codec.decode_symbols(model.code, 1, payload, 4, 5, version=2), y)
     bad = payload[:3] + bytes([payload[3] | 1]) + payload[4:]  # the 8th nibble pads 7 choices
     with pytest.raises(CodecFormatError, match="choices"):
         codec.decode_symbols(model.code, 1, bad, 4, 5, version=2)
+    payload = codec.encode_symbols(model.code, 1, y, version=3)
+    assert np.array_equal(codec.decode_symbols(model.code, 1, payload, 4, 5, version=3), y)
+    bad = payload[:4] + bytes([payload[4] | 1]) + payload[5:]  # the 8th bit pads 7 flags
+    with pytest.raises(CodecFormatError, match="context flags"):
+        codec.decode_symbols(model.code, 1, bad, 4, 5, version=3)
 
 
 def test_a_codec_saved_without_per_image_tables_still_loads_and_writes_format_1(tiny):
@@ -124,18 +166,17 @@ def test_a_codec_saved_without_per_image_tables_still_loads_and_writes_format_1(
     assert len(new) <= len(data)
 
 
-def test_shipped_codec_writes_format_2_when_it_is_shorter(shipped):
-    """The per-image tables pay on a photo; on a thumbnail their 64 bytes do not, and the
-    encoder keeps the format-1 file."""
-    for shape, version in (((160, 224), 2), ((16, 16), 1)):
+def test_shipped_codec_writes_the_shortest_format(shipped):
+    """The per-image and context tables pay on a photo; on a thumbnail their 64–84 bytes do
+    not, and the encoder keeps the format-1 file."""
+    for shape, version in (((160, 224), 3), ((16, 16), 1)):
         img = synthetic_photo(*shape, seed=11)
         data = codec.compress(shipped, img, 2, refine_steps=0)
         y = torch.round(codec.analyse(shipped, img) * shipped.code.gain(2).detach())[0].numpy().astype(np.int64)
-        plain = codec.encode_symbols(shipped.code, 2, y, adaptive=False)
+        sizes = [len(codec.encode_symbols(shipped.code, 2, y, version=v)) for v in (1, 2, 3)]
         assert data[4] == version
-        assert len(data) - codec.HEADER_SIZE == min(len(plain), len(codec.encode_symbols(shipped.code, 2, y)))
+        assert len(data) - codec.HEADER_SIZE == min(sizes) == sizes[version - 1]
         assert np.array_equal(codec.decompress(shipped, data).shape[:2], shape)
-    assert len(data) - codec.HEADER_SIZE == len(plain)
 
 
 def test_shipped_codec_quality_ladder(shipped):

@@ -48,8 +48,17 @@ from aekit.training import bf16_autocast_pays
 
 MAGIC = b"\x89AEK"
 #: the format written by a model with per-image tables; one without them writes version 1
-VERSION = 2
-VERSIONS = (1, 2)
+VERSION = 3
+VERSIONS = (1, 2, 3)
+#: format 3 (context-adaptive tables): a channel flagged for context splits its positions into
+#: CONTEXT_BINS groups by the activity there of the channels decoded before it; each group
+#: is coded with the channel's chosen table shifted by that group's per-image shift
+CONTEXT_BINS = 8
+#: a decoded channel adds |ŷ| · (CONTEXT_WEIGHT // (Σ|ŷ| + 1)) to the activity: integers, so
+#: encoder and decoder form the same groups on every machine (and it stays < M·2²⁰: no overflow)
+CONTEXT_WEIGHT = 1 << 20
+#: the largest escaped latent magnitude a decoder accepts
+ESCAPE_MAX = 1 << 24
 HEADER = struct.Struct(">4sBBBB8sIIII")  # everything before the header CRC
 HEADER_SIZE = HEADER.size + 4  # 36
 #: refuse (crafted) headers that would make the decoder allocate absurd amounts
@@ -189,10 +198,12 @@ def _varints(values: np.ndarray) -> bytes:
     return bytes(out)
 
 
-def _read_varints(data: bytes, count: int) -> np.ndarray:
+def _read_varints(data: bytes) -> np.ndarray:
+    """Every zig-zag varint of an escape stream, in order (values beyond ±ESCAPE_MAX, which
+    no latent reaches, mean a corrupt file)."""
     vals = []
     pos = 0
-    for _ in range(count):
+    while pos < len(data):
         u, shift = 0, 0
         while True:
             if pos >= len(data) or shift > 63:
@@ -203,9 +214,10 @@ def _read_varints(data: bytes, count: int) -> np.ndarray:
             shift += 7
             if not b & 0x80:
                 break
-        vals.append((u >> 1) ^ -(u & 1))
-    if pos != len(data):
-        raise CodecFormatError("the escape stream has trailing bytes: the file is corrupt")
+        v = (u >> 1) ^ -(u & 1)
+        if abs(v) > ESCAPE_MAX:
+            raise CodecFormatError("the escape stream is corrupt (a value out of range)")
+        vals.append(v)
     return np.asarray(vals, dtype=np.int64)
 
 
@@ -215,30 +227,16 @@ def _varint_bytes(values: np.ndarray) -> np.ndarray:
     return np.maximum(1, np.ceil(np.log2(u + 1) / 7.0))
 
 
-def _tables(code: QuantizedCode, q: int, choices: np.ndarray | None) -> list[tuple[np.ndarray, int] | None]:
-    """(counts, first value) of each channel's table at quality q: the channel's own table when
-    ``choices`` is None (format 1), else the chosen stretched table; None: all zeros."""
-    if choices is None:
-        counts, offsets, lengths = (t[q].numpy() for t in (code.cdf_counts, code.cdf_offset,
-                                                            code.cdf_length))
-        return [(counts[c, : lengths[c]], int(offsets[c])) for c in range(len(lengths))]
-    allc = code.adapt_counts.numpy()
-    start, offset, length = (t[q].numpy() for t in (code.adapt_start, code.adapt_offset,
-                                                     code.adapt_length))
-    return [None if j == 0 else (allc[start[c, j]: start[c, j] + length[c, j]], int(offset[c, j]))
-            for c, j in enumerate(choices.tolist())]
-
-
-def choose_tables(code: QuantizedCode, q: int, flat: np.ndarray) -> np.ndarray:
-    """Per channel of the integer latents ``flat`` (M, N), the table choice that codes it in
-    the fewest bits by the tables' own integers (escapes at their varint size): (M,) in
-    ``0 … ADAPT_CHOICES−1``, 0 for a channel that is all zeros."""
+def _element_bits(code: QuantizedCode, q: int, flat: np.ndarray) -> np.ndarray:
+    """(ADAPT_CHOICES, M, N): the bits of each integer latent of ``flat`` (M, N) under each
+    stretched table of its channel, by the tables' own integers (escapes at their varint
+    size); choice 0 ("all zeros") is inf here."""
     m = flat.shape[0]
     allc = code.adapt_counts.numpy().astype(np.float64)
     start, offset, length = (t[q].numpy().astype(np.int64) for t in (
         code.adapt_start, code.adapt_offset, code.adapt_length))
     escape_bits = 8.0 * _varint_bytes(flat)
-    bits = np.full((ADAPT_CHOICES, m), np.inf)
+    bits = np.full((ADAPT_CHOICES, *flat.shape), np.inf)
     rows = np.arange(m)[:, None]
     for j in range(1, ADAPT_CHOICES):
         n = length[:, j] - 1  # regular symbols; index n is the escape
@@ -249,9 +247,71 @@ def choose_tables(code: QuantizedCode, q: int, flat: np.ndarray) -> np.ndarray:
         idx = flat - offset[:, j, None]
         escaped = (idx < 0) | (idx >= n[:, None])
         idx = np.where(escaped, n[:, None], idx)
-        bits[j] = (cost[rows, idx] + np.where(escaped, escape_bits, 0.0)).sum(1)
+        bits[j] = cost[rows, idx] + np.where(escaped, escape_bits, 0.0)
+    return bits
+
+
+def choose_tables(code: QuantizedCode, q: int, flat: np.ndarray) -> np.ndarray:
+    """Format 2: per channel of the integer latents ``flat`` (M, N), the table choice that
+    codes it in the fewest bits: (M,) in ``0 … ADAPT_CHOICES−1``, 0 for an all-zero channel."""
+    bits = _element_bits(code, q, flat).sum(2)
     bits[0] = np.where((flat == 0).all(1), 0.0, np.inf)
     return bits.argmin(0)
+
+
+def _activity_steps(flat: np.ndarray) -> np.ndarray:
+    """What each channel of ``flat`` (M, N) adds to the context activity: |ŷ| scaled by an
+    integer weight that gives every channel the same total, so each counts equally."""
+    a = np.abs(flat)
+    return (CONTEXT_WEIGHT // (a.sum(-1, keepdims=True) + 1)) * a
+
+
+def _context_bins(act: np.ndarray) -> np.ndarray:
+    """Group of each position (N,) by its activity: edges at the activity's own
+    1/CONTEXT_BINS quantiles (ties go up), so a decoder that has the activity has the groups."""
+    s = np.sort(act)
+    edges = s[(np.arange(1, CONTEXT_BINS) * len(s)) // CONTEXT_BINS]
+    return np.searchsorted(edges, act, side="right")
+
+
+def plan_context(code: QuantizedCode, q: int, flat: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Format 3's choices for the integer latents ``flat`` (M, N): each channel's table (0 = all
+    zeros), whether it uses the context, and the per-group table shifts (CONTEXT_BINS,) in
+    −8 … 7, chosen (shifts by coordinate descent) to code the image in the fewest bits."""
+    bits = _element_bits(code, q, flat)  # (J, M, N)
+    act = np.cumsum(_activity_steps(flat), 0) - _activity_steps(flat)  # channels before c
+    bins = np.stack([_context_bins(a) for a in act])  # (M, N)
+    per_bin = np.stack([np.where(bins == k, bits, 0.0).sum(2) for k in range(CONTEXT_BINS)])
+    js = np.arange(1, ADAPT_CHOICES)
+    whole = bits.sum(2)[1:]  # (J−1, M): without context
+    zero = (flat == 0).all(1)
+
+    def with_context(shift: np.ndarray) -> np.ndarray:  # (J−1, M)
+        return sum(per_bin[k][np.clip(js + shift[k], 1, ADAPT_CHOICES - 1)]
+                   for k in range(CONTEXT_BINS))
+
+    def total(shift: np.ndarray) -> float:
+        return float(np.where(zero, 0.0, np.minimum(whole.min(0), with_context(shift).min(0))).sum())
+
+    shift = np.zeros(CONTEXT_BINS, np.int64)
+    best = total(shift)
+    for _ in range(3):
+        before = best
+        for k in range(CONTEXT_BINS):
+            for v in range(-8, 8):
+                trial = shift.copy()
+                trial[k] = v
+                t = total(trial)
+                if t < best:
+                    best, shift = t, trial
+        if best >= before:
+            break
+    ctx = with_context(shift)
+    use = (ctx.min(0) < whole.min(0)) & ~zero
+    base = np.where(use, js[ctx.argmin(0)], js[whole.argmin(0)])
+    base[zero] = 0
+    return base, use, shift
 
 
 def _pack_choices(choices: np.ndarray) -> bytes:
@@ -259,30 +319,90 @@ def _pack_choices(choices: np.ndarray) -> bytes:
     return bytes((c[0::2] << 4) | c[1::2])
 
 
-def encode_symbols(code: QuantizedCode, q: int, y: np.ndarray, adaptive: bool = True) -> bytes:
-    """Integer latents y (M, h, w) at quality q → payload bytes: format 2 (per-image tables)
-    when ``adaptive`` and the model has the tables, else format 1."""
+def _unpack_choices(data: bytes, count: int) -> np.ndarray:
+    packed = np.frombuffer(data, np.uint8)
+    if count % 2 and packed[-1] & 15:
+        raise CodecFormatError("the table choices are corrupt")
+    return np.stack([packed >> 4, packed & 15], 1).reshape(-1)[:count].astype(np.int64)
+
+
+def _side_info_size(m: int, version: int) -> int:
+    """Bytes of per-image choices at the head of a payload of this format version."""
+    if version == 1:
+        return 0
+    size = (m + 1) // 2  # a 4-bit table choice per channel
+    if version >= 3:
+        size += (m + 7) // 8 + CONTEXT_BINS // 2  # context flags, 4-bit group shifts
+    return size
+
+
+class _Plan:
+    """Which table codes which positions of each channel, for one payload: format 1 (each
+    channel's own table), 2 (a chosen table per channel) or 3 (chosen tables, and for the
+    channels flagged so, one shifted table per context group)."""
+
+    def __init__(self, code: QuantizedCode, q: int, version: int, base=None, use=None,
+                 shift=None) -> None:
+        self.version, self.base, self.use, self.shift = version, base, use, shift
+        if version == 1:
+            counts, offsets, lengths = (t[q].numpy() for t in (
+                code.cdf_counts, code.cdf_offset, code.cdf_length))
+            self.own = [(counts[c, : lengths[c]], int(offsets[c])) for c in range(len(lengths))]
+        else:
+            self.allc = code.adapt_counts.numpy()
+            self.start, self.offset, self.length = (t[q].numpy() for t in (
+                code.adapt_start, code.adapt_offset, code.adapt_length))
+
+    def table(self, c: int, j: int) -> tuple[np.ndarray, int]:
+        s = int(self.start[c, j])
+        return self.allc[s: s + int(self.length[c, j])], int(self.offset[c, j])
+
+    def groups(self, c: int, act: np.ndarray | None) -> list[tuple[np.ndarray | None, tuple]]:
+        """(positions, or None for all; (counts, first value)) of channel c, in coding order;
+        ``act``: the activity of the channels before c (format 3)."""
+        if self.version == 1:
+            return [(None, self.own[c])]
+        j = int(self.base[c])
+        if j == 0:
+            return []
+        if self.version == 2 or not self.use[c]:
+            return [(None, self.table(c, j))]
+        bins = _context_bins(act)
+        return [(np.flatnonzero(bins == k),
+                 self.table(c, int(np.clip(j + self.shift[k], 1, ADAPT_CHOICES - 1))))
+                for k in range(CONTEXT_BINS)]
+
+
+def encode_symbols(code: QuantizedCode, q: int, y: np.ndarray, version: int = VERSION) -> bytes:
+    """Integer latents y (M, h, w) at quality q → the payload of a file of this format version
+    (2 and 3 need a model with per-image tables)."""
     import constriction
 
     m = y.shape[0]
     flat = y.reshape(m, -1).astype(np.int64)
     head = b""
-    choices = None
-    if adaptive and code.adaptive:
-        choices = choose_tables(code, q, flat)
-        head = _pack_choices(choices)
-    tables = _tables(code, q, choices)
+    plan = _Plan(code, q, version)
+    act = None
+    if version == 2:
+        plan.base = choose_tables(code, q, flat)
+        head = _pack_choices(plan.base)
+    elif version >= 3:
+        plan.base, plan.use, plan.shift = plan_context(code, q, flat)
+        head = (_pack_choices(plan.base) + np.packbits(plan.use).tobytes()
+                + _pack_choices(plan.shift + 8))
+        act = np.cumsum(_activity_steps(flat), 0) - _activity_steps(flat)
     enc = constriction.stream.stack.AnsCoder()
     escaped_values = []
-    for c in reversed(range(m)):  # a stack: the last channel pushed is decoded first
-        if tables[c] is None:
-            continue
-        counts, offset = tables[c]
-        idx = flat[c] - offset
-        n = len(counts) - 1  # index n is the escape
-        escaped = (idx < 0) | (idx >= n)
-        enc.encode_reverse(np.where(escaped, n, idx).astype(np.int32), _categorical(counts))
-        escaped_values.append(flat[c][escaped])
+    for c in reversed(range(m)):  # a stack: the last group pushed is decoded first
+        for pos, (counts, offset) in reversed(plan.groups(c, None if act is None else act[c])):
+            vals = flat[c] if pos is None else flat[c, pos]
+            if not len(vals):
+                continue
+            idx = vals - offset
+            n = len(counts) - 1  # index n is the escape
+            escaped = (idx < 0) | (idx >= n)
+            enc.encode_reverse(np.where(escaped, n, idx).astype(np.int32), _categorical(counts))
+            escaped_values.append(vals[escaped])
     words = enc.get_compressed().astype("<u4").tobytes()
     escapes = np.concatenate(escaped_values[::-1]) if escaped_values else np.zeros(0, np.int64)
     return head + struct.pack(">I", len(words)) + words + _varints(escapes)
@@ -294,18 +414,21 @@ def decode_symbols(code: QuantizedCode, q: int, payload: bytes, h: int, w: int,
     import constriction
 
     m = code.latent_dim
-    choices = None
+    plan = _Plan(code, q, version)
     if version >= 2:
         if not code.adaptive:
-            raise CodecFormatError("the file uses per-image tables (format 2), which this "
-                                   "codec model was exported without")
-        k = (m + 1) // 2
+            raise CodecFormatError(f"the file uses per-image tables (format {version}), which "
+                                   "this codec model was exported without")
+        k = _side_info_size(m, version)
         if len(payload) < k:
             raise CodecFormatError("the payload is truncated")
-        packed = np.frombuffer(payload[:k], np.uint8)
-        choices = np.stack([packed >> 4, packed & 15], 1).reshape(-1)[:m].astype(np.int64)
-        if m % 2 and packed[-1] & 15:
-            raise CodecFormatError("the table choices are corrupt")
+        plan.base = _unpack_choices(payload[: (m + 1) // 2], m)
+        if version >= 3:
+            flags = np.frombuffer(payload[(m + 1) // 2: k - CONTEXT_BINS // 2], np.uint8)
+            plan.use = np.unpackbits(flags)[:m].astype(bool)
+            if np.unpackbits(flags)[m:].any():
+                raise CodecFormatError("the context flags are corrupt")
+            plan.shift = _unpack_choices(payload[k - CONTEXT_BINS // 2: k], CONTEXT_BINS) - 8
         payload = payload[k:]
     if len(payload) < 4:
         raise CodecFormatError("the payload is truncated")
@@ -313,24 +436,39 @@ def decode_symbols(code: QuantizedCode, q: int, payload: bytes, h: int, w: int,
     if n_words_bytes % 4 or 4 + n_words_bytes > len(payload):
         raise CodecFormatError("the payload's stream lengths are inconsistent: the file is corrupt")
     words = np.frombuffer(payload[4: 4 + n_words_bytes], dtype="<u4").astype(np.uint32)
-    tables = _tables(code, q, choices)
-    out = np.zeros((m, h * w), np.int64)
-    escaped = np.zeros((m, h * w), bool)
+    escapes = _read_varints(payload[4 + n_words_bytes:])
+    used = 0
+    n = h * w
+    out = np.zeros((m, n), np.int64)
+    act = np.zeros(n, np.int64)
     try:
         dec = constriction.stream.stack.AnsCoder(words)
         for c in range(m):
-            if tables[c] is None:
-                continue
-            counts, offset = tables[c]
-            sym = dec.decode(_categorical(counts), h * w).astype(np.int64)
-            escaped[c] = sym == len(counts) - 1
-            out[c] = sym + offset
+            for pos, (counts, offset) in plan.groups(c, act):
+                count = n if pos is None else len(pos)
+                if not count:
+                    continue
+                sym = dec.decode(_categorical(counts), count).astype(np.int64)
+                escaped = sym == len(counts) - 1
+                vals = sym + offset
+                k = int(escaped.sum())
+                if used + k > len(escapes):
+                    raise CodecFormatError("the escape stream is truncated or corrupt")
+                vals[escaped] = escapes[used: used + k]
+                used += k
+                if pos is None:
+                    out[c] = vals
+                else:
+                    out[c, pos] = vals
+            if version >= 3:
+                act += _activity_steps(out[c])
         clean = dec.is_empty()
     except (ValueError, RuntimeError, AssertionError) as e:
         raise CodecFormatError(f"the coded stream is corrupt ({e})") from None
     if not clean:
         raise CodecFormatError("the coded stream has data left over: the file is corrupt")
-    out[escaped] = _read_varints(payload[4 + n_words_bytes:], int(escaped.sum()))
+    if used != len(escapes):
+        raise CodecFormatError("the escape stream has trailing values: the file is corrupt")
     return out.reshape(m, h, w)
 
 
@@ -394,13 +532,11 @@ def encode_at(model: Autoencoder, img: np.ndarray, h: Tensor, quality: int) -> b
         raise AekitError(f"quality must be 1–{code.n_qualities}, got {quality + 1}")
     y = torch.round(h * code.gain(quality).detach().cpu())[0].numpy().astype(np.int64)
     channels = 1 if img.ndim == 2 else 3
-    payload, version = encode_symbols(code, quality, y, adaptive=False), 1
-    if code.adaptive:
-        # the table choices cost 4 bits a channel: a small image can come out smaller
-        # without them, so the shorter file wins (same latents, same pixels)
-        chosen = encode_symbols(code, quality, y)
-        if len(chosen) < len(payload):
-            payload, version = chosen, VERSION
+    # the choices cost 4 (format 2) or 4.6 (format 3) bits a channel, which a small image
+    # may not win back: the shortest file wins (same latents, same pixels)
+    payload, version = min(((encode_symbols(code, quality, y, version=v), v)
+                            for v in ((1, 2, 3) if code.adaptive else (1,))),
+                           key=lambda pv: len(pv[0]))
     return pack(channels, quality, model_id(model), img.shape[1], img.shape[0], payload,
                 version)
 
