@@ -7,25 +7,32 @@ Coding: each latent channel c at quality q has an integer frequency table (``cdf
 summing to 2¹⁶, computed once by ``QuantizedCode.export_tables`` and stored in the model
 file) over the values ``offset … offset+n−1`` plus an escape symbol. Format 2 adds a
 per-image choice among stretched versions of that table (or "all zeros"), 4 bits a channel
-at the head of the payload (see ``aekit.codes_quantized``). Symbols are coded with
+at the head of the payload (see ``aekit.codes_quantized``). Format 3 adds context: a channel
+flagged in the file splits its positions into ``CONTEXT_BINS`` groups by how active the
+channels decoded before it are at each position (an integer sum, so the decoder forms the
+same groups), and codes each group with its chosen table shifted by a per-image shift of
+that group — busy regions get wider tables, flat ones narrower (the job a hyperprior does,
+here with integer tables and nothing but integers deciding which). Symbols are coded with
 ``constriction``'s ANS coder (``constriction.stream.stack.AnsCoder`` with a
 ``Categorical(perfect=False)`` model built from those integers, so the coder's fixed-point
 model is a pure function of integers: bit-exact on every machine). Escaped values go, as
-zig-zag varints, into a second stream.
+zig-zag varints, into a second stream. The encoder writes whichever format is shortest.
 
 File layout (big-endian integers; see the README):
 
     offset size field
     0      4    magic b"\\x89AEK"
-    4      1    format version (2; 1 = no table choices, still read)
+    4      1    format version (1 own tables, 2 per-image tables, 3 + context)
     5      1    channels: 1 grey, 3 RGB
     6      1    quality index (0-based; the CLI shows it 1-based)
     7      1    reserved, 0
     8      8    model id: first 8 bytes of SHA-256 over the model's tensors
     16     4    width   20 4 height
     24     4    payload length   28 4 payload CRC32   32 4 header CRC32 (bytes 0–31)
-    36     …    payload: [format 2: M table choices, two 4-bit choices a byte, high first]
-                u32 length of the ANS stream, ANS words (u32 LE), escape varints
+    36     …    payload: [formats 2, 3: M table choices, two 4-bit choices a byte, high
+                first] [format 3: M context flags, 8 a byte, high first; CONTEXT_BINS
+                group shifts + 8, 4 bits each] u32 length of the ANS stream, ANS words
+                (u32 LE), escape varints
 """
 
 from __future__ import annotations
