@@ -59,8 +59,11 @@ def main() -> int:
     p.add_argument("--case-limit", type=float, default=10.0, help="seconds one case may take")
     args = p.parse_args()
     model = zoo.load("codec") if args.model is None else Autoencoder.from_pretrained(args.model)
+    # small files (format 1) and photo-sized ones (the encoder picks format 2 or 3 for those)
     valid = [codec.compress(model, synthetic_photo(h, w, seed=s, grey=g), q)
-             for (h, w, s, g, q) in [(40, 56, 1, False, 0), (23, 17, 2, True, 3), (64, 64, 3, False, 5)]]
+             for (h, w, s, g, q) in [(40, 56, 1, False, 0), (23, 17, 2, True, 3), (64, 64, 3, False, 5),
+                                     (160, 224, 4, False, 2), (128, 96, 5, True, 4)]]
+    print("seed files: format versions", sorted({v[4] for v in valid}))
     rng = np.random.default_rng(args.seed)
     t_end = time.perf_counter() + args.seconds
     counts = {"decoded": 0, "rejected": 0, "bugs": 0}
