@@ -258,10 +258,12 @@ def _element_bits(code: QuantizedCode, q: int, flat: np.ndarray) -> np.ndarray:
     return bits
 
 
-def choose_tables(code: QuantizedCode, q: int, flat: np.ndarray) -> np.ndarray:
+def choose_tables(code: QuantizedCode, q: int, flat: np.ndarray,
+                  bits: np.ndarray | None = None) -> np.ndarray:
     """Format 2: per channel of the integer latents ``flat`` (M, N), the table choice that
-    codes it in the fewest bits: (M,) in ``0 … ADAPT_CHOICES−1``, 0 for an all-zero channel."""
-    bits = _element_bits(code, q, flat).sum(2)
+    codes it in the fewest bits: (M,) in ``0 … ADAPT_CHOICES−1``, 0 for an all-zero channel.
+    ``bits``: :func:`_element_bits` of ``flat`` if already computed."""
+    bits = (_element_bits(code, q, flat) if bits is None else bits).sum(2)
     bits[0] = np.where((flat == 0).all(1), 0.0, np.inf)
     return bits.argmin(0)
 
@@ -281,21 +283,25 @@ def _context_bins(act: np.ndarray) -> np.ndarray:
     return np.searchsorted(edges, act, side="right")
 
 
-def plan_context(code: QuantizedCode, q: int, flat: np.ndarray
+def plan_context(code: QuantizedCode, q: int, flat: np.ndarray, bits: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Format 3's choices for the integer latents ``flat`` (M, N): each channel's table (0 = all
     zeros), whether it uses the context, and the per-group table shifts (CONTEXT_BINS,) in
-    −8 … 7, chosen (shifts by coordinate descent) to code the image in the fewest bits."""
-    bits = _element_bits(code, q, flat)  # (J, M, N)
-    act = np.cumsum(_activity_steps(flat), 0) - _activity_steps(flat)  # channels before c
-    bins = np.stack([_context_bins(a) for a in act])  # (M, N)
-    per_bin = np.stack([np.where(bins == k, bits, 0.0).sum(2) for k in range(CONTEXT_BINS)])
+    −8 … 7, chosen (shifts by coordinate descent) to code the image in the fewest bits.
+    ``bits``: :func:`_element_bits` of ``flat`` if already computed."""
+    bits = (_element_bits(code, q, flat) if bits is None else bits)[1:]  # (J−1, M, N)
+    m, n = flat.shape
+    steps = _activity_steps(flat)
+    act = np.cumsum(steps, 0) - steps  # the channels before c
+    key = (np.arange(m)[:, None] * CONTEXT_BINS + np.stack([_context_bins(a) for a in act])).ravel()
+    per_bin = np.stack([np.bincount(key, weights=b.ravel(), minlength=m * CONTEXT_BINS)
+                        for b in bits]).reshape(-1, m, CONTEXT_BINS).transpose(2, 0, 1)
     js = np.arange(1, ADAPT_CHOICES)
-    whole = bits.sum(2)[1:]  # (J−1, M): without context
+    whole = per_bin.sum(0)  # (J−1, M): without context
     zero = (flat == 0).all(1)
 
     def with_context(shift: np.ndarray) -> np.ndarray:  # (J−1, M)
-        return sum(per_bin[k][np.clip(js + shift[k], 1, ADAPT_CHOICES - 1)]
+        return sum(per_bin[k][np.clip(js + shift[k], 1, ADAPT_CHOICES - 1) - 1]
                    for k in range(CONTEXT_BINS))
 
     def total(shift: np.ndarray) -> float:
@@ -380,9 +386,11 @@ class _Plan:
                 for k in range(CONTEXT_BINS)]
 
 
-def encode_symbols(code: QuantizedCode, q: int, y: np.ndarray, version: int = VERSION) -> bytes:
+def encode_symbols(code: QuantizedCode, q: int, y: np.ndarray, version: int = VERSION,
+                   bits: np.ndarray | None = None) -> bytes:
     """Integer latents y (M, h, w) at quality q → the payload of a file of this format version
-    (2 and 3 need a model with per-image tables)."""
+    (2 and 3 need a model with per-image tables; ``bits``: their :func:`_element_bits`, if
+    already computed)."""
     import constriction
 
     m = y.shape[0]
@@ -391,10 +399,10 @@ def encode_symbols(code: QuantizedCode, q: int, y: np.ndarray, version: int = VE
     plan = _Plan(code, q, version)
     act = None
     if version == 2:
-        plan.base = choose_tables(code, q, flat)
+        plan.base = choose_tables(code, q, flat, bits)
         head = _pack_choices(plan.base)
     elif version >= 3:
-        plan.base, plan.use, plan.shift = plan_context(code, q, flat)
+        plan.base, plan.use, plan.shift = plan_context(code, q, flat, bits)
         head = (_pack_choices(plan.base) + np.packbits(plan.use).tobytes()
                 + _pack_choices(plan.shift + 8))
         act = np.cumsum(_activity_steps(flat), 0) - _activity_steps(flat)
@@ -541,7 +549,8 @@ def encode_at(model: Autoencoder, img: np.ndarray, h: Tensor, quality: int) -> b
     channels = 1 if img.ndim == 2 else 3
     # the choices cost 4 (format 2) or 4.6 (format 3) bits a channel, which a small image
     # may not win back: the shortest file wins (same latents, same pixels)
-    payload, version = min(((encode_symbols(code, quality, y, version=v), v)
+    bits = _element_bits(code, quality, y.reshape(len(y), -1)) if code.adaptive else None
+    payload, version = min(((encode_symbols(code, quality, y, v, bits), v)
                             for v in ((1, 2, 3) if code.adaptive else (1,))),
                            key=lambda pv: len(pv[0]))
     return pack(channels, quality, model_id(model), img.shape[1], img.shape[0], payload,
