@@ -78,7 +78,8 @@ def main() -> int:
     p.add_argument("--data", default="/work/shared/data/bsd68/CBSD68")
     p.add_argument("--limit", type=int, default=12)
     p.add_argument("--image", type=int, default=3, help="index of the image for the crop figure")
-    p.add_argument("--quality", type=int, default=2, help="aekit quality (1-based) of the crop")
+    p.add_argument("--quality", type=int, default=3, help="aekit quality (1-based) of the crop "
+                   "(default 3: λ = 0.0035 on the zoo codec's ladder)")
     p.add_argument("--refine", type=int, default=0,
                    help="refinement steps of the second aekit curve (default 0: the plain encoder)")
     p.add_argument("--model", default=None)
