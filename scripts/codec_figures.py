@@ -3,6 +3,8 @@
 
 * ``docs/img/codec-rd.png``: bpp–PSNR curves of aekit, JPEG and WebP on a folder (default
   the first 12 images of CBSD68 — benchmark images, never training data).
+* ``docs/img/codec-context.png``: format 3 on that image — where the channels decoded before
+  one latent channel are active, and the table width each of its positions is coded with.
 * ``docs/img/codec-crop.png``: the same crop of one image as JPEG and as aekit at about the
   same rate (JPEG's quality chosen so its file is the nearest to, and not smaller than,
   aekit's), with the original beside them.
@@ -73,6 +75,52 @@ def crop_figure(model, img: np.ndarray, quality: int, out: Path, box: int = 160)
             "aekit_psnr": psnr255(ours, img), "jpeg_psnr": psnr255(jo, img)}
 
 
+def context_figure(model, img: np.ndarray, quality: int, out: Path) -> dict:
+    """Format 3 on one photo: the activity of the channels decoded before one latent channel,
+    the table stretch each position of that channel is coded with, and the channel itself."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from aekit.codes_quantized import ADAPT_UNIT
+    from aekit.io import atomic_path
+
+    code = model.code
+    h = codec.analyse(model, img)
+    y = torch.round(h * code.gain(quality).detach())[0].numpy().astype(np.int64)
+    m, lh, lw = y.shape
+    flat = y.reshape(m, -1)
+    base, use, shift = codec.plan_context(code, quality, flat)
+    steps = codec._activity_steps(flat)
+    act = np.cumsum(steps, 0) - steps
+    # a flagged channel late in the order (much context) with the most non-zero values
+    late = [c for c in range(m // 2, m) if use[c]] or [c for c in range(m) if use[c]] or [m - 1]
+    c = max(late, key=lambda k: int((flat[k] != 0).sum()))
+    bins = codec._context_bins(act[c])
+    j = np.clip(base[c] + shift[bins], 1, None) if use[c] else np.full(bins.shape, base[c])
+    stretch = 2.0 ** ((j - ADAPT_UNIT) / 4.0)
+    sizes = {v: len(codec.encode_symbols(code, quality, y, v)) for v in (2, 3)}
+    panels = [("photo", img, None),
+              (f"activity of the {c} channels before channel {c}", act[c].reshape(lh, lw), "magma"),
+              (f"table width used for channel {c} (×, log scale)", np.log2(stretch).reshape(lh, lw), "viridis"),
+              (f"|ŷ| of channel {c}", np.abs(y[c]), "magma")]
+    fig, axes = plt.subplots(1, 4, figsize=(13, 2.9), dpi=100)
+    for ax, (title, im, cmap) in zip(axes, panels):
+        ax.imshow(im, cmap=cmap, interpolation="nearest")
+        ax.set_title(title, fontsize=8.5)
+        ax.axis("off")
+    fig.suptitle(f"quality {quality + 1}: format 2 {sizes[2]} bytes, format 3 {sizes[3]} bytes "
+                 f"({100 * (1 - sizes[3] / sizes[2]):.1f} % smaller, same pixels); shifts of the "
+                 f"8 groups {shift.tolist()}, {int(use.sum())} of {m} channels use them", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return {"channel": c, "format2_bytes": sizes[2], "format3_bytes": sizes[3]}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="/work/shared/data/bsd68/CBSD68")
@@ -95,7 +143,10 @@ def main() -> int:
     plot_rd(result, out / "codec-rd.png",
             title=f"{Path(args.data).name}: first {min(args.limit, len(images))} images")
     info = crop_figure(model, read_image(images[args.image]), args.quality - 1, out / "codec-crop.png")
-    print(f"wrote {out / 'codec-rd.png'} and {out / 'codec-crop.png'}: {info}")
+    ctx = context_figure(model, read_image(images[args.image]), codec.default_quality(model),
+                         out / "codec-context.png")
+    print(f"wrote {out / 'codec-rd.png'}, {out / 'codec-crop.png'}: {info} and "
+          f"{out / 'codec-context.png'}: {ctx}")
     return 0
 
 

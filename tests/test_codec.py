@@ -506,3 +506,10 @@ def test_a_fine_tune_can_change_the_ladder_and_keeps_every_shared_quality(tmp_pa
     assert torch.allclose(a, b, atol=1e-6)
     # the default rate point follows λ, not the position in the ladder
     assert codec.default_quality(tuned) == 2 and codec.default_quality(source) == 3
+    # a fine-tune of that model without a ladder keeps its ladder, weights unchanged
+    again = codec_recipe(tmp_path / "ft2", minutes=0.0, channels=8, latent=8,
+                         init=str(tmp_path / "ft"), log=None)
+    assert "ladder" not in again
+    kept = Autoencoder.from_pretrained(tmp_path / "ft2")
+    assert torch.equal(kept.code.lambdas, tuned.code.lambdas)
+    assert torch.equal(kept.code.log_gain, tuned.code.log_gain)

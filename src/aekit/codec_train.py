@@ -37,13 +37,17 @@ LR = 1e-3
 
 
 def codec_model(channels: int = CODEC_CHANNELS, latent: int = CODEC_LATENT,
-                lambdas: Sequence[float] | None = None) -> Autoencoder:
+                lambdas: Sequence[float] | None = None, *,
+                code_lambdas: Sequence[float] | None = None) -> Autoencoder:
     """A fresh ``codec`` preset model; its nominal input shape only matters to the generic
     ``forward`` (the codec itself codes any size). ``lambdas``: the quality ladder in
-    CompressAI's units (``λ·255²·MSE + bpp``), lowest first; default its six bmshj2018 ones."""
+    CompressAI's units (``λ·255²·MSE + bpp``), lowest first; default its six bmshj2018 ones.
+    ``code_lambdas``: the ladder as the code stores it (λ' = λ·255²/3), taken as it is."""
     extra: dict[str, Any] = {}
     if lambdas is not None:
-        extra["code_options"] = {"lambdas": [float(v) * 255.0**2 / 3.0 for v in lambdas]}
+        code_lambdas = [float(v) * 255.0**2 / 3.0 for v in lambdas]
+    if code_lambdas is not None:
+        extra["code_options"] = {"lambdas": [float(v) for v in code_lambdas]}
     return create_model("codec", (3, 64, 64), latent, arch_options={"channels": channels}, **extra)
 
 
@@ -202,13 +206,15 @@ def codec_recipe(out_dir: Path, *, device: str = "cpu", minutes: float = 4.0, se
     from aekit.zoo import warm_start
 
     torch.manual_seed(seed)
-    model = codec_model(channels, latent, lambdas)
+    source = Autoencoder.from_pretrained(init) if init else None
+    # a fine-tune keeps the source's ladder unless it is given a new one
+    keep = source.code.lambdas.tolist() if source is not None and lambdas is None else None
+    model = codec_model(channels, latent, lambdas, code_lambdas=keep)
     photos = photo_collection(3)
     started: dict[str, Any] = {}
     if init:
         ladder = model.code.lambdas.clone()
         started = warm_start(model, init)
-        source = Autoencoder.from_pretrained(init)
         if not torch.equal(source.code.lambdas, ladder):
             # warm_start filled (or skipped) the code's ladder tensors by position;
             # adopt_ladder fills every one of them by λ (the tables come from export)
