@@ -371,6 +371,7 @@ def test_cli_compress_decompress_files_and_folders(tiny, tmp_path, capsys):
     info = json.loads(capsys.readouterr().out)["files"][0]
     size = (tmp_path / "a.aek").stat().st_size
     assert info["bytes"] == size and info["bpp"] == pytest.approx(8 * size / (30 * 41))
+    assert info["format"] == (tmp_path / "a.aek").read_bytes()[4] in codec.VERSIONS
     assert main(["decompress", str(tmp_path / "a.aek"), str(tmp_path / "a.png"),
                  "--model", str(path)]) == 0
     assert np.asarray(Image.open(tmp_path / "a.png")).shape == (30, 41, 3)
