@@ -82,24 +82,22 @@ def context_figure(model, img: np.ndarray, quality: int, out: Path) -> dict:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import torch
 
     from aekit.codes_quantized import ADAPT_UNIT
     from aekit.io import atomic_path
 
     code = model.code
     h = codec.analyse(model, img)
-    y = torch.round(h * code.gain(quality).detach())[0].numpy().astype(np.int64)
+    y = codec.integer_latents(code, h, quality)
     m, lh, lw = y.shape
     flat = y.reshape(m, -1)
     base, use, shift = codec.plan_context(code, quality, flat)
-    steps = codec._activity_steps(flat)
-    act = np.cumsum(steps, 0) - steps
+    act = codec._activity(flat)
     # a flagged channel late in the order (much context) with the most non-zero values
     late = [c for c in range(m // 2, m) if use[c]] or [c for c in range(m) if use[c]] or [m - 1]
     c = max(late, key=lambda k: int((flat[k] != 0).sum()))
     bins = codec._context_bins(act[c])
-    j = np.clip(base[c] + shift[bins], 1, None) if use[c] else np.full(bins.shape, base[c])
+    j = codec._shifted(base[c], shift[bins]) if use[c] else np.full(bins.shape, base[c])
     stretch = 2.0 ** ((j - ADAPT_UNIT) / 4.0)
     sizes = {v: len(codec.encode_symbols(code, quality, y, v)) for v in (2, 3)}
     panels = [("photo", img, None),

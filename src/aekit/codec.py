@@ -68,9 +68,9 @@ CONTEXT_WEIGHT = 1 << 20
 ESCAPE_MAX = 1 << 24
 HEADER = struct.Struct(">4sBBBB8sIIII")  # everything before the header CRC
 HEADER_SIZE = HEADER.size + 4  # 36
-#: refuse (crafted) headers that would make the decoder allocate absurd amounts
 #: the rate point ``aekit compress`` picks by default, in CompressAI's λ units (its quality 4)
 DEFAULT_LAMBDA = 0.013
+#: refuse (crafted) headers that would make the decoder allocate absurd amounts
 MAX_SIDE = 1 << 15
 MAX_PIXELS = 1 << 28
 
@@ -234,6 +234,14 @@ def _varint_bytes(values: np.ndarray) -> np.ndarray:
     return np.maximum(1, np.ceil(np.log2(u + 1) / 7.0))
 
 
+def _symbols(vals: np.ndarray, offset, n) -> tuple[np.ndarray, np.ndarray]:
+    """Latent values → table indices (``n``, the table's last index, for a value outside
+    ``offset … offset+n−1``: the escape) and which were escaped; offset/n broadcast."""
+    idx = vals - offset
+    escaped = (idx < 0) | (idx >= n)
+    return np.where(escaped, n, idx), escaped
+
+
 def _element_bits(code: QuantizedCode, q: int, flat: np.ndarray) -> np.ndarray:
     """(ADAPT_CHOICES, M, N): the bits of each integer latent of ``flat`` (M, N) under each
     stretched table of its channel, by the tables' own integers (escapes at their varint
@@ -251,9 +259,7 @@ def _element_bits(code: QuantizedCode, q: int, flat: np.ndarray) -> np.ndarray:
         inside = at < (start[:, j] + length[:, j])[:, None]
         cost = np.where(inside, -np.log2(np.maximum(allc[np.minimum(at, len(allc) - 1)], 1)
                                          / float(1 << PRECISION)), np.inf)  # (M, L) bits
-        idx = flat - offset[:, j, None]
-        escaped = (idx < 0) | (idx >= n[:, None])
-        idx = np.where(escaped, n[:, None], idx)
+        idx, escaped = _symbols(flat, offset[:, j, None], n[:, None])
         bits[j] = cost[rows, idx] + np.where(escaped, escape_bits, 0.0)
     return bits
 
@@ -275,6 +281,19 @@ def _activity_steps(flat: np.ndarray) -> np.ndarray:
     return (CONTEXT_WEIGHT // (a.sum(-1, keepdims=True) + 1)) * a
 
 
+def _activity(flat: np.ndarray) -> np.ndarray:
+    """(M, N): at each position, the activity of the channels before each channel (what a
+    decoder has summed when it reaches that channel)."""
+    steps = _activity_steps(flat)
+    return np.cumsum(steps, 0) - steps
+
+
+def _shifted(choice, shift) -> np.ndarray:
+    """A context group's table: the channel's choice moved by the group's shift, kept to the
+    stretched tables (1 … ADAPT_CHOICES−1)."""
+    return np.clip(choice + shift, 1, ADAPT_CHOICES - 1)
+
+
 def _context_bins(act: np.ndarray) -> np.ndarray:
     """Group of each position (N,) by its activity: edges at the activity's own
     1/CONTEXT_BINS quantiles (ties go up), so a decoder that has the activity has the groups."""
@@ -290,10 +309,9 @@ def plan_context(code: QuantizedCode, q: int, flat: np.ndarray, bits: np.ndarray
     −8 … 7, chosen (shifts by coordinate descent) to code the image in the fewest bits.
     ``bits``: :func:`_element_bits` of ``flat`` if already computed."""
     bits = (_element_bits(code, q, flat) if bits is None else bits)[1:]  # (J−1, M, N)
-    m, n = flat.shape
-    steps = _activity_steps(flat)
-    act = np.cumsum(steps, 0) - steps  # the channels before c
-    key = (np.arange(m)[:, None] * CONTEXT_BINS + np.stack([_context_bins(a) for a in act])).ravel()
+    m = flat.shape[0]
+    key = (np.arange(m)[:, None] * CONTEXT_BINS
+           + np.stack([_context_bins(a) for a in _activity(flat)])).ravel()
     per_bin = np.stack([np.bincount(key, weights=b.ravel(), minlength=m * CONTEXT_BINS)
                         for b in bits]).reshape(-1, m, CONTEXT_BINS).transpose(2, 0, 1)
     js = np.arange(1, ADAPT_CHOICES)
@@ -301,8 +319,7 @@ def plan_context(code: QuantizedCode, q: int, flat: np.ndarray, bits: np.ndarray
     zero = (flat == 0).all(1)
 
     def with_context(shift: np.ndarray) -> np.ndarray:  # (J−1, M)
-        return sum(per_bin[k][np.clip(js + shift[k], 1, ADAPT_CHOICES - 1) - 1]
-                   for k in range(CONTEXT_BINS))
+        return sum(per_bin[k][_shifted(js, shift[k]) - 1] for k in range(CONTEXT_BINS))
 
     def total(shift: np.ndarray) -> float:
         return float(np.where(zero, 0.0, np.minimum(whole.min(0), with_context(shift).min(0))).sum())
@@ -354,8 +371,10 @@ class _Plan:
     channel's own table), 2 (a chosen table per channel) or 3 (chosen tables, and for the
     channels flagged so, one shifted table per context group)."""
 
-    def __init__(self, code: QuantizedCode, q: int, version: int, base=None, use=None,
-                 shift=None) -> None:
+    def __init__(self, code: QuantizedCode, q: int, version: int, base: np.ndarray | None = None,
+                 use: np.ndarray | None = None, shift: np.ndarray | None = None) -> None:
+        """``base``: each channel's table choice (formats 2, 3); ``use``, ``shift``: the
+        context flags and group shifts (format 3)."""
         self.version, self.base, self.use, self.shift = version, base, use, shift
         if version == 1:
             counts, offsets, lengths = (t[q].numpy() for t in (
@@ -381,8 +400,7 @@ class _Plan:
         if self.version == 2 or not self.use[c]:
             return [(None, self.table(c, j))]
         bins = _context_bins(act)
-        return [(np.flatnonzero(bins == k),
-                 self.table(c, int(np.clip(j + self.shift[k], 1, ADAPT_CHOICES - 1))))
+        return [(np.flatnonzero(bins == k), self.table(c, int(_shifted(j, self.shift[k]))))
                 for k in range(CONTEXT_BINS)]
 
 
@@ -396,16 +414,17 @@ def encode_symbols(code: QuantizedCode, q: int, y: np.ndarray, version: int = VE
     m = y.shape[0]
     flat = y.reshape(m, -1).astype(np.int64)
     head = b""
-    plan = _Plan(code, q, version)
     act = None
-    if version == 2:
-        plan.base = choose_tables(code, q, flat, bits)
+    if version == 1:
+        plan = _Plan(code, q, version)
+    elif version == 2:
+        plan = _Plan(code, q, version, choose_tables(code, q, flat, bits))
         head = _pack_choices(plan.base)
-    elif version >= 3:
-        plan.base, plan.use, plan.shift = plan_context(code, q, flat, bits)
+    else:
+        plan = _Plan(code, q, version, *plan_context(code, q, flat, bits))
         head = (_pack_choices(plan.base) + np.packbits(plan.use).tobytes()
                 + _pack_choices(plan.shift + 8))
-        act = np.cumsum(_activity_steps(flat), 0) - _activity_steps(flat)
+        act = _activity(flat)
     enc = constriction.stream.stack.AnsCoder()
     escaped_values = []
     for c in reversed(range(m)):  # a stack: the last group pushed is decoded first
@@ -413,10 +432,8 @@ def encode_symbols(code: QuantizedCode, q: int, y: np.ndarray, version: int = VE
             vals = flat[c] if pos is None else flat[c, pos]
             if not len(vals):
                 continue
-            idx = vals - offset
-            n = len(counts) - 1  # index n is the escape
-            escaped = (idx < 0) | (idx >= n)
-            enc.encode_reverse(np.where(escaped, n, idx).astype(np.int32), _categorical(counts))
+            idx, escaped = _symbols(vals, offset, len(counts) - 1)
+            enc.encode_reverse(idx.astype(np.int32), _categorical(counts))
             escaped_values.append(vals[escaped])
     words = enc.get_compressed().astype("<u4").tobytes()
     escapes = np.concatenate(escaped_values[::-1]) if escaped_values else np.zeros(0, np.int64)
@@ -429,7 +446,7 @@ def decode_symbols(code: QuantizedCode, q: int, payload: bytes, h: int, w: int,
     import constriction
 
     m = code.latent_dim
-    plan = _Plan(code, q, version)
+    base = use = shift = None
     if version >= 2:
         if not code.adaptive:
             raise CodecFormatError(f"the file uses per-image tables (format {version}), which "
@@ -437,14 +454,16 @@ def decode_symbols(code: QuantizedCode, q: int, payload: bytes, h: int, w: int,
         k = _side_info_size(m, version)
         if len(payload) < k:
             raise CodecFormatError("the payload is truncated")
-        plan.base = _unpack_choices(payload[: (m + 1) // 2], m)
+        base = _unpack_choices(payload[: (m + 1) // 2], m)
         if version >= 3:
-            flags = np.frombuffer(payload[(m + 1) // 2: k - CONTEXT_BINS // 2], np.uint8)
-            plan.use = np.unpackbits(flags)[:m].astype(bool)
-            if np.unpackbits(flags)[m:].any():
+            flags = np.unpackbits(np.frombuffer(payload[(m + 1) // 2: k - CONTEXT_BINS // 2],
+                                                np.uint8))
+            if flags[m:].any():
                 raise CodecFormatError("the context flags are corrupt")
-            plan.shift = _unpack_choices(payload[k - CONTEXT_BINS // 2: k], CONTEXT_BINS) - 8
+            use = flags[:m].astype(bool)
+            shift = _unpack_choices(payload[k - CONTEXT_BINS // 2: k], CONTEXT_BINS) - 8
         payload = payload[k:]
+    plan = _Plan(code, q, version, base, use, shift)
     if len(payload) < 4:
         raise CodecFormatError("the payload is truncated")
     (n_words_bytes,) = struct.unpack(">I", payload[:4])
@@ -540,12 +559,18 @@ def check_image(img: np.ndarray) -> np.ndarray:
     return img
 
 
+def integer_latents(code: QuantizedCode, h: Tensor, quality: int) -> np.ndarray:
+    """The analysis output ``h`` (1, M, h, w) → the integer latents (M, h, w) coded at a
+    0-based quality."""
+    return torch.round(h * code.gain(quality).detach().cpu())[0].numpy().astype(np.int64)
+
+
 def encode_at(model: Autoencoder, img: np.ndarray, h: Tensor, quality: int) -> bytes:
     """An ``.aek`` file of ``img`` whose analysis output is ``h``, at a 0-based quality."""
     code = check_codec_model(model)
     if not 0 <= quality < code.n_qualities:
         raise AekitError(f"quality must be 1–{code.n_qualities}, got {quality + 1}")
-    y = torch.round(h * code.gain(quality).detach().cpu())[0].numpy().astype(np.int64)
+    y = integer_latents(code, h, quality)
     channels = 1 if img.ndim == 2 else 3
     # the choices cost 4 (format 2) or 4.6 (format 3) bits a channel, which a small image
     # may not win back: the shortest file wins (same latents, same pixels)
