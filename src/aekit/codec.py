@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from aekit.codes_quantized import ADAPT_CHOICES, PRECISION, QuantizedCode
+from aekit.codes_quantized import ADAPT_CHOICES, PRECISION, QuantizedCode, code_lambda
 from aekit.errors import AekitError
 from aekit.models import Autoencoder
 from aekit.nn.codec import STRIDE
@@ -131,7 +131,7 @@ def default_quality(model: Autoencoder) -> int:
     whose λ is nearest CompressAI's quality 4 (λ = 0.013, ~0.5 bpp on photos), so the default
     stays the same rate point whatever ladder a model was trained with."""
     lams = check_codec_model(model).lambdas.double()
-    return int((lams.log() - math.log(DEFAULT_LAMBDA * 255.0**2 / 3.0)).abs().argmin())
+    return int((lams.log() - math.log(code_lambda(DEFAULT_LAMBDA))).abs().argmin())
 
 
 def image_to_tensor(img: np.ndarray, channels: int) -> Tensor:

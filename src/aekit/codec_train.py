@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from aekit.codec import rd_loss
+from aekit.codes_quantized import code_lambda
 from aekit.errors import AekitError
 from aekit.models import Autoencoder, create_model
 from aekit.zoo import RECIPES
@@ -45,7 +46,7 @@ def codec_model(channels: int = CODEC_CHANNELS, latent: int = CODEC_LATENT,
     ``code_lambdas``: the ladder as the code stores it (λ' = λ·255²/3), taken as it is."""
     extra: dict[str, Any] = {}
     if lambdas is not None:
-        code_lambdas = [float(v) * 255.0**2 / 3.0 for v in lambdas]
+        code_lambdas = [code_lambda(v) for v in lambdas]
     if code_lambdas is not None:
         extra["code_options"] = {"lambdas": [float(v) for v in code_lambdas]}
     return create_model("codec", (3, 64, 64), latent, arch_options={"channels": channels}, **extra)

@@ -60,6 +60,11 @@ ADAPT_BUFFERS = ("adapt_counts", "adapt_start", "adapt_offset", "adapt_length")
 LIKELIHOOD_MIN = 1e-9
 
 
+def code_lambda(lam: float) -> float:
+    """CompressAI's λ (``λ·255²·MSE + bpp``) → the code's λ' = λ·255²/3 (per RGB image SSE)."""
+    return float(lam) * 255.0**2 / 3.0
+
+
 class FactorizedDensity(nn.Module):
     """A learned, per-channel univariate density given by its CDF (Ballé 2018, §6.1).
 
@@ -127,7 +132,7 @@ class QuantizedCode(Code):
     def __init__(self, latent_dim: int, lambdas: Sequence[float] | None = None,
                  table_size: int = 128, ste: bool = True) -> None:
         super().__init__(latent_dim)
-        lams = [float(v) * 255.0**2 / 3.0 for v in COMPRESSAI_LAMBDAS] if lambdas is None \
+        lams = [code_lambda(v) for v in COMPRESSAI_LAMBDAS] if lambdas is None \
             else [float(v) for v in lambdas]
         if not lams or any(v <= 0 for v in lams) or lams != sorted(lams):
             raise AekitError("quantized code needs increasing positive lambdas")
