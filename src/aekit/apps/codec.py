@@ -116,7 +116,7 @@ def compress_cmd(p: argparse.ArgumentParser) -> Handler:
             rows.append({"input": str(inp), "output": str(out), "width": img.shape[1],
                          "height": img.shape[0], "mode": "L" if img.ndim == 2 else "RGB",
                          "alpha_dropped": alpha,
-                         "quality": q + 1, "refine_steps": args.refine, "format": data[4],
+                         "quality": q + 1, "refine_steps": args.refine, "format": codec.parse(data)[0].version,
                          "bytes": len(data),
                          "bpp": codec.bpp_of(data, img.shape[1], img.shape[0]),
                          "seconds": round(secs, 3)})
