@@ -41,6 +41,11 @@ def main() -> int:
                    metavar="L1,L2,...", help="the codec's quality ladder in CompressAI units "
                                                "(default: bmshj2018's six); with --init-from, "
                                                "qualities are carried over by λ")
+    p.add_argument("--objective", choices=("mse", "psnr"), default=None,
+                   help="restoration recipes: minimise per-pixel MSE (default) or the mean "
+                        "per-crop log MSE (= maximise mean PSNR)")
+    p.add_argument("--patch", type=int, default=None,
+                   help="restoration recipes: training crop side (default: by task and device)")
     args = p.parse_args()
     import inspect
 
@@ -66,6 +71,11 @@ def main() -> int:
             if "lambdas" not in inspect.signature(recipe).parameters:
                 p.error(f"the {name} recipe takes no --lambdas")
             kwargs["lambdas"] = args.lambdas
+        for opt in ("objective", "patch"):
+            if getattr(args, opt) is not None:
+                if opt not in inspect.signature(recipe).parameters:
+                    p.error(f"the {name} recipe takes no --{opt}")
+                kwargs[opt] = getattr(args, opt)
         summary = recipe(Path(args.out) / name, **kwargs)
         print(json.dumps({"recipe": name, "seconds": round(time.perf_counter() - t0, 1), **summary}),
               flush=True)
