@@ -15,7 +15,7 @@ from PIL import Image
 from aekit.apps.restore import GATE_INFERENCE_THRESHOLD, train_restorer
 from aekit.cli import main
 from aekit.corruptions import CORRUPTIONS
-from aekit.corruptions_restore import fill_holes, render_watermark, watermark_image
+from aekit.corruptions_restore import fill_holes, inpaint_holes, render_watermark, watermark_image
 from aekit.data.embedded import photo_collection
 from aekit.errors import AekitError
 from aekit.imaging import (
@@ -86,6 +86,25 @@ def test_fill_holes_keeps_known_pixels_and_fills_smoothly():
     y = fill_holes(x * (1 - mask), mask)
     assert torch.equal(y[..., :20, :], x[..., :20, :])
     assert float((y - x).abs()[..., 20:40, 20:40].mean()) < 0.05  # a ramp is filled as a ramp
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_inpaint_holes_biharmonic_for_small_holes_push_pull_for_large(channels):
+    """A smooth surface is continued into a user's mask: small holes (biharmonic) almost
+    exactly, a hole above the size limit (push–pull) roughly; known pixels never change."""
+    yy, xx = np.mgrid[:96, :96] / 95.0
+    surface = (0.1 + 0.6 * xx + 0.2 * yy * yy).astype(np.float32)
+    x = np.repeat(surface[None], channels, 0)
+    mask = np.zeros((96, 96), bool)
+    mask[10:16, 10:40] = True  # a stroke: 180 px
+    mask[50:90, 40:90] = True  # a blob: 2,000 px
+    got = inpaint_holes(np.where(mask[None], 1.0, x).astype(np.float32), mask, max_hole=500)
+    assert got.shape == x.shape and got.dtype == np.float32
+    assert np.array_equal(got[:, ~mask], x[:, ~mask])
+    err = np.abs(got - x)
+    assert err[:, 10:16, 10:40].max() < 1e-3  # biharmonic: exact on a quadratic (push–pull: 4e-3)
+    assert err[:, 50:90, 40:90].mean() < 0.05  # push–pull: smooth, rough
+    assert np.abs(inpaint_holes(x, np.zeros((96, 96), bool)) - x).max() == 0
 
 
 @pytest.mark.parametrize("opts", [{}, {"skips": False}, {"unshuffle": 3, "widths": [8, 16]},

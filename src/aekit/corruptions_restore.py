@@ -142,6 +142,42 @@ def fill_holes(x: Tensor, mask: Tensor) -> Tensor:
     return x * known + filled * (1 - known)
 
 
+#: connected holes up to this many pixels are filled by biharmonic inpainting (a sparse solve
+#: per hole: 0.05 s for the text of a watermark on a 481×321 photo, ~7 s for a tiled one on
+#: 4000×3000); larger ones by push–pull, whose cost does not grow with the hole
+BIHARMONIC_MAX_HOLE = 1 << 16
+
+
+def inpaint_holes(x: np.ndarray, mask: np.ndarray, *, max_hole: int = BIHARMONIC_MAX_HOLE) -> np.ndarray:
+    """Fill a user's mask (``x`` (C, H, W) float in [0, 1], ``mask`` (H, W) bool, True =
+    missing): holes of up to ``max_hole`` pixels by scikit-image's biharmonic inpainting (a
+    smooth continuation of the surroundings and their gradients; on CBSD68 with held-out
+    watermark masks it beats push–pull by 1.7 dB, ``benchmarks/restore.py``), larger holes by
+    :func:`fill_holes`. Known pixels are returned unchanged."""
+    from scipy import ndimage
+    from skimage.restoration import inpaint_biharmonic
+
+    mask = np.asarray(mask, bool)
+    out = np.array(x, dtype=np.float32, copy=True)
+    if not mask.any():
+        return out
+    labels, _ = ndimage.label(mask)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    big = (sizes > max_hole)[labels]
+    if big.any():
+        m = torch.from_numpy(big.astype(np.float32))[None, None]
+        out = fill_holes(torch.from_numpy(out)[None], m)[0].numpy()
+    small = mask & ~big
+    if small.any():
+        img = out[0] if out.shape[0] == 1 else out.transpose(1, 2, 0)
+        filled = inpaint_biharmonic(img, small, split_into_regions=True,
+                                    channel_axis=None if out.shape[0] == 1 else -1)
+        filled = filled[None] if out.shape[0] == 1 else filled.transpose(2, 0, 1)
+        out = np.where(small[None], np.clip(filled, 0, 1), out).astype(np.float32)
+    return out
+
+
 def _random_strokes(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     from PIL import Image, ImageDraw
 

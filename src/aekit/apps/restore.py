@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from aekit.apps import Handler, command
 from aekit.apps.common import TRAIN_HOOKS, add_json_flag, emit, format_table
-from aekit.corruptions_restore import fill_holes, luminance, resize
+from aekit.corruptions_restore import fill_holes, inpaint_holes, luminance, resize
 from aekit.data.images import IMAGE_SUFFIXES, list_images, read_image
 from aekit.errors import AekitError, DataError
 from aekit.imaging import (
@@ -178,20 +178,32 @@ class Restorer:
         x = pic.pixels
         dec = self.model.decoder
         threshold = getattr(dec, "gate_threshold", 0.0)
+        refine = True
         if self.task == "unwatermark" and mask is not None:
-            m = torch.from_numpy(mask.astype(np.float32))[None, None]
-            x = fill_holes(torch.from_numpy(x)[None], m)[0].numpy()  # a first guess in the holes
-            if threshold:  # the user's mask says where: the network's own gate, unthresholded
-                dec.gate_threshold = 0.0
+            if self.model.config.corruption == "holes":
+                # a model trained to refine push–pull fills (object removal) gets one
+                m = torch.from_numpy(mask.astype(np.float32))[None, None]
+                x = fill_holes(torch.from_numpy(x)[None], m)[0].numpy()
+                if threshold:  # the user's mask says where: the gate, unthresholded
+                    dec.gate_threshold = 0.0
+            else:
+                # a blind watermark remover is not given the filled holes: on CBSD68 with
+                # held-out marks and their true masks it lowered biharmonic inpainting's
+                # PSNR there (39.97 → 39.60 dB) and push–pull's (38.32 → 38.13); the holes
+                # are filled and the network is not run
+                x, refine = inpaint_holes(x, mask), False
         out_c = 3 if self.task == "colorize" else x.shape[0]
-        try:
-            y = tiled_apply(self.tile_fn(sigma), x, scale=self.scale, tile=self.tile,
-                            overlap=self.overlap, out_channels=out_c,
-                            out_dtype=np.float32 if mask is not None else out_dtype,
-                            progress=progress)
-        finally:
-            if threshold:
-                dec.gate_threshold = threshold
+        if not refine:
+            y = x
+        else:
+            try:
+                y = tiled_apply(self.tile_fn(sigma), x, scale=self.scale, tile=self.tile,
+                                overlap=self.overlap, out_channels=out_c,
+                                out_dtype=np.float32 if mask is not None else out_dtype,
+                                progress=progress)
+            finally:
+                if threshold:
+                    dec.gate_threshold = threshold
         if mask is not None:  # outside the user's mask the photo is kept as it was
             keep = ~mask.astype(bool)
             y = np.where(keep[None], pic.pixels, y)
