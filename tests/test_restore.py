@@ -29,7 +29,7 @@ from aekit.imaging import (
 )
 from aekit.models import Autoencoder, create_model
 from aekit.presets_restore import restore_config
-from aekit.zoo import available, warm_start
+from aekit.zoo import available, warm_start, zoo_path
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -297,6 +297,26 @@ def test_colorize_grey_in_rgb_out_keeps_luma(photo, tmp_path):
     assert im.mode == "RGB" and im.size == (128, 96)
     rgb = np.asarray(im, dtype=np.float32) / 255
     assert np.abs(rgb @ np.array([0.299, 0.587, 0.114]) - grey).mean() < 0.01
+
+
+@needs_zoo
+def test_colorize_saturation_scales_the_colour_about_grey(photo, tmp_path):
+    """The zoo model's stored chroma gain is applied by default; --saturation overrides it
+    (0 = grey, 1 = the network's raw colour), and a negative one is a one-line error."""
+    src = save(tmp_path / "grey.png", photo @ np.array([0.299, 0.587, 0.114]))
+    chroma = {}
+    for s in (None, "0", "1"):
+        out = tmp_path / f"c{s}.png"
+        assert main(["colorize", str(src), str(out), *(["--saturation", s] if s else [])]) == 0
+        ycc = rgb_to_ycbcr(torch.from_numpy(load(out).transpose(2, 0, 1).copy())[None])
+        chroma[s] = ycc[0, 1:] - 0.5
+    gain = Autoencoder.from_pretrained(str(zoo_path("colorize"))).config.extra["chroma_gain"]
+    assert 0 < gain < 1
+    assert float(chroma["0"].abs().max()) < 2 / 255  # grey, up to 8-bit rounding
+    raw = chroma["1"]
+    assert float(raw.abs().mean()) > 0.01  # the network does colour
+    assert float((chroma[None] - gain * raw).abs().mean()) < 1.5 / 255
+    assert main(["colorize", str(src), str(tmp_path / "x.png"), "--saturation", "-1"]) == 2
 
 
 @needs_zoo

@@ -84,10 +84,16 @@ class Restorer:
     #: geometric self-ensemble: average the model over this many of the 8 flips/rotations of
     #: each tile (1 = off; 8 = all, ~8× the time; Timofte et al. 2016, EDSR's "+")
     ensemble: int = 1
+    #: colorize: the predicted chroma (Cb, Cr about grey) is multiplied by this; the model's
+    #: config may store a calibrated ``chroma_gain`` (scripts/calibrate_colorize.py)
+    saturation: float = 1.0
 
     @classmethod
     def load(cls, task: str, model_dir: str | None = None, *, scale: int = 2,
-             device: str = "cpu", tile: int | None = None, ensemble: int = 1) -> Restorer:
+             device: str = "cpu", tile: int | None = None, ensemble: int = 1,
+             saturation: float | None = None) -> Restorer:
+        """``saturation``: colorize only; None = the model's calibrated ``chroma_gain`` (1 if
+        it has none)."""
         if model_dir is None:
             name = zoo_name(task, scale)
             if name not in available():
@@ -110,7 +116,10 @@ class Restorer:
         model.to(dev).eval()
         model.to(memory_format=torch.channels_last)  # ~25 % faster convolutions on CPU
         t = tile if tile is not None else (256 if task == "upscale" else 512)
-        return cls(model, task, scale if task == "upscale" else 1, dev, t or 1 << 30, 32, ensemble)
+        if saturation is None:
+            saturation = float(model.config.extra.get("chroma_gain", 1.0))
+        return cls(model, task, scale if task == "upscale" else 1, dev, t or 1 << 30, 32, ensemble,
+                   float(saturation))
 
     @property
     def channels(self) -> int:
@@ -159,8 +168,10 @@ class Restorer:
                 elif self.task == "colorize":
                     lum = luminance(x)
                     pred = run_image_model(self.model, lum.expand(-1, 3, -1, -1))
-                    ycc = rgb_to_ycbcr(pred.clamp(0, 1))
-                    y = ycbcr_to_rgb(torch.cat([lum, ycc[:, 1:]], 1))  # keep the input's luma
+                    chroma = rgb_to_ycbcr(pred.clamp(0, 1))[:, 1:]
+                    if self.saturation != 1.0:
+                        chroma = 0.5 + self.saturation * (chroma - 0.5)
+                    y = ycbcr_to_rgb(torch.cat([lum, chroma], 1))  # keep the input's luma
                 elif self.task == "unwatermark":
                     y = self._net(x)
                 elif self.task == "upscale":
@@ -255,6 +266,9 @@ def run_task(args: argparse.Namespace, task: str) -> int:
     sigma = getattr(args, "sigma", None)
     if sigma is not None and not 0 <= sigma <= 255:
         raise AekitError(f"--sigma is on the 0–255 scale, got {sigma}")
+    saturation = getattr(args, "saturation", None)
+    if saturation is not None and not 0 <= saturation <= 4:
+        raise AekitError(f"--saturation is a gain from 0 (grey) to 4, got {saturation}")
     tile = None if args.tile is None else int(args.tile)
     if tile is not None and tile != 0 and tile < 96:
         raise AekitError("--tile must be 0 (whole image) or at least 96 pixels")
@@ -271,7 +285,8 @@ def run_task(args: argparse.Namespace, task: str) -> int:
             pic = read_picture(src)
             if r is None:
                 r = Restorer.load(task, args.model, scale=scale, device=args.device, tile=tile,
-                                  ensemble=args.ensemble)
+                                  ensemble=args.ensemble,
+                                  saturation=saturation)
             mask = read_mask(mask_path, pic.size) if mask_path else None
             out_dtype = np.uint16 if pic.bits == 16 else np.uint8
             tiles = (len(tile_starts(pic.size[0], r.tile, r.overlap))
@@ -340,6 +355,10 @@ def denoise_cmd(p: argparse.ArgumentParser) -> Handler:
 @command("colorize", help="colour a grey photo (keeps its luminance, predicts the colour)")
 def colorize_cmd(p: argparse.ArgumentParser) -> Handler:
     add_common(p)
+    p.add_argument("--saturation", type=float, default=None, metavar="S",
+                   help="multiply the network's colour (chroma) by S: 0 = grey, 1 = its raw "
+                        "colours (default: the gain stored with the model; the zoo's is "
+                        "chosen for PSNR on Set14, so its colours are muted)")
     return lambda args: run_task(args, "colorize")
 
 
