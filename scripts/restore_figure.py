@@ -5,7 +5,8 @@
     python scripts/restore_figure.py --data ../shared/data    # held-out test photos (the README's)
 
 Each picture is [corrupted input | aekit's output | original], made with the shipped zoo
-models. Without ``--data`` the crops come from photos that ship with scikit-image — which are
+models (colorize also shows the raw colours, ``--saturation 1``; unwatermark also the
+output given the true mask, ``--mask``). Without ``--data`` the crops come from photos that ship with scikit-image — which are
 also the zoo's *training* photos, so they flatter it; with ``--data`` (a folder holding
 ``bsd68/CBSD68``, as ``benchmarks/restore.py`` takes) they come from CBSD68 test photos the
 models never saw.
@@ -92,13 +93,18 @@ def main() -> int:
 
     clean = crops[1]
     grey = clean @ np.array([0.299, 0.587, 0.114], np.float32)
-    panel([grey, run(Restorer.load("colorize"), grey), clean],
-          ["grey", "aekit colorize", "original"], img_dir / "restore-colorize.png")
+    calibrated = Restorer.load("colorize")
+    panel([grey, run(calibrated, grey), run(Restorer.load("colorize", saturation=1.0), grey), clean],
+          ["grey", f"aekit colorize (gain {calibrated.saturation:g})", "--saturation 1", "original"],
+          img_dir / "restore-colorize.png")
 
     clean = crops[2]
-    marked, _ = watermark_image(clean, np.random.default_rng(5), split="test")
-    panel([marked, run(Restorer.load("unwatermark"), marked), clean],
-          ["watermarked (unseen font)", "aekit unwatermark", "original"],
+    marked, alpha = watermark_image(clean, np.random.default_rng(5), split="test")
+    r = Restorer.load("unwatermark")
+    masked = hwc(r.apply(Picture(np.ascontiguousarray(marked.transpose(2, 0, 1))),
+                         mask=alpha > 0.01)[0])
+    panel([marked, run(r, marked), masked, clean],
+          ["watermarked (unseen font)", "aekit unwatermark", "... --mask (true mask)", "original"],
           img_dir / "restore-unwatermark.png")
 
     clean = crops[3]

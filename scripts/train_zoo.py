@@ -36,7 +36,7 @@ def main() -> int:
                    help="start from a saved model's weights (where they fit) instead of scratch; "
                         "'zoo' = the shipped model of the same name")
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate, for recipes that take one (codec; default: the recipe's)")
+                   help="peak learning rate (default: the recipe's)")
     p.add_argument("--lambdas", type=lambda t: [float(v) for v in t.split(",")], default=None,
                    metavar="L1,L2,...", help="the codec's quality ladder in CompressAI units "
                                                "(default: bmshj2018's six); with --init-from, "
