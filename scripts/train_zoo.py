@@ -41,9 +41,9 @@ def main() -> int:
                    metavar="L1,L2,...", help="the codec's quality ladder in CompressAI units "
                                                "(default: bmshj2018's six); with --init-from, "
                                                "qualities are carried over by λ")
-    p.add_argument("--objective", choices=("mse", "psnr"), default=None,
-                   help="restoration recipes: minimise per-pixel MSE (default) or the mean "
-                        "per-crop log MSE (= maximise mean PSNR)")
+    p.add_argument("--objective", choices=("mse", "relative"), default=None,
+                   help="restoration recipes: minimise per-pixel MSE (default) or each crop's "
+                        "MSE relative to its corrupted input's (weaker corruptions count as much)")
     p.add_argument("--patch", type=int, default=None,
                    help="restoration recipes: training crop side (default: by task and device)")
     args = p.parse_args()

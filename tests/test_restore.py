@@ -167,15 +167,15 @@ def test_gate_learns_the_watermark_mask(photo, one_torch_thread):
     assert float(gate[marked].mean()) > float(gate[~marked].mean()) + 0.03
 
 
-def test_psnr_objective_trains_a_denoiser(photo, one_torch_thread):
-    """objective='psnr' (mean per-crop log MSE) trains as the MSE does: a tiny blind denoiser
-    raises the PSNR of a noisy crop; the summary says which objective ran."""
+def test_relative_objective_trains_a_denoiser(photo, one_torch_thread):
+    """objective='relative' (each crop's MSE over its input's) trains as the MSE does: a tiny
+    blind denoiser raises the PSNR of a noisy crop; the summary says which objective ran."""
     model = Autoencoder(restore_config("denoise", (1, 32, 32), 8,
                                        arch_options={"widths": [8, 16], "unshuffle": 1}))
     grey = (photo @ np.array([0.299, 0.587, 0.114], np.float32) * 255).astype(np.uint8)
     summary = train_restorer(model, [grey], steps=200, batch_size=8, patch=32, lr=3e-3,
-                             device="cpu", objective="psnr")
-    assert summary["objective"] == "psnr" and math.isfinite(summary["final_loss"])
+                             device="cpu", objective="relative")
+    assert summary["objective"] == "relative" and math.isfinite(summary["final_loss"])
     assert summary["train_crops_psnr"] > summary["train_crops_psnr_input"] + 1.0
     with pytest.raises(AekitError, match="objective"):
         train_restorer(model, [grey], steps=1, objective="l1")
