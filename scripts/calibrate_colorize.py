@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from aekit.apps.restore import Restorer  # noqa: E402
 from aekit.data.images import list_images, read_image  # noqa: E402
-from aekit.imaging import Picture, rgb_to_ycbcr, ycbcr_to_rgb  # noqa: E402
+from aekit.imaging import Picture, rgb_to_ycbcr, scale_chroma, ycbcr_to_rgb  # noqa: E402
 from aekit.io import write_json_atomic  # noqa: E402
 from aekit.zoo import zoo_path  # noqa: E402
 
@@ -58,10 +58,8 @@ def main() -> int:
         y, _ = r.apply(Picture(np.ascontiguousarray((rgb @ LUMA)[None])))
         ycc = rgb_to_ycbcr(torch.from_numpy(y)[None])
         truth = torch.from_numpy(rgb.transpose(2, 0, 1).copy())[None]
-        for g in GAINS:
-            q = ycc.clone()
-            q[:, 1:] = 0.5 + g * (q[:, 1:] - 0.5)
-            scores[g].append(psnr(ycbcr_to_rgb(q).clamp(0, 1), truth))
+        for g in GAINS:  # the network runs once; each gain is what Restorer applies
+            scores[g].append(psnr(ycbcr_to_rgb(scale_chroma(ycc, g)).clamp(0, 1), truth))
     if not names:
         p.error(f"{args.data}: no colour photos")
     means = {g: float(np.mean(v)) for g, v in scores.items()}

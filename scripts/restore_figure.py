@@ -42,9 +42,9 @@ def centre(img: np.ndarray) -> np.ndarray:
     return img[top:top + SIDE, left:left + SIDE]
 
 
-def run(r: Restorer, img: np.ndarray) -> np.ndarray:
+def run(r: Restorer, img: np.ndarray, **kw) -> np.ndarray:
     x = img[None] if img.ndim == 2 else img.transpose(2, 0, 1)
-    return hwc(r.apply(Picture(np.ascontiguousarray(x, dtype=np.float32)))[0])
+    return hwc(r.apply(Picture(np.ascontiguousarray(x, dtype=np.float32)), **kw)[0])
 
 
 def panel(images: list[np.ndarray], labels: list[str], out: Path) -> None:
@@ -101,9 +101,7 @@ def main() -> int:
     clean = crops[2]
     marked, alpha = watermark_image(clean, np.random.default_rng(5), split="test")
     r = Restorer.load("unwatermark")
-    masked = hwc(r.apply(Picture(np.ascontiguousarray(marked.transpose(2, 0, 1))),
-                         mask=alpha > 0.01)[0])
-    panel([marked, run(r, marked), masked, clean],
+    panel([marked, run(r, marked), run(r, marked, mask=alpha > 0.01), clean],
           ["watermarked (unseen font)", "aekit unwatermark", "... --mask (true mask)", "original"],
           img_dir / "restore-unwatermark.png")
 

@@ -67,11 +67,7 @@ def main() -> int:
             if "lr" not in params and not any(v.kind is v.VAR_KEYWORD for v in params.values()):
                 p.error(f"the {name} recipe takes no --lr")
             kwargs["lr"] = args.lr
-        if args.lambdas is not None:
-            if "lambdas" not in inspect.signature(recipe).parameters:
-                p.error(f"the {name} recipe takes no --lambdas")
-            kwargs["lambdas"] = args.lambdas
-        for opt in ("objective", "patch"):
+        for opt in ("lambdas", "objective", "patch"):  # each taken by the recipes that name it
             if getattr(args, opt) is not None:
                 if opt not in inspect.signature(recipe).parameters:
                     p.error(f"the {name} recipe takes no --{opt}")

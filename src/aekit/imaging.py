@@ -128,6 +128,12 @@ def rgb_to_ycbcr(x: Tensor) -> Tensor:
     return y + torch.tensor([0, 0.5, 0.5], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
 
 
+def scale_chroma(ycc: Tensor, gain: float) -> Tensor:
+    """Multiply the chroma of a (B, 3, H, W) YCbCr batch (``rgb_to_ycbcr``'s, Cb/Cr centred on
+    0.5) by ``gain`` about grey, luma kept: 0 = grey, 1 = unchanged."""
+    return torch.cat([ycc[:, :1], 0.5 + gain * (ycc[:, 1:] - 0.5)], 1)
+
+
 #: an orthonormal luminance/opponent-colour basis (rows): R+G+B, R−B, R−2G+B, each normalised
 _OPP = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, -1.0], [1.0, -2.0, 1.0]])
 _OPP = _OPP / _OPP.norm(dim=1, keepdim=True)

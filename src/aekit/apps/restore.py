@@ -41,6 +41,7 @@ from aekit.imaging import (
     rgb_to_ycbcr,
     run_image_model,
     save_picture,
+    scale_chroma,
     tile_starts,
     tiled_apply,
     ycbcr_to_rgb,
@@ -171,10 +172,10 @@ class Restorer:
                 elif self.task == "colorize":
                     lum = luminance(x)
                     pred = run_image_model(self.model, lum.expand(-1, 3, -1, -1))
-                    chroma = rgb_to_ycbcr(pred.clamp(0, 1))[:, 1:]
+                    ycc = rgb_to_ycbcr(pred.clamp(0, 1))
                     if self.saturation != 1.0:
-                        chroma = 0.5 + self.saturation * (chroma - 0.5)
-                    y = ycbcr_to_rgb(torch.cat([lum, chroma], 1))  # keep the input's luma
+                        ycc = scale_chroma(ycc, self.saturation)
+                    y = ycbcr_to_rgb(torch.cat([lum, ycc[:, 1:]], 1))  # keep the input's luma
                 elif self.task == "unwatermark":
                     y = self._net(x)
                 elif self.task == "upscale":
