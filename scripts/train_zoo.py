@@ -42,8 +42,9 @@ def main() -> int:
                                                "(default: bmshj2018's six); with --init-from, "
                                                "qualities are carried over by λ")
     p.add_argument("--objective", choices=("mse", "relative"), default=None,
-                   help="restoration recipes: minimise per-pixel MSE (default) or each crop's "
-                        "MSE relative to its corrupted input's (weaker corruptions count as much)")
+                   help="restoration recipes: minimise per-pixel MSE or each crop's MSE "
+                        "relative to its corrupted input's, so weaker corruptions count as much "
+                        "(default: the task's; relative for denoise, mse for the others)")
     p.add_argument("--patch", type=int, default=None,
                    help="restoration recipes: training crop side (default: by task and device)")
     args = p.parse_args()

@@ -179,6 +179,11 @@ def test_relative_objective_trains_a_denoiser(photo, one_torch_thread):
     assert summary["train_crops_psnr"] > summary["train_crops_psnr_input"] + 1.0
     with pytest.raises(AekitError, match="objective"):
         train_restorer(model, [grey], steps=1, objective="l1")
+    # no objective given: the task's (denoise: relative; a deblurrer: plain MSE)
+    assert train_restorer(model, [grey], steps=1, patch=32, device="cpu")["objective"] == "relative"
+    blur = Autoencoder(restore_config("deblur", (1, 32, 32), 8,
+                                      arch_options={"widths": [8, 16], "unshuffle": 1}))
+    assert "final_mse" in train_restorer(blur, [grey], steps=1, patch=32, device="cpu")
 
 
 def test_warm_start_copies_weights_and_widens_the_last_layer(tmp_path):
