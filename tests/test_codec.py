@@ -380,6 +380,11 @@ def test_cli_compress_decompress_files_and_folders(tiny, tmp_path, capsys):
     assert main(["decompress", str(tmp_path / "aek"), str(tmp_path / "png"),
                  "--model", str(path), "--no-progress"]) == 0
     assert np.asarray(Image.open(tmp_path / "png" / "b.png")).shape == (19, 24)
+    # a folder IN with an OUT named like a file: an error, not a folder called "x.aek"
+    assert main(["compress", str(src), str(tmp_path / "x.aek"), "--model", str(path)]) == 2
+    assert main(["decompress", str(tmp_path / "aek"), str(tmp_path / "x.png"),
+                 "--model", str(path)]) == 2
+    assert not (tmp_path / "x.aek").exists() and not (tmp_path / "x.png").exists()
     assert main(["compress", str(src / "a.png"), str(tmp_path / "c.aek"), "--quality", "9",
                  "--model", str(path)]) == 2
     with pytest.raises(SystemExit) as exit_:

@@ -419,7 +419,10 @@ def test_missing_input_and_bad_output_suffix(tmp_path, capsys):
     assert main(["denoise", str(tmp_path / "nope.png"), str(tmp_path / "o.png")]) == 2
     save(tmp_path / "x.png", np.zeros((8, 8)))
     assert main(["denoise", str(tmp_path / "x.png"), str(tmp_path / "o.xyz")]) == 2
-    assert capsys.readouterr().err.count("aekit: error:") == 2
+    # a folder IN with an OUT named like an image: an error, not a folder called "o.png"
+    assert main(["denoise", str(tmp_path), str(tmp_path / "o.png")]) == 2
+    assert capsys.readouterr().err.count("aekit: error:") == 3
+    assert not (tmp_path / "o.png").exists()
 
 
 def train_tiny(task: str, photo: np.ndarray, tmp_path: Path, minutes: float) -> tuple[Path, dict]:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from aekit.apps import Handler, command
-from aekit.apps.common import add_json_flag, emit, format_table
+from aekit.apps.common import add_json_flag, check_folder_output, emit, format_table
+from aekit.data.images import IMAGE_SUFFIXES
 from aekit.errors import AekitError, DataError, warn
 from aekit.io import atomic_path, write_bytes_atomic, write_json_atomic
 
@@ -60,8 +61,7 @@ def _save_png(img, path: Path) -> None:
 
 def _pairs(src: Path, dst: Path, inputs: list[Path], suffix: str) -> list[tuple[Path, Path]]:
     if src.is_dir():
-        if dst.exists() and not dst.is_dir():
-            raise AekitError(f"{src} is a folder, so the output {dst} must be a folder too")
+        check_folder_output(src, dst, {".aek", *IMAGE_SUFFIXES})
         return [(p, dst / (p.stem + suffix)) for p in inputs]
     return [(src, dst)]
 

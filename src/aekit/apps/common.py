@@ -6,14 +6,15 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from aekit.data import ArrayData, resolve
-from aekit.errors import DataError
+from aekit.errors import AekitError, DataError
 from aekit.models import Autoencoder
 
 #: preset name -> a trainer that replaces the core loop for `aekit train --preset <name>`
@@ -58,6 +59,14 @@ def load_data_for(args: argparse.Namespace, spec: str, model: Autoencoder | None
         raise DataError(f"{data.name}: samples have shape {tuple(data.input_shape)} but the model "
                         f"expects {model.input_shape}")
     return data
+
+
+def check_folder_output(src: Path, dst: Path, file_suffixes: Iterable[str]) -> None:
+    """A folder IN takes a folder OUT: an existing file there, or a new path named like one of
+    ``file_suffixes`` (which would otherwise become a folder called ``out.png``), is an error."""
+    named_like_a_file = dst.suffix.lower() in set(file_suffixes)
+    if (dst.exists() and not dst.is_dir()) or (not dst.exists() and named_like_a_file):
+        raise AekitError(f"{dst}: IN ({src}) is a folder, so OUT must be a folder too")
 
 
 def load_model(path: str) -> Autoencoder:

@@ -29,7 +29,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from aekit.apps import Handler, command
-from aekit.apps.common import TRAIN_HOOKS, add_json_flag, emit, format_table
+from aekit.apps.common import TRAIN_HOOKS, add_json_flag, check_folder_output, emit, format_table
 from aekit.corruptions_restore import fill_holes, inpaint_holes, luminance, resize
 from aekit.data.images import IMAGE_SUFFIXES, list_images, read_image
 from aekit.errors import AekitError, DataError
@@ -239,8 +239,7 @@ def plan_files(src: str, dst: str) -> list[tuple[Path, Path]]:
     if not s.exists():
         raise DataError(f"{s}: no such file or folder")
     if s.is_dir():
-        if d.exists() and not d.is_dir():
-            raise AekitError(f"{d}: IN is a folder, so OUT must be a folder too")
+        check_folder_output(s, d, IMAGE_SUFFIXES)
         files = list_images(s)
         if not files:
             raise DataError(f"{s}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
