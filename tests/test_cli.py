@@ -92,6 +92,14 @@ def test_missing_data_file(capsys, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_model_path_missing_or_a_file(capsys, tmp_path):
+    code, _, err = run(capsys, "info", tmp_path / "nope")
+    _assert_one_line_error(code, err, "does not exist")
+    (tmp_path / "model.png").write_bytes(b"x")
+    code, _, err = run(capsys, "info", tmp_path / "model.png")
+    _assert_one_line_error(code, err, "is a file, not a model folder")
+
+
 def test_non_image_file(capsys, model_dir, tmp_path):
     (tmp_path / "photo.png").write_text("this is not a png")
     code, _, err = run(capsys, "evaluate", "--model", model_dir, "--data", tmp_path / "photo.png")
