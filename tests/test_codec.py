@@ -366,6 +366,8 @@ def test_cli_compress_decompress_files_and_folders(tiny, tmp_path, capsys):
     src.mkdir()
     Image.fromarray(synthetic_photo(30, 41, seed=5)).save(src / "a.png")
     Image.fromarray(synthetic_photo(19, 24, seed=6, grey=True)).save(src / "b.png")
+    (src / "sub").mkdir()
+    Image.fromarray(synthetic_photo(17, 16, seed=7)).save(src / "sub" / "c.png")
     assert main(["compress", str(src / "a.png"), str(tmp_path / "a.aek"), "--quality", "2",
                  "--model", str(path), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)["files"][0]
@@ -380,6 +382,8 @@ def test_cli_compress_decompress_files_and_folders(tiny, tmp_path, capsys):
     assert main(["decompress", str(tmp_path / "aek"), str(tmp_path / "png"),
                  "--model", str(path), "--no-progress"]) == 0
     assert np.asarray(Image.open(tmp_path / "png" / "b.png")).shape == (19, 24)
+    # subfolders are kept, as the restoration commands keep them
+    assert np.asarray(Image.open(tmp_path / "png" / "sub" / "c.png")).shape == (17, 16, 3)
     # a folder IN with an OUT named like a file: an error, not a folder called "x.aek"
     assert main(["compress", str(src), str(tmp_path / "x.aek"), "--model", str(path)]) == 2
     assert main(["decompress", str(tmp_path / "aek"), str(tmp_path / "x.png"),

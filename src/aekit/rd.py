@@ -26,7 +26,6 @@ import torch.nn.functional as F
 from aekit.errors import AekitError, DataError
 
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 JPEG_QUALITIES = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 WEBP_QUALITIES = (1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 
@@ -61,12 +60,16 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def list_images(folder: str | Path) -> list[Path]:
+    """The images under ``folder`` (subfolders too, as every aekit command reads a folder);
+    none is an error."""
+    from aekit.data import images
+
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder} is not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = images.list_images(folder)
     if not files:
-        raise DataError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise DataError(f"{folder} holds no images ({', '.join(sorted(images.IMAGE_SUFFIXES))})")
     return files
 
 

@@ -62,7 +62,7 @@ def _save_png(img, path: Path) -> None:
 def _pairs(src: Path, dst: Path, inputs: list[Path], suffix: str) -> list[tuple[Path, Path]]:
     if src.is_dir():
         check_folder_output(src, dst, {".aek", *IMAGE_SUFFIXES})
-        return [(p, dst / (p.stem + suffix)) for p in inputs]
+        return [(p, dst / p.relative_to(src).with_suffix(suffix)) for p in inputs]
     return [(src, dst)]
 
 
@@ -153,7 +153,7 @@ def decompress_cmd(p: argparse.ArgumentParser) -> Handler:
         if not src.exists():
             raise DataError(f"{src}: no such file or folder")
         if src.is_dir():
-            inputs = sorted(src.glob("*.aek"))
+            inputs = sorted(src.rglob("*.aek"))
             if not inputs:
                 raise DataError(f"{src} holds no .aek files")
         else:
