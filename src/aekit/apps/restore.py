@@ -47,7 +47,7 @@ from aekit.imaging import (
     ycbcr_to_rgb,
 )
 from aekit.models import Autoencoder, count_parameters
-from aekit.presets_restore import SIGMA_MAX, TASKS, restore_config
+from aekit.presets_restore import SIGMA_MAX, TASK_OBJECTIVE, TASKS, restore_config
 from aekit.training import bf16_autocast_pays, lr_factor, pick_device
 from aekit.zoo import RECIPES, available, warm_start, zoo_path
 
@@ -431,10 +431,6 @@ def _photo_tensors(photos: list[np.ndarray], channels: int, patch: int,
 
 #: what train_restorer minimises (see its docstring)
 OBJECTIVES = ("mse", "relative")
-#: a task's training objective when none is given (others: "mse"). Denoising spans σ 0–50,
-#: where plain MSE is ruled by σ = 50: the same 55-minute CPU round from one start reached a
-#: mean Set14-luma PSNR over σ 15/25/50 of 28.75 dB on "relative" and 28.58 on MSE
-TASK_OBJECTIVE = {"denoise": "relative"}
 #: the "relative" objective's floor on a crop's input error (σ = 10/255 noise)
 RELATIVE_FLOOR = (10 / 255) ** 2
 
@@ -478,7 +474,8 @@ def train_restorer(model: Autoencoder, photos: list[np.ndarray], *, minutes: flo
     strengths plain MSE is dominated by the strongest, σ = 50 noise having about 10× the
     error of σ = 15, and a fine-tune on it trades low-σ PSNR for high-σ). (The mean per-crop
     log MSE, i.e. mean PSNR, was tried and lost at every σ: nearly clean crops dominate it.)
-    Gated models train on MSE + the gate term. None: the task's (:data:`TASK_OBJECTIVE`)."""
+    Gated models train on MSE + the gate term. None: the task's
+    (:data:`aekit.presets_restore.TASK_OBJECTIVE`)."""
     if objective is None:
         objective = TASK_OBJECTIVE.get(model.config.extra.get("task", ""), "mse")
     if objective not in OBJECTIVES:
@@ -615,8 +612,8 @@ def zoo_recipe(name: str):
         # (24 + 13 CPU-min at 128² lifted blind CBSD68 PSNR from 30.08 to 31.17 dB after 45 at
         # 64²); the shipped denoiser's last two CPU rounds were on 96² crops (a 95-min round on
         # 128² from the same start scored 28.83 dB on Set14 luma, the 70-min 96² one 28.84)
-        patch = patch or {"upscale": 96 if not gpu else 192}.get(
-            task, 128 if gpu or task == "unwatermark" else (96 if task == "denoise" else 64))
+        patch = patch or ({"upscale": 192}.get(task, 128) if gpu else
+                          {"upscale": 96, "unwatermark": 128, "denoise": 96}.get(task, 64))
         batch = 64 if gpu else (4 if patch >= 128 else 8)
         cfg = restore_config(task, (channels, patch, patch), 64, scale)
         model = Autoencoder(cfg)
