@@ -100,6 +100,19 @@ def test_model_path_missing_or_a_file(capsys, tmp_path):
     _assert_one_line_error(code, err, "is a file, not a model folder")
 
 
+@pytest.mark.parametrize("argv", [["denoise", "{d}", "{o}"], ["compress", "{d}", "{o}"],
+                                  ["codec-eval", "{d}"], ["train", "--data", "{d}", "--out", "{o}"],
+                                  ["train", "--preset", "restore", "--data", "{d}", "--out", "{o}"]])
+def test_a_folder_without_images_is_one_error(argv, capsys, tmp_path):
+    """Every command reading a folder of images says the same thing when it holds none."""
+    d = tmp_path / "empty"
+    (d / "sub").mkdir(parents=True)
+    (d / "notes.txt").write_text("no pictures here")
+    code, _, err = run(capsys, *[a.format(d=d, o=tmp_path / "out") for a in argv])
+    _assert_one_line_error(code, err, "no images found")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 def test_non_image_file(capsys, model_dir, tmp_path):
     (tmp_path / "photo.png").write_text("this is not a png")
     code, _, err = run(capsys, "evaluate", "--model", model_dir, "--data", tmp_path / "photo.png")

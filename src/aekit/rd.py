@@ -67,10 +67,7 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder} is not a folder")
-    files = images.list_images(folder)
-    if not files:
-        raise DataError(f"{folder} holds no images ({', '.join(sorted(images.IMAGE_SUFFIXES))})")
-    return files
+    return images.list_images(folder, required=True)
 
 
 def psnr255(a: np.ndarray, b: np.ndarray) -> float:

@@ -240,9 +240,7 @@ def plan_files(src: str, dst: str) -> list[tuple[Path, Path]]:
         raise DataError(f"{s}: no such file or folder")
     if s.is_dir():
         check_folder_output(s, d, IMAGE_SUFFIXES)
-        files = list_images(s)
-        if not files:
-            raise DataError(f"{s}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        files = list_images(s, required=True)
         return [(f, d / f.relative_to(s)) for f in files]
     if d.is_dir() or dst.endswith(("/", "\\")):
         return [(s, d / s.name)]
@@ -680,9 +678,7 @@ def train_restore(args: argparse.Namespace) -> int:
         folder = Path(args.data)
         if not folder.is_dir():
             raise DataError(f"{args.data}: --preset restore trains on a folder of photos")
-        files = list_images(folder)
-        if not files:
-            raise DataError(f"{folder}: no images found")
+        files = list_images(folder, required=True)
         photos = [(read_image(f, "L" if channels == 1 else "RGB") * 255).round().astype(np.uint8)
                   for f in files]
         data_name = str(folder)

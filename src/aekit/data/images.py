@@ -13,9 +13,13 @@ from aekit.io import atomic_path
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
 
 
-def list_images(folder: str | os.PathLike[str]) -> list[Path]:
+def list_images(folder: str | os.PathLike[str], *, required: bool = False) -> list[Path]:
+    """The image files under ``folder`` (sub-folders too), sorted; ``required``: none is an
+    error (one message for every command that reads a folder of images)."""
     folder = Path(folder)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if required and not files:
+        raise DataError(f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     return files
 
 
@@ -92,9 +96,7 @@ def fit_to_size(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def load_image_folder(folder: str | os.PathLike[str], size: tuple[int, int] = (64, 64),
                       channels: int = 3) -> np.ndarray:
     """Every image under ``folder`` resized/cropped to ``size``: uint8 (N, C, H, W)."""
-    files = list_images(folder)
-    if not files:
-        raise DataError(f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    files = list_images(folder, required=True)
     out = np.empty((len(files), channels, *size), dtype=np.uint8)
     for i, f in enumerate(files):
         out[i] = load_image_uint8(f, size, channels)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aekit.data.images import IMAGE_SUFFIXES, list_images, load_image_folder, load_image_uint8
+from aekit.data.images import list_images, load_image_folder, load_image_uint8
 from aekit.errors import DataError
 
 #: folders whose decoded uint8 pixels pass this stream instead of being loaded whole
@@ -76,9 +76,7 @@ def image_folder_array(folder: str | os.PathLike[str], size: tuple[int, int], ch
                        stream: bool | None = None) -> np.ndarray | LazyImageArray:
     """The images under ``folder`` as uint8 (N, C, H, W): in memory, or streamed when
     ``stream`` is True, or (None) when the decoded pixels pass :data:`STREAM_BYTES`."""
-    files = list_images(folder)
-    if not files:
-        raise DataError(f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    files = list_images(folder, required=True)
     lazy = LazyImageArray(files, size, channels)
     if stream is None:
         stream = lazy.size_bytes > STREAM_BYTES
