@@ -466,3 +466,8 @@ def test_zoo_lists_the_shipped_models(capsys):
              "upscale-x3", "upscale-x4"]
     assert all(rows[n]["shipped"] for n in names)
     assert sum(rows[n]["mb"] for n in names) < 25
+    # a fine-tuned model counts every run it came from (the config's earlier_runs)
+    meta = json.loads((zoo_path("denoise-grey") / "config.json").read_text())["training"]
+    runs = [*meta.get("earlier_runs", []), meta]
+    assert rows["denoise-grey"]["runs"] == len(runs) > 1
+    assert rows["denoise-grey"]["minutes"] == pytest.approx(sum(r["minutes"] for r in runs), abs=0.1)

@@ -395,13 +395,19 @@ def zoo_cmd(p: argparse.ArgumentParser) -> Handler:
                 meta = read_model_meta(zoo_path(n))
                 cfg, tr = meta["config"], meta.get("training", {})
                 size = sum(f.stat().st_size for f in zoo_path(n).iterdir())
+                # a fine-tuned model's training is every run it came from, not the last one
+                runs = [r for r in (*tr.get("earlier_runs", []), tr) if isinstance(r, dict)]
                 row.update(task=cfg.get("extra", {}).get("task", cfg.get("preset")),
                            arch=cfg["arch"], mb=round(size / 2**20, 2),
-                           device=tr.get("device"), minutes=tr.get("minutes"),
-                           steps=tr.get("steps"), psnr=tr.get("train_crops_psnr"))
+                           device="+".join(dict.fromkeys(r["device"] for r in runs
+                                                         if r.get("device"))) or None,
+                           runs=len(runs),
+                           minutes=round(sum(r.get("minutes") or 0 for r in runs), 1),
+                           steps=sum(r.get("steps") or 0 for r in runs),
+                           psnr=tr.get("train_crops_psnr"))
             row["help"] = recipes.help(n) if n in recipes else ""
             rows.append(row)
-        cols = ["name", "task", "arch", "mb", "device", "minutes", "steps", "psnr", "help"]
+        cols = ["name", "task", "arch", "mb", "device", "runs", "minutes", "steps", "psnr", "help"]
         emit(args, {"models": rows}, format_table(rows, cols) if rows else "(no models)")
         return 0
 
