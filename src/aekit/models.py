@@ -397,9 +397,10 @@ class Autoencoder(nn.Module):
 
 
 def read_model_meta(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / CONFIG_NAME
-    if not Path(directory).is_dir():
-        raise ModelFileError(f"{directory} is a file, not a model folder" if Path(directory).exists()
+    folder = Path(directory)
+    path = folder / CONFIG_NAME
+    if not folder.is_dir():
+        raise ModelFileError(f"{directory} is a file, not a model folder" if folder.exists()
                              else f"model directory {directory} does not exist")
     meta = read_json(path, "aekit config", error=ModelFileError,
                      missing=f"{path} is missing: not an aekit model directory")

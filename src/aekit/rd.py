@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from aekit.data import images
 from aekit.errors import AekitError, DataError
 
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -44,9 +45,7 @@ def read_image_alpha(path: str | Path) -> tuple[np.ndarray, bool]:
     dropped). The file is read by :func:`aekit.data.images.read_image`, the reader of every
     other command: EXIF orientation is applied and a 16-bit PNG is scaled to 8 bits (Pillow's
     own ``convert("L")`` clips it instead: a 16-bit photo came out white)."""
-    from aekit.data.images import read_image as read_float
-
-    arr = read_float(path)
+    arr = images.read_image(path)
     alpha = arr.ndim == 3 and arr.shape[2] in (2, 4)
     if alpha:  # LA / RGBA: the codec and the metrics take grey or RGB
         arr = arr[..., 0] if arr.shape[2] == 2 else arr[..., :3]
@@ -62,8 +61,6 @@ def read_image(path: str | Path) -> np.ndarray:
 def list_images(folder: str | Path) -> list[Path]:
     """The images under ``folder`` (subfolders too, as every aekit command reads a folder);
     none is an error."""
-    from aekit.data import images
-
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder} is not a folder")

@@ -336,7 +336,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, metavar="DIR",
                    help="a model of your own (from `aekit train --preset restore`); default: the zoo's")
     p.add_argument("--tile", type=int, default=None,
-                   help="tile side in input pixels, at least 128 (default 512, 256 for upscale; 0 = whole image)")
+                   help=f"tile side in input pixels, at least {MIN_TILE} (default 512, 256 for "
+                        f"upscale; 0 = whole image)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, mps or auto")
     p.add_argument("--ensemble", type=int, choices=(1, 2, 4, 8), default=1,
                    help="average the model over this many flips/rotations of each tile: a little "
