@@ -8,10 +8,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from aekit.cli import main
 from aekit.errors import AekitError, DataError
 from aekit.models import Autoencoder
+from aekit.penalties import sinkhorn_plan
 from aekit.text import build_vocabulary, load_corpus
 from aekit.text.measures import (
     label_matrix,
@@ -22,6 +24,7 @@ from aekit.text.measures import (
     topic_diversity,
 )
 from aekit.text.modelling import (
+    attribute_counts,
     encode_counts,
     topic_ranking,
     topic_word,
@@ -29,6 +32,7 @@ from aekit.text.modelling import (
     train_topic_model,
 )
 from aekit.text.reuters import load_reuters
+from aekit.text.wordvec import ppmi_vectors
 
 K, V = 5, 150
 
@@ -77,16 +81,61 @@ def topic_model(corpus):
     return model
 
 
-def test_topic_model_recovers_the_generating_topics(corpus, topic_model):
-    *_, true = corpus
-    learned = top_words(topic_word(topic_model), 10)
+def assert_recovers(model, true):
+    learned = top_words(topic_word(model), 10)
     overlap = np.array([[len(set(a) & set(b)) / 10 for b in learned]
                         for a in top_words(true, 10)])
     best = overlap.max(1)
     assert best.min() >= 0.7, best  # every true topic has a learned twin
     assert best.mean() >= 0.8, best
     assert len(set(overlap.argmax(1))) == K  # ... and a different one for each
-    assert topic_diversity(top_words(topic_word(topic_model), 10)) > 0.8
+    assert topic_diversity(top_words(topic_word(model), 10)) > 0.8
+
+
+def test_topic_model_recovers_the_generating_topics(corpus, topic_model):
+    assert topic_model.config.arch_options["decoder"] == "ecr"
+    assert_recovers(topic_model, corpus[-1])
+
+
+def test_prodlda_recovers_the_generating_topics(corpus):
+    *_, counts, true = corpus
+    model, _ = train_topic_model(counts, K, hidden=[64, 64], batch_size=100, epochs=150,
+                                 patience=30, preset="prodlda", progress=False)
+    assert model.config.arch_options["decoder"] == "prodlda"
+    assert_recovers(model, true)
+
+
+def test_attributed_counts_share_out_every_training_word(corpus, topic_model):
+    *_, counts, _ = corpus
+    phi = topic_model.decoder.topics.topic_counts.numpy()
+    assert phi.shape == (K, counts.shape[1]) and (phi >= 0).all()
+    # each occurrence is split over the topics: a word's column sums to its corpus count
+    assert np.allclose(phi.sum(0), np.asarray(counts.sum(0)).ravel(), rtol=1e-4)
+    assert np.allclose(attribute_counts(topic_model, counts), phi, rtol=1e-4)
+
+
+def test_ppmi_word_vectors_put_a_topic_s_words_together(corpus):
+    *_, vocab, counts, true = corpus
+    vecs = ppmi_vectors(counts, 16)
+    assert vecs.shape == (len(vocab), 16) and vecs.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1, atol=1e-5)
+    top = top_words(true, 10)
+    sims = vecs @ vecs.T
+    within = np.mean([sims[np.ix_(t, t)][~np.eye(10, dtype=bool)].mean() for t in top])
+    across = np.mean([sims[np.ix_(a, b)].mean() for i, a in enumerate(top)
+                      for j, b in enumerate(top) if i != j])
+    assert within > across + 0.3, (within, across)
+    assert np.array_equal(ppmi_vectors(counts, 16), vecs)  # reproducible
+
+
+def test_sinkhorn_plan_spreads_the_mass_evenly_at_low_cost():
+    cost = torch.rand(5, 40, generator=torch.Generator().manual_seed(0)) * 4
+    plan = sinkhorn_plan(cost, alpha=20.0)
+    assert plan.shape == (5, 40) and plan.sum().item() == pytest.approx(1.0, abs=1e-6)
+    assert np.allclose(plan.sum(0).numpy(), 1 / 40, atol=5e-3 / 40 * 5)
+    assert np.allclose(plan.sum(1).numpy(), 1 / 5, atol=1e-6)
+    uniform = cost.mean().item()  # the cost of the independent coupling
+    assert (plan * cost).sum().item() < 0.5 * uniform
 
 
 def test_restarts_keep_the_most_coherent_model_on_the_training_documents(corpus):
@@ -199,6 +248,21 @@ def test_cli_topics_then_docsearch(tmp_path, capsys):
     assert main(["docsearch", str(idx), "--doc", "d0", "-k", "4", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["metric"] == "hamming" and len(res["results"]) == 4
+
+
+def test_cli_topics_preset_chooses_the_decoder(tmp_path, capsys):
+    texts, *_ = lda_corpus(150, seed=2)
+    path = tmp_path / "docs.txt"
+    path.write_text("\n".join(texts))
+    for preset, decoder in (("prodlda", "prodlda"), ("topic", "ecr")):
+        out = tmp_path / preset
+        assert main(["topics", str(path), "--topics", "3", "--epochs", "2", "--min-df", "1",
+                     "--preset", preset, "--out", str(out), "--no-progress", "--json"]) == 0
+        capsys.readouterr()
+        model = Autoencoder.from_pretrained(out)
+        assert model.config.arch_options["decoder"] == decoder
+    code, err = run_cli(["topics", str(path), "--topics", "3", "--preset", "lda"], capsys)
+    assert code == 2 and len(err) == 1 and "topic preset must be one of topic, prodlda" in err[0]
 
 
 def test_corpus_formats(tmp_path):

@@ -134,8 +134,16 @@ _preset("variational", "variational (VAE): Gaussian code, KL to N(0, I), samples
 # topic: dropout 0.4 on θ (decoder_dropout; the encoder keeps 0.2) raised the mean NPMI of 50
 # Reuters topics from 0.158 to 0.21 (0.2 → 0.4; 0.6 gave 0.23 but many duplicate topics,
 # diversity 0.37), benchmarks/text.py
-_preset("topic", "ProdLDA topic model (Srivastava & Sutton 2017): word counts in, logistic-normal "
-        "code, product-of-experts decoder whose rows are topics",
+_preset("topic", "ProdLDA-style topic model with embedding clustering (ECRTM, Wu et al. 2023): "
+        "word counts in, logistic-normal code, product-of-experts decoder whose topics are "
+        "vectors among the corpus's word vectors, kept apart by the ecr penalty",
+        arch="bow", arch_options={"hidden": [200, 200], "input": "counts", "act": "softplus",
+                                  "dropout": 0.2, "decoder_dropout": 0.4, "batchnorm": True,
+                                  "decoder": "ecr", "embed_dim": 50, "tau": 0.2},
+        code="logistic_normal", loss="multinomial", normalization="unit",
+        penalties={"ecr": {"weight": 250.0, "alpha": 20.0}})
+_preset("prodlda", "ProdLDA topic model (Srivastava & Sutton 2017): word counts in, "
+        "logistic-normal code, product-of-experts decoder whose rows are topics",
         arch="bow", arch_options={"hidden": [200, 200], "input": "counts", "act": "softplus",
                                   "dropout": 0.2, "decoder_dropout": 0.4, "batchnorm": True,
                                   "decoder": "prodlda"},

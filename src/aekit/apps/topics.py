@@ -97,7 +97,8 @@ def default_out(kind: str, corpus: str) -> Path:
 
 
 # -------------------------------------------------------------------------------- topics
-@command("topics", help="topic model (ProdLDA) of a corpus: top words, NPMI, diversity")
+@command("topics", help="topic model (ProdLDA with embedding clustering) of a corpus: top "
+                         "words, NPMI, diversity")
 def topics_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("corpus", help="folder of .txt, .txt (one document per line), .csv, .jsonl, "
                                   "or reuters[:train|:test]")
@@ -108,6 +109,9 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--restarts", type=int, default=1, metavar="R",
                    help="train R models (different seeds) and keep the one whose topics are the "
                         "most coherent on the training corpus itself (default 1)")
+    p.add_argument("--preset", default="topic",
+                   help="topic (default): ProdLDA whose topics cluster the corpus's word "
+                        "vectors (ECRTM), so they repeat each other less; prodlda: plain ProdLDA")
     p.add_argument("--out", default=None, help="output directory (default runs/topics-…)")
     add_corpus_options(p)
     add_vocab_options(p)
@@ -131,7 +135,7 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
         else:
             ref_counts, ref_name = counts, corpus.name
         model, result = train_topic_model(counts, args.topics, restarts=args.restarts,
-                                          **fit_kwargs(args))
+                                          preset=args.preset, **fit_kwargs(args))
         tw = topic_ranking(model)  # top words by relevance
         top10, top25 = top_words(tw, 10), top_words(tw, 25)
         npmi = npmi_per_topic(top10, ref_counts)

@@ -4,6 +4,7 @@
     counts (B, V) ─input─▶ [Linear─act]×len(hidden) ─dropout─▶ Linear ─(BatchNorm)─▶ h
     z (B, K) ─▶ "linear":  Linear(K, V) + bias                                  ─▶ logits (B, V)
                "prodlda": dropout ─▶ Linear(K, V, no bias) ─▶ BatchNorm(V)     ─▶ logits (B, V)
+               "ecr":     dropout ─▶ EmbeddingTopics: θ·β  ─▶ BatchNorm(V)     ─▶ logits (B, V)
 
 ``input`` chooses what the encoder sees: ``counts`` (ProdLDA), ``log1p`` (log(1 + count)),
 or ``tfidf`` (log(1 + count)·idf, L2-normalised; the idf weights are a buffer of the input
@@ -28,6 +29,7 @@ from aekit.errors import AekitError
 from aekit.nn import ARCHS, activation
 
 BOW_INPUTS = ("counts", "log1p", "tfidf")
+BOW_DECODERS = ("linear", "prodlda", "ecr")
 
 
 class BowInput(nn.Module):
@@ -65,12 +67,58 @@ def set_idf(model: nn.Module, counts) -> None:
     layer.idf.copy_(torch.as_tensor(idf, dtype=layer.idf.dtype))
 
 
+class EmbeddingTopics(nn.Module):
+    """θ (B, K) ↦ θ·β (B, V), β (K, V) from topic and word vectors (see the module docstring).
+
+    ``word_vectors`` (V, d) is a buffer: random unit vectors until :func:`set_word_vectors`
+    puts the corpus's own there, before training. ``topic_counts`` (K, V) is a buffer that
+    training fills at the end (:func:`aekit.text.modelling.attribute_counts`): how many of
+    the training corpus's words each topic explains, from which its top words are read."""
+
+    def __init__(self, n_topics: int, vocab_size: int, dim: int = 50, tau: float = 0.2) -> None:
+        super().__init__()
+        if tau <= 0:
+            raise AekitError(f"the ecr decoder's temperature tau must be > 0, got {tau}")
+        self.tau = float(tau)
+        self.register_buffer("word_vectors",
+                             nn.functional.normalize(torch.randn(vocab_size, dim), dim=1))
+        topics = nn.init.trunc_normal_(torch.empty(n_topics, dim), std=0.1)
+        self.topic_vectors = nn.Parameter(nn.functional.normalize(topics, dim=1))
+        self.register_buffer("topic_counts", torch.zeros(n_topics, vocab_size))
+
+    def cost(self) -> Tensor:
+        """Squared distances (K, V) between topic and word vectors, in float32."""
+        with torch.autocast(self.topic_vectors.device.type, enabled=False):
+            t, w = self.topic_vectors.float(), self.word_vectors.float()
+            return ((t * t).sum(1, keepdim=True) + (w * w).sum(1) - 2.0 * t @ w.T).clamp_min(0)
+
+    def beta(self) -> Tensor:
+        """(K, V): each word's weight shared out over the topics (columns sum to 1)."""
+        return torch.softmax(-self.cost() / self.tau, dim=0)
+
+    def forward(self, theta: Tensor) -> Tensor:
+        return theta.float() @ self.beta()
+
+
+def set_word_vectors(model: nn.Module, counts, dim: int | None = None) -> None:
+    """Put word vectors computed from a (N, V) count matrix (positive PMI of document
+    co-occurrence, :func:`aekit.text.wordvec.ppmi_vectors`) into an ``ecr`` decoder."""
+    from aekit.text.wordvec import ppmi_vectors
+
+    layer = getattr(model.decoder, "topics", None)
+    if not isinstance(layer, EmbeddingTopics):
+        raise AekitError("set_word_vectors needs a model with the ecr topic decoder")
+    vecs = ppmi_vectors(counts, layer.word_vectors.shape[1] if dim is None else dim)
+    layer.word_vectors.copy_(torch.as_tensor(vecs, dtype=layer.word_vectors.dtype))
+
+
 def _act(name: str) -> nn.Module:
     return nn.Softplus() if name == "softplus" else activation(name)
 
 
 @ARCHS.register("bow", help="bag of words: counts/TF-IDF in, softmax over the vocabulary out "
-                            "(decoder linear or ProdLDA product of experts)")
+                            "(decoder linear, ProdLDA product of experts, or its "
+                            "embedding-clustering form ecr)")
 def build_bow(
     input_shape: Sequence[int],
     latent_dim: int,
@@ -82,13 +130,15 @@ def build_bow(
     batchnorm: bool = False,
     decoder: str = "linear",
     decoder_dropout: float | None = None,
+    embed_dim: int = 50,
+    tau: float = 0.2,
 ) -> tuple[nn.Module, nn.Module]:
     v = math.prod(input_shape)
     if len(input_shape) != 1:
         raise AekitError(f"the bow architecture needs (N, vocabulary) data, got samples of shape "
                          f"{tuple(input_shape)}")
-    if decoder not in ("linear", "prodlda"):
-        raise AekitError(f"bow decoder must be 'linear' or 'prodlda', got {decoder!r}")
+    if decoder not in BOW_DECODERS:
+        raise AekitError(f"bow decoder must be one of {', '.join(BOW_DECODERS)}, got {decoder!r}")
     if not 0 <= dropout < 1:
         raise AekitError(f"dropout must be in [0, 1), got {dropout}")
 
@@ -105,11 +155,14 @@ def build_bow(
         enc["bn"] = nn.BatchNorm1d(code_width, affine=False)
 
     dec: OrderedDict[str, nn.Module] = OrderedDict()
-    if decoder == "prodlda":
+    if decoder in ("prodlda", "ecr"):
         p = dropout if decoder_dropout is None else decoder_dropout
         if p:
             dec["dropout"] = nn.Dropout(p)
-        dec["linear"] = nn.Linear(latent_dim, v, bias=False)
+        if decoder == "ecr":
+            dec["topics"] = EmbeddingTopics(latent_dim, v, int(embed_dim), tau)
+        else:
+            dec["linear"] = nn.Linear(latent_dim, v, bias=False)
         dec["bn"] = nn.BatchNorm1d(v, affine=False)
     else:
         dec["linear"] = nn.Linear(latent_dim, v)
