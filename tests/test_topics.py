@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from aekit.cli import main
+from aekit.codes import CODES
 from aekit.errors import AekitError, DataError
 from aekit.models import Autoencoder
 from aekit.penalties import sinkhorn_plan
@@ -176,6 +177,15 @@ def test_semantic_hashing_retrieves_same_topic_documents(corpus):
     chance = float((np.asarray(y.sum(0)).ravel() / len(labels)) ** 2 @ np.ones(y.shape[1]))
     p = precision_at_k(bits, y, bits, y, 10, "hamming", exclude=np.arange(len(labels)))
     assert p > 0.75 and p > 2.5 * chance, (p, chance)
+
+
+def test_hash_bits_stay_finite_under_bf16_autocast():
+    # saturated bf16 logits: the prior's KL took log(1 − q) with 1 − 1e-6 rounded to 1 (NaN),
+    # which made doc-hash training diverge on CPUs with native bf16
+    code = CODES.build("doc_binary", 4, kl_weight=1.0)
+    h = torch.tensor([[20.0, -20.0, 0.0, 3.0]], dtype=torch.bfloat16).repeat(3, 1)
+    z, losses = code(h, sample=True)
+    assert torch.isfinite(losses["kl"]) and set(z.detach().unique().tolist()) <= {0.0, 1.0}
 
 
 def test_dense_twin_of_the_hash_model_trains(corpus):

@@ -75,7 +75,8 @@ class DocBinaryCode(Code):
         self.kl_weight = kl_weight
 
     def forward(self, h: Tensor, sample: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
-        p = torch.sigmoid(h)  # (B, bits)
+        # float32: under bf16 autocast 1 − 1e-6 rounds to 1 and the KL's log(1 − q) to −inf
+        p = torch.sigmoid(h.float())  # (B, bits)
         if not sample:
             return (p > 0.5).to(p.dtype), {}
         b = (torch.rand_like(p) < p).to(p.dtype)
