@@ -1,6 +1,7 @@
 """Figure for the README: the top words of a trained topic model's topics, as bars of each
-word's probability under the topic (the decoder's word distribution for θ = e_k). The words
-are those ``aekit topics`` reported (ranked by relevance, ``topic_ranking``), in its order.
+word's probability under the topic (``topic_word``: for the ``topic`` preset the share of the
+training words attributed to the topic; for ``prodlda`` the decoder's word distribution for
+θ = e_k). The words are those ``aekit topics`` reported (``topic_ranking``), in its order.
 
     python scripts/text_figure.py RUN_DIR [--topics 8] [--words 8] [--out docs/img/text-topics.png]
 
@@ -61,7 +62,8 @@ def main() -> int:
             ax.spines[s].set_visible(False)
     for ax in list(axes.flat)[len(order):]:
         ax.axis("off")
-    fig.suptitle(f"aekit topics: {len(tw)} ProdLDA topics of {info.get('documents')} documents "
+    fig.suptitle(f"aekit topics: {len(tw)} topics ({model.config.preset}) of "
+                 f"{info.get('documents')} documents "
                  f"(mean NPMI {info['mean_npmi']:.3f}, diversity {info['diversity']:.2f})",
                  fontsize=10)
     fig.tight_layout()
