@@ -78,6 +78,18 @@ def table(rows: list[dict], cols: list[str]) -> str:
     return "\n".join(out)
 
 
+def finished(jobs: dict) -> tuple[dict, list[str]]:
+    """The results of finished tasks by key, and one line per task that raised (the rest of
+    the run is still reported: one diverged training must not hide every other number)."""
+    done, failed = {}, []
+    for key, job in jobs.items():
+        try:
+            done[key] = job.result()
+        except Exception as e:  # noqa: BLE001 - reported, and the exit status says so
+            failed.append(f"{key}: {type(e).__name__}: {e}")
+    return done, failed
+
+
 def median_rows(rows: list[dict]) -> list[dict]:
     """One row per (K, method): the median NPMI, diversity and CPU seconds of its runs,
     with the range of the first two."""
@@ -219,13 +231,14 @@ def main() -> int:
                       if "topics" not in args.skip else {})
         retr_jobs = ({key: pool.submit(retrieval_task, args, *key) for key in retr_keys}
                      if "retrieval" not in args.skip else {})
-        topic_res = {key: f.result() for key, f in topic_jobs.items()}
-        retr_res = {key: f.result() for key, f in retr_jobs.items()}
+        topic_res, failed = finished(topic_jobs)
+        retr_res, failed_retr = finished(retr_jobs)
+    failed += failed_retr
     if topic_res:
-        rows = [row for key in topic_keys for row in topic_res[key]["rows"]]
+        rows = [row for key in topic_keys if key in topic_res for row in topic_res[key]["rows"]]
         results["topics"] = rows
         results["aekit_top_words"] = {k: topic_res[("topic", k, args.seeds[0])]["top_words"]
-                                      for k in args.topics}
+                                      for k in args.topics if ("topic", k, args.seeds[0]) in topic_res}
         print("\nTopics, every run (NPMI: top 10 words, test split as reference; diversity: top 25)")
         print(table(rows, ["K", "method", "seed", "NPMI", "diversity", "wall s", "cpu s", "epochs"]))
         results["topics_median"] = summary = median_rows(rows)
@@ -233,9 +246,9 @@ def main() -> int:
         print(table(summary, ["K", "method", "runs", "NPMI", "NPMI range", "diversity",
                               "diversity range", "cpu s"]))
     if retr_res:
-        rows = [retr_res[key]["row"] for key in retr_keys]
+        rows = [retr_res[key]["row"] for key in retr_keys if key in retr_res]
         results["retrieval"] = rows
-        first = retr_res[("tfidf", None)]
+        first = next(iter(retr_res.values()))
         print(f"\nRetrieval: precision@10, {first['queries']} labelled test queries against "
               f"{first['db']} labelled training stories (hit = shares a topic label)")
         print(table(rows, ["dims", "method", "P@10", "train s", "cpu s"]))
@@ -243,9 +256,13 @@ def main() -> int:
     results["load_average_end"] = load
     results["wall_seconds"] = round(time.perf_counter() - t0)
     print(f"\nwhole run {results['wall_seconds']} s wall; load average at the end {load[0]:.1f}")
+    if failed:
+        results["failed"] = failed
+        print(f"\n{len(failed)} task(s) failed, left out of the tables above:")
+        print("\n".join(f"  {line}" for line in failed))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

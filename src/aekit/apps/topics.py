@@ -1,5 +1,6 @@
-"""Text jobs: ``aekit topics`` (ProdLDA topic model), ``aekit docindex`` (semantic-hashing
-index) and ``aekit docsearch`` (the most similar documents to a query text or document).
+"""Text jobs: ``aekit topics`` (topic model: ProdLDA with embedding clustering, or plain
+ProdLDA), ``aekit docindex`` (semantic-hashing index) and ``aekit docsearch`` (the most
+similar documents to a query text or document).
 
 A topics or index directory holds the model (``config.json`` + ``model.safetensors``), its
 vocabulary (``vocab.json``), every document's code (``doc_topics.npy`` for a topic model:

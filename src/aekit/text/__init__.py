@@ -1,5 +1,5 @@
 """Text: corpora, vocabularies, topic and retrieval measures, and training helpers for the
-bag-of-words presets (``topic``, ``doc-hash``).
+bag-of-words presets (``topic``, ``prodlda``, ``doc-hash``).
 
 Layering: :mod:`corpus`, :mod:`reuters` and :mod:`vocab` sit with ``data/`` (they turn files
 into documents and documents into count matrices); :mod:`measures` with ``metrics``;
