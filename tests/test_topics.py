@@ -275,6 +275,12 @@ def test_cli_topics_preset_chooses_the_decoder(tmp_path, capsys):
     assert code == 2 and len(err) == 1 and "topic preset must be one of topic, prodlda" in err[0]
 
 
+@pytest.mark.parametrize("preset", ["topic", "prodlda", "doc-hash"])
+def test_generic_train_sends_text_presets_to_their_jobs(tmp_path, capsys, preset):
+    code, err = run_cli(["train", "--preset", preset, "--data", str(tmp_path)], capsys)
+    assert code == 2 and len(err) == 1 and "trains on a text corpus" in err[0]
+
+
 def test_corpus_formats(tmp_path):
     folder = tmp_path / "news"
     for lab in ("sport", "politics"):

@@ -86,6 +86,12 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
     """Shared by `aekit train` and by jobs that train through the same flags."""
     if args.preset not in PRESETS:
         PRESETS.get(args.preset)  # raises the one-line "unknown preset" error
+    if PRESETS.get(args.preset).get("arch") == "bow":
+        # the text presets need what their jobs compute from the corpus first (vocabulary,
+        # idf, word vectors) and after (the topics' attributed counts)
+        raise AekitError(f"preset {args.preset!r} trains on a text corpus: use `aekit topics "
+                         f"CORPUS --topics K` (topic, prodlda) or `aekit docindex CORPUS` "
+                         f"(doc-hash)")
     out = Path(args.out) if args.out else default_out(args.preset, args.data)
     if args.resume:
         if not args.out:

@@ -100,7 +100,7 @@ class EmbeddingTopics(nn.Module):
         return theta.float() @ self.beta()
 
 
-def set_word_vectors(model: nn.Module, counts, dim: int | None = None) -> None:
+def set_word_vectors(model: nn.Module, counts) -> None:
     """Put word vectors computed from a (N, V) count matrix (positive PMI of document
     co-occurrence, :func:`aekit.text.wordvec.ppmi_vectors`) into an ``ecr`` decoder."""
     from aekit.text.wordvec import ppmi_vectors
@@ -108,7 +108,7 @@ def set_word_vectors(model: nn.Module, counts, dim: int | None = None) -> None:
     layer = getattr(model.decoder, "topics", None)
     if not isinstance(layer, EmbeddingTopics):
         raise AekitError("set_word_vectors needs a model with the ecr topic decoder")
-    vecs = ppmi_vectors(counts, layer.word_vectors.shape[1] if dim is None else dim)
+    vecs = ppmi_vectors(counts, layer.word_vectors.shape[1])
     layer.word_vectors.copy_(torch.as_tensor(vecs, dtype=layer.word_vectors.dtype))
 
 
