@@ -37,8 +37,8 @@ TOPIC_RELEVANCE = 0.8
 #: ranking of the ``topic`` preset's (ecr decoder) top words: relevance of the attributed
 #: counts with this λ, plus ECR_EXCLUSIVITY · log β_kv (the share of word v the decoder gives
 #: topic k). Reuters K = 20, seeds 0–2 (benchmarks/text.py; the test split only reported):
-#: λ 0.6 with weight 1 gave NPMI 0.31 and diversity 0.85–0.87 on every seed; ranking by β
-#: alone 0.16–0.20 at 0.99, by the attributed counts alone 0.23 at 0.56
+#: NPMI 0.302–0.329 at diversity 0.838–0.862; ranking by β alone gave 0.16–0.20 at 0.99, by
+#: the attributed counts alone (λ 1) 0.23 at 0.56
 ECR_RELEVANCE = 0.6
 ECR_EXCLUSIVITY = 1.0
 #: seeds of topic-model restarts are seed, seed + RESTART_STRIDE, … (restart 0 is the plain
@@ -149,7 +149,9 @@ def train_doc_hash(counts, bits: int, *, code: str = "doc_binary", hidden: list[
 
 def _topic_layer(model: Autoencoder):
     dec = model.decoder
-    layer = getattr(dec, "topics", None) or getattr(dec, "linear", None)
+    layer = getattr(dec, "topics", None)
+    if layer is None:
+        layer = getattr(dec, "linear", None)
     if layer is None or model.config.arch != "bow":
         raise AekitError("not a bag-of-words model: it has no topics")
     return layer
@@ -188,7 +190,7 @@ def topic_ranking(model: Autoencoder, lam: float | None = None) -> np.ndarray:
     word shared by many topics (Reuters' "mln", "dlrs") below one as likely but specific to
     the topic; λ = ``ECR_RELEVANCE`` for ``topic`` (plus ``ECR_EXCLUSIVITY`` · log β, the
     share of the word its decoder gives the topic), ``TOPIC_RELEVANCE`` for ``prodlda``.
-    ``lam=1`` ranks by the topic's word probabilities alone."""
+    ``lam`` overrides λ (for ``prodlda``, ``lam=1`` ranks by probability alone)."""
     layer = _topic_layer(model)
     if isinstance(layer, EmbeddingTopics):
         scores = relevance(topic_word(model), ECR_RELEVANCE if lam is None else lam)
