@@ -84,8 +84,7 @@ def default_out(preset: str, data: str) -> Path:
 
 def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[str, Any]]:
     """Shared by `aekit train` and by jobs that train through the same flags."""
-    if args.preset not in PRESETS:
-        PRESETS.get(args.preset)  # raises the one-line "unknown preset" error
+    # PRESETS.get raises the one-line "unknown preset" error
     if PRESETS.get(args.preset).get("arch") == "bow":
         # the text presets need what their jobs compute from the corpus first (vocabulary,
         # idf, word vectors) and after (the topics' attributed counts)
