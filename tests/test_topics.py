@@ -354,6 +354,84 @@ def test_docsearch_bad_inputs(tmp_path, capsys):
     assert code == 2 and len(err) == 1 and "query text or --doc" in err[0]
 
 
+
+def test_damaged_index_files_are_one_line(tmp_path, capsys):
+    texts, *_ = lda_corpus(120, seed=2)
+    (tmp_path / "docs.txt").write_text("\n".join(texts) + "\n")
+    idx = tmp_path / "index"
+    assert main(["docindex", str(tmp_path / "docs.txt"), "--bits", "8", "--epochs", "2",
+                 "--min-df", "1", "--out", str(idx), "--no-progress"]) == 0
+    capsys.readouterr()
+    docs = json.loads((idx / "documents.json").read_text())
+    for damage, words in ((lambda d: d.update(metric="euclid"), "metric"),
+                          (lambda d: d.update(snippets=d["snippets"][:3]), "snippets")):
+        bad = dict(docs)
+        damage(bad)
+        (idx / "documents.json").write_text(json.dumps(bad))
+        code, err = run_cli(["docsearch", str(idx), "--doc", "1"], capsys)
+        assert code == 2 and len(err) == 1 and words in err[0], err
+    (idx / "documents.json").write_text(json.dumps(docs))
+    np.save(idx / "codes.npy", np.zeros((120, 5), np.float32))  # codes of another size
+    code, err = run_cli(["docsearch", str(idx), "--doc", "1"], capsys)
+    assert code == 2 and len(err) == 1 and "5-d codes" in err[0], err
+    (idx / "codes.npy").write_text("garbage")
+    code, err = run_cli(["docsearch", str(idx), "--doc", "1"], capsys)
+    assert code == 2 and len(err) == 1 and "not a valid .npy" in err[0], err
+    assert "pickle" not in err[0]
+
+
+def test_a_failed_save_leaves_the_earlier_run_whole(tmp_path):
+    from aekit.io import staged_dir
+
+    out = tmp_path / "run"
+    with staged_dir(out) as stage:
+        for name in ("a.json", "b.npy"):
+            (stage / name).write_text("old")
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(OSError), staged_dir(out) as stage:
+        (stage / "a.json").write_text("new")
+        raise OSError("disk full")
+    assert {p.name: p.read_text() for p in out.iterdir()} == {
+        "a.json": "old", "b.npy": "old", "notes.txt": "mine"}
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no staging folder left
+
+
+def test_tiny_or_disjoint_vocabulary_trains(tmp_path, capsys):
+    # no two words share a document: the PPMI is all zero (ARPACK refused it)
+    assert not ppmi_vectors(np.eye(3), 50).any()
+    (tmp_path / "indep.txt").write_text("alpha beta\nalpha\nbeta\ngamma\n")
+    code = main(["topics", str(tmp_path / "indep.txt"), "--topics", "2", "--epochs", "2",
+                 "--min-df", "1", "--out", str(tmp_path / "o"), "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+
+
+def test_corpus_reading_details(tmp_path, capsys):
+    # only \n ends a line document (a form feed or U+2028 inside a line does not)
+    (tmp_path / "seps.txt").write_text("one\ntwo \u2028 more\nthree \x0c page\r\nfour\n")
+    c = load_corpus(str(tmp_path / "seps.txt"))
+    assert c.ids == ["1", "2", "3", "4"] and c.texts[2] == "three \x0c page"
+    # a folder of non-UTF-8 files: one warning, not one per file
+    (tmp_path / "latin").mkdir()
+    for i in range(5):
+        (tmp_path / "latin" / f"d{i}.txt").write_bytes("café au lait".encode("latin-1"))
+    capsys.readouterr()
+    c = load_corpus(str(tmp_path / "latin"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(c) == 5 and len(err) == 1 and "5 file(s) not valid UTF-8" in err[0]
+    # columns are for tables only: a .txt with --text-col is refused, not silently read
+    with pytest.raises(DataError, match="csv and .jsonl"):
+        load_corpus(str(tmp_path / "seps.txt"), text_col="body")
+
+
+def test_text_col_names_the_corpus_column_not_the_references(tmp_path, capsys):
+    texts, *_ = lda_corpus(120, seed=3)
+    (tmp_path / "c.csv").write_text("body\n" + "\n".join(texts) + "\n")
+    (tmp_path / "ref.txt").write_text("\n".join(texts[:60]) + "\n")
+    assert main(["topics", str(tmp_path / "c.csv"), "--text-col", "body", "--topics", "3",
+                 "--epochs", "2", "--min-df", "1", "--reference", str(tmp_path / "ref.txt"),
+                 "--out", str(tmp_path / "o"), "--no-progress", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["npmi_reference"] == "ref.txt"
+
 # ----------------------------------------------------------------------------- Reuters
 SGML = """<!DOCTYPE lewis SYSTEM "lewis.dtd">
 <REUTERS TOPICS="YES" LEWISSPLIT="TRAIN" CGISPLIT="TRAINING-SET" OLDID="1" NEWID="1">

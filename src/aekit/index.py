@@ -25,7 +25,7 @@ import numpy as np
 
 from aekit.codes_binary import hamming_distances, pack_bits
 from aekit.errors import AekitError, DataError
-from aekit.io import atomic_path, read_json, write_json_atomic
+from aekit.io import atomic_path, load_npy, read_json, write_json_atomic
 
 #: below this many codes every search is exact (a brute-force scan is fast and perfect)
 EXACT_BELOW = 20_000
@@ -206,9 +206,9 @@ class CodeIndex:
                          missing=f"{directory}: not a code index ({META_FILE} is missing)")
         try:
             index = cls(meta["dim"], meta["metric"], meta["exact_below"], meta["target_recall"])
-            codes = np.load(directory / CODES_FILE, allow_pickle=False)
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError) as e:
             raise AekitError(f"{directory}: the code index is damaged ({e})") from None
+        codes = load_npy(directory / CODES_FILE, "codes")
         if codes.shape[1:] != index.codes.shape[1:] or len(codes) != meta.get("count"):
             raise AekitError(f"{directory}: {CODES_FILE} does not match {META_FILE}")
         index.codes = codes.astype(index.codes.dtype, copy=False)

@@ -7,12 +7,23 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from aekit.errors import AekitError
+
+
+def make_parent(path: Path) -> None:
+    """Make the folder ``path`` goes in; one clear error when a file stands in the way."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise AekitError(f"cannot write {path}: a file stands where its folder would go") from None
+    except PermissionError:
+        raise AekitError(f"cannot write {path}: permission denied") from None
 
 
 @contextlib.contextmanager
@@ -22,7 +33,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     The suffix keeps tools that infer a format from the extension (Pillow, numpy) happy.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix + ".tmp",
                                dir=path.parent)
     os.close(fd)
@@ -40,6 +51,27 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+@contextlib.contextmanager
+def staged_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path`` to write a set of files in (a model,
+    its vocabulary, its codes); only when the block succeeds are they moved into ``path``
+    (made if missing), each with one rename. A failure part-way (a full disk, a crash)
+    leaves what ``path`` held untouched, never half old and half new files. Other files
+    already in ``path`` are kept."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise AekitError(f"{path} is a file, not a folder")
+    make_parent(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        path.mkdir(exist_ok=True)
+        for f in sorted(tmp.iterdir()):
+            os.replace(f, path / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
@@ -65,6 +97,24 @@ def file_digest(path: str | os.PathLike[str], algo: str = "sha256") -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def load_npy(path: str | os.PathLike[str], what: str = "array",
+             error: type[Exception] = AekitError) -> Any:
+    """A ``.npy`` array, never unpickled; a missing or damaged file is one ``error`` line
+    (NumPy's own message about pickled data would point a user at unpickling it)."""
+    import numpy as np
+
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path} is missing")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        raise error(f"{path} is not a valid .npy file of {what}") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf" or arr.ndim == 0:
+        raise error(f"{path} is not a valid .npy file of {what}")
+    return arr
 
 
 def read_json(path: str | os.PathLike[str], what: str, *, missing: str | None = None,

@@ -6,6 +6,7 @@ import argparse
 import json
 import math
 import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,56 @@ def parse_size(text: str) -> tuple[int, int]:
     if len(parts) != 2 or min(parts) < 1:
         raise argparse.ArgumentTypeError(f"size must look like 28x28, got {text!r}")
     return parts[0], parts[1]
+
+
+def seed_arg(text: str) -> int:
+    """argparse type of ``--seed``: an integer ≥ 0 (what NumPy's and torch's generators take)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"the seed must be an integer ≥ 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"the seed must be an integer ≥ 0, got {v}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    """argparse type of a learning rate or other strictly positive real."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not v > 0 or not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return v
+
+
+def unique_run_dir(stem: str) -> Path:
+    """``runs/<stem>-<date>-<time>``, made here, with ``-2``, ``-3``… when a run started in
+    the same second (two runs at once would otherwise write into one folder)."""
+    base = Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise AekitError(f"cannot make a new run folder next to {base}")
+
+
+def check_not_input(src: Path, dst: Path) -> None:
+    """OUT must not be the file IN: the original would be replaced by the result."""
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise AekitError(f"{dst}: OUT is the input file; write the result to another path "
+                         "(the original would be replaced)")
+
+
+def check_out_dir(path: Path) -> None:
+    """Fail early (before any training) when a model folder OUT is an existing file."""
+    if path.exists() and not path.is_dir():
+        raise AekitError(f"{path} is a file; --out names a folder")
 
 
 def load_data_for(args: argparse.Namespace, spec: str, model: Autoencoder | None = None) -> ArrayData:

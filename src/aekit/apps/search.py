@@ -29,13 +29,14 @@ from aekit.apps.common import (
     format_table,
     load_data_for,
     load_model,
+    seed_arg,
 )
 from aekit.data import ArrayData
 from aekit.data.images import list_images
 from aekit.errors import AekitError, DataError
 from aekit.explorer import make_thumbnails, project_2d, render_explorer, render_search_page
 from aekit.index import CodeIndex
-from aekit.io import atomic_path, read_json, write_json_atomic
+from aekit.io import atomic_path, load_npy, read_json, write_json_atomic
 from aekit.models import Autoencoder, sha256_file
 
 INDEX_FILE, THUMBS_FILE = "index.json", "thumbs.npy"
@@ -95,8 +96,12 @@ def read_index(directory: str | Path) -> tuple[dict[str, Any], CodeIndex, np.nda
     codes = CodeIndex.load(directory)
     thumbs = None
     if (directory / THUMBS_FILE).is_file():
-        thumbs = np.load(directory / THUMBS_FILE, allow_pickle=False)
-    if len(meta["items"]) != len(codes) or (thumbs is not None and len(thumbs) != len(codes)):
+        thumbs = load_npy(directory / THUMBS_FILE, "thumbnails")
+        if thumbs.ndim != 4 or thumbs.dtype != np.uint8 or thumbs.shape[-1] not in (1, 3):
+            raise AekitError(f"{directory / THUMBS_FILE} is not a valid thumbnail array")
+    items = meta.get("items")
+    if not isinstance(items, list) or len(items) != len(codes) or (
+            thumbs is not None and len(thumbs) != len(codes)):
         raise AekitError(f"{directory}: the index files disagree on the number of items")
     return meta, codes, thumbs
 
@@ -248,7 +253,7 @@ def load_codes_source(spec: str, args: argparse.Namespace
         codes, y = load_npz(path)
         labels = None if y is None else [_plain(v) for v in y]
     else:
-        codes = np.load(path, allow_pickle=False)
+        codes = load_npy(path, "codes")
     codes = np.asarray(codes, dtype=np.float32).reshape(len(codes), -1)
     thumbs = None
     names = [f"{path.name}#{i}" for i in range(len(codes))]
@@ -271,7 +276,7 @@ def explore_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--clusters", type=int, default=10, help="k-means colours when there are no labels")
     p.add_argument("--neighbours", type=int, default=8, help="neighbours listed on click (default 8)")
     p.add_argument("--max-points", type=int, default=5000, help="random sample above this (default 5000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     add_data_options(p)
     add_json_flag(p)
 

@@ -18,13 +18,22 @@ from typing import Any
 import numpy as np
 
 from aekit.apps import Handler, command
-from aekit.apps.common import add_json_flag, emit, format_table
+from aekit.apps.common import (
+    add_json_flag,
+    check_out_dir,
+    emit,
+    format_table,
+    seed_arg,
+    unique_run_dir,
+)
 from aekit.errors import AekitError, DataError, ModelFileError
-from aekit.io import atomic_path, read_json, write_json_atomic
+from aekit.io import atomic_path, load_npy, read_json, staged_dir, write_json_atomic
 
 DOCS_NAME = "documents.json"
 TOPICS_NAME = "topics.json"
 SNIPPET_CHARS = 160
+#: how documents.json says codes are compared (aekit.text.measures.nearest)
+METRICS = ("cosine", "hamming")
 
 
 def add_corpus_options(p: argparse.ArgumentParser) -> None:
@@ -46,7 +55,7 @@ def add_fit_options(p: argparse.ArgumentParser, default_epochs: int) -> None:
     budget.add_argument("--epochs", type=int, default=None,
                         help=f"training epochs (default {default_epochs})")
     budget.add_argument("--minutes", type=float, default=None, help="wall-clock training budget")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -92,9 +101,9 @@ def save_documents(out: Path, corpus, codes: np.ndarray, codes_name: str, metric
         "labels": corpus.labels, "snippets": [snippet(t) for t in corpus.texts]})
 
 
-def default_out(kind: str, corpus: str) -> Path:
-    stem = Path(corpus.split(":")[0]).stem or "corpus"
-    return Path("runs") / f"{kind}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+def run_stem(kind: str, corpus: str) -> str:
+    """``topics-<corpus name>``: the default output folder's name before its time stamp."""
+    return f"{kind}-{Path(corpus.split(':')[0]).stem or 'corpus'}"
 
 
 # -------------------------------------------------------------------------------- topics
@@ -121,6 +130,7 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
 
     def run(args: argparse.Namespace) -> int:
         from aekit.text import load_corpus
+        from aekit.text.corpus import is_table
         from aekit.text.measures import npmi_per_topic, top_words, topic_diversity
         from aekit.text.modelling import encode_counts, topic_ranking, train_topic_model
 
@@ -129,9 +139,12 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
             raise AekitError(f"--topics must be at least 2, got {args.topics}")
         if args.restarts < 1:
             raise AekitError(f"--restarts must be at least 1, got {args.restarts}")
+        if args.out:
+            check_out_dir(Path(args.out))  # before training, not after
         corpus, vocab, counts = prepare(args)
         if args.reference:
-            ref = load_corpus(args.reference, args.text_col)
+            # --text-col names the corpus's column; a folder or .txt reference has none
+            ref = load_corpus(args.reference, args.text_col if is_table(args.reference) else None)
             ref_counts, ref_name = vocab.counts(ref.texts), ref.name
         else:
             ref_counts, ref_name = counts, corpus.name
@@ -142,15 +155,12 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
         npmi = npmi_per_topic(top10, ref_counts)
         diversity = topic_diversity(top25)
         theta = encode_counts(model, counts)
-        out = Path(args.out) if args.out else default_out("topics", args.corpus)
         summary = {"corpus": args.corpus, **result.summary()}
         restarts = model.config.extra.get("restarts")
         if restarts:
             summary["restarts"] = restarts
         model.config.extra.update({"task": "topics", "vocabulary": "vocab.json"})
-        model.save_pretrained(out, summary=summary)
-        vocab.save(out)
-        save_documents(out, corpus, theta, "doc_topics.npy", "cosine")
+        out = Path(args.out) if args.out else unique_run_dir(run_stem("topics", args.corpus))
         shown = top_words(tw, max(1, args.top))
         topics = [{"topic": k + 1, "npmi": float(npmi[k]),
                    "words": [vocab.words[i] for i in shown[k]]} for k in range(args.topics)]
@@ -158,7 +168,11 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
                "topics": topics, "mean_npmi": float(npmi.mean()), "diversity": diversity,
                "npmi_reference": ref_name, "training": summary,
                "seconds": round(time.perf_counter() - t0, 2)}
-        write_json_atomic(out / TOPICS_NAME, obj)
+        with staged_dir(out) as stage:  # a failed write leaves an earlier run in OUT whole
+            model.save_pretrained(stage, summary=summary)
+            vocab.save(stage)
+            save_documents(stage, corpus, theta, "doc_topics.npy", "cosine")
+            write_json_atomic(stage / TOPICS_NAME, obj)
         lines = [f"{'topic':>5}  {'NPMI':>6}  top words"]
         lines += [f"{t['topic']:>5}  {t['npmi']:>6.3f}  {' '.join(t['words'])}" for t in topics]
         lines += ["",
@@ -197,17 +211,20 @@ def docindex_cmd(p: argparse.ArgumentParser) -> Handler:
         from aekit.text.modelling import encode_counts, train_doc_hash
 
         t0 = time.perf_counter()
+        if args.out:
+            check_out_dir(Path(args.out))  # before training, not after
         corpus, vocab, counts = prepare(args)
         model, result = train_doc_hash(counts, args.bits, code="dense" if args.dense
                                        else "doc_binary", **fit_kwargs(args))
         codes = encode_counts(model, counts)
-        out = Path(args.out) if args.out else default_out("docindex", args.corpus)
+        out = Path(args.out) if args.out else unique_run_dir(run_stem("docindex", args.corpus))
         summary = {"corpus": args.corpus, **result.summary()}
         model.config.extra.update({"task": "docsearch", "vocabulary": "vocab.json"})
-        model.save_pretrained(out, summary=summary)
-        vocab.save(out)
         metric = "cosine" if args.dense else "hamming"
-        save_documents(out, corpus, codes, "codes.npy", metric)
+        with staged_dir(out) as stage:  # a failed write leaves an earlier index in OUT whole
+            model.save_pretrained(stage, summary=summary)
+            vocab.save(stage)
+            save_documents(stage, corpus, codes, "codes.npy", metric)
         kind = f"{args.bits}-d dense" if args.dense else f"{args.bits}-bit"
         obj = {"out": str(out), "documents": len(corpus), "vocabulary": len(vocab),
                "code": kind, "metric": metric, "training": summary,
@@ -237,13 +254,21 @@ def load_index(directory: str):
         ids = [str(i) for i in docs["ids"]]
     except (KeyError, TypeError) as e:
         raise ModelFileError(f"{docs_path} is not a valid document list ({e})") from None
-    try:
-        codes = np.load(codes_file, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ModelFileError(f"{codes_file}: cannot read the document codes ({e})") from None
-    if len(codes) != len(ids):
-        raise ModelFileError(f"{codes_file} has {len(codes)} rows for {len(ids)} documents")
-    return Autoencoder.from_pretrained(d), Vocabulary.load(d), docs, ids, codes
+    bad = [key for key in ("labels", "snippets")
+           if docs.get(key) is not None and (not isinstance(docs[key], list)
+                                             or len(docs[key]) != len(ids))]
+    if docs.get("metric", "cosine") not in METRICS:
+        bad.append(f"metric {docs.get('metric')!r}")
+    if bad:
+        raise ModelFileError(f"{docs_path} is not a valid document list (bad {', '.join(bad)})")
+    codes = load_npy(codes_file, "document codes", ModelFileError)
+    if codes.ndim != 2 or len(codes) != len(ids):
+        raise ModelFileError(f"{codes_file} has shape {codes.shape} for {len(ids)} documents")
+    model = Autoencoder.from_pretrained(d)
+    if codes.shape[1] != model.config.latent_dim:
+        raise ModelFileError(f"{codes_file} holds {codes.shape[1]}-d codes but the model makes "
+                             f"{model.config.latent_dim}-d ones")
+    return model, Vocabulary.load(d), docs, ids, codes
 
 
 @command("docsearch", help="documents most similar to a query text (or to --doc ID)")

@@ -52,21 +52,38 @@ class Corpus:
                       None if self.labels is None else [self.labels[i] for i in idx], self.name)
 
 
+def _decode(raw: bytes) -> tuple[str, str | None]:
+    """UTF-8 text (a BOM is dropped) and, when some bytes were not UTF-8 and were replaced
+    (U+FFFD), where the first one was."""
+    try:
+        return raw.decode("utf-8-sig"), None
+    except UnicodeDecodeError as e:
+        return (raw.decode("utf-8-sig", errors="replace"),
+                f"byte 0x{raw[e.start]:02x} at offset {e.start}")
+
+
 def decode_bytes(raw: bytes, where: str) -> str:
     """UTF-8 text (a BOM is dropped); other bytes are replaced (U+FFFD) with a warning."""
+    text, bad = _decode(raw)
+    if bad:
+        warn(f"{where}: not valid UTF-8 ({bad}); undecodable bytes were replaced")
+    return text
+
+
+def read_bytes(path: Path) -> bytes:
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        warn(f"{where}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start}); "
-             "undecodable bytes were replaced")
-        return raw.decode("utf-8-sig", errors="replace")
+        return path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
 def read_text(path: Path) -> str:
-    try:
-        return decode_bytes(path.read_bytes(), str(path))
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    return decode_bytes(read_bytes(path), str(path))
+
+
+def is_table(spec: str) -> bool:
+    """Whether a corpus spec names a .csv/.tsv/.jsonl file (the ones with columns)."""
+    return Path(_split_spec(spec.strip())[0]).suffix.lower() in (*TABLE_SUFFIXES, ".jsonl")
 
 
 def _split_spec(spec: str) -> tuple[str, str | None]:
@@ -85,7 +102,7 @@ def load_corpus(spec: str, text_col: str | None = None, label_col: str | None = 
         raise DataError("no corpus given")
     name, split = _split_spec(spec.strip())
     path = Path(name)
-    if (text_col or label_col) and (path.is_dir() or name == "reuters"):
+    if (text_col or label_col) and not (path.is_file() and is_table(name)):
         raise DataError("--text-col/--label-col apply to .csv and .jsonl corpora only")
     if path.is_dir() and reuters.is_reuters_folder(path):
         corpus = reuters.load_reuters(path, split or "train")
@@ -131,12 +148,23 @@ def load_folder(path: Path) -> Corpus:
         raise DataError(f"{path}: the folder has no .txt files (the corpus is empty)")
     rel = [p.relative_to(path) for p in files]
     labelled = all(len(r.parts) > 1 for r in rel)
-    return Corpus([read_text(p) for p in files], [r.as_posix() for r in rel],
+    texts, bad = [], []
+    for p in files:
+        text, problem = _decode(read_bytes(p))
+        texts.append(text)
+        if problem:
+            bad.append((p, problem))
+    if bad:  # one line for the folder, not one per file
+        warn(f"{path}: {len(bad)} file(s) not valid UTF-8 (first: {bad[0][0].relative_to(path)}, "
+             f"{bad[0][1]}); undecodable bytes were replaced")
+    return Corpus(texts, [r.as_posix() for r in rel],
                   [[r.parts[0]] for r in rel] if labelled else None, path.name)
 
 
 def load_lines(path: Path) -> Corpus:
-    lines = read_text(path).splitlines()
+    # only \n (and \r\n) end a document: str.splitlines would also split at form feeds,
+    # U+2028, U+0085…, shifting every later document's id (its line number)
+    lines = [ln.removesuffix("\r") for ln in read_text(path).split("\n")]
     while lines and not lines[-1].strip():  # a trailing newline is not an empty document
         lines.pop()
     return Corpus(lines, [str(i) for i in range(1, len(lines) + 1)], None, path.name)
@@ -193,7 +221,7 @@ def load_table(path: Path, text_col: str | None, label_col: str | None) -> Corpu
 def load_jsonl(path: Path, text_col: str | None, label_col: str | None) -> Corpus:
     texts, ids, labels = [], [], []
     columns: list[str] = []
-    for n, line in enumerate(read_text(path).splitlines(), 1):
+    for n, line in enumerate(read_text(path).split("\n"), 1):
         if not line.strip():
             continue
         try:

@@ -16,6 +16,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import eigsh
 
+#: vocabularies up to this size are factorised with a dense eigensolver
+DENSE_EIGH_MAX = 256
+
 
 def ppmi_vectors(counts, dim: int = 50) -> np.ndarray:
     """Unit word vectors (V, dim) float32 from the document co-occurrence of a (N, V) count
@@ -29,9 +32,16 @@ def ppmi_vectors(counts, dim: int = 50) -> np.ndarray:
         pmi = np.log(co * n / np.outer(df, df))
     ppmi = np.nan_to_num(np.maximum(pmi, 0.0), nan=0.0, posinf=0.0)
     np.fill_diagonal(ppmi, 0.0)
-    k = max(1, min(dim, v - 1))
-    # the top eigenpairs of the symmetric PPMI; a fixed start vector keeps them reproducible
-    vals, vecs = eigsh(ppmi, k=k, which="LA", v0=np.ones(v))
+    if not ppmi.any():  # no two words ever share a document: nothing to place them by
+        return np.zeros((v, dim), np.float32)
+    if v <= DENSE_EIGH_MAX:  # a small vocabulary: all eigenpairs, exactly (ARPACK needs k < V)
+        vals, vecs = np.linalg.eigh(ppmi)
+        top = np.argsort(vals)[::-1][:dim]
+        vals, vecs = vals[top], vecs[:, top]
+    else:
+        # the top eigenpairs of the symmetric PPMI; a fixed start vector keeps them
+        # reproducible (PPMI ≥ 0 and not all 0, so it does not map this one to 0)
+        vals, vecs = eigsh(ppmi, k=min(dim, v - 1), which="LA", v0=np.ones(v))
     vecs = vecs * np.sqrt(np.maximum(vals, 0.0))
     norm = np.linalg.norm(vecs, axis=1, keepdims=True)
     out = np.divide(vecs, norm, out=np.zeros_like(vecs), where=norm > 1e-12)
