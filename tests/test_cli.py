@@ -211,3 +211,54 @@ def test_bad_flag_is_one_line(capsys):
         main(["train", "--epochs", "many"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and len(err.strip().splitlines()) == 1
+
+
+def test_resume_continues_on_the_recorded_data_and_seed(capsys, tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    table = tmp_path / "table.csv"
+    table.write_text("a,b,c,d\n" + "\n".join(",".join(f"{v:.3f}" for v in row)
+                                            for row in rng.random((60, 4))))
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", "--data", table, "--seed", 3, "--epochs", 2,
+                       "--latent-dim", 2, "--out", out, "--no-progress")
+    assert code == 0, err
+    # no --data, no --seed: the run's own, not the defaults (digits, which has another shape)
+    code, _, err = run(capsys, "train", "--out", out, "--resume", "--epochs", 3, "--no-progress",
+                       "--json")
+    assert code == 0, err
+    summary = json.loads((out / "config.json").read_text())["training"]
+    assert summary["data"] == str(table) and summary["seed"] == 3 and summary["epochs"] == 3
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["train", "--seed", "-1"], ["seed", "≥ 0"]),
+    (["train", "--lr", "-1"], ["--lr", "> 0"]),
+    (["topics", "x.txt", "--topics", "3", "--seed", "-2"], ["seed"]),
+    (["train", "--epochs", "1", "--option", "code_options={bad"], ["json object"]),
+])
+def test_bad_values_are_one_line(capsys, argv, words):
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own check (through aekit's one-line error)
+        code = e.code
+    _assert_one_line_error(code, capsys.readouterr().err, *words)
+
+
+def test_val_fraction_and_out_that_is_a_file_fail_before_training(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--val-fraction", "1.5", "--out", tmp_path / "o")
+    _assert_one_line_error(code, err, "--val-fraction")
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep")
+    for argv in (["train", "--epochs", "1"], ["compare-pca", "--latent-dims", "2"],
+                 ["cluster", "--data", "digits", "--k", "3"]):
+        code, _, err = run(capsys, *argv, "--out", precious)
+        _assert_one_line_error(code, err, "is a file")
+    assert precious.read_text() == "keep"
+
+
+def test_default_run_folders_never_collide(tmp_path, monkeypatch):
+    from aekit.apps.common import unique_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    made = {unique_run_dir("deep-digits") for _ in range(3)}  # within one second
+    assert len(made) == 3 and all(p.is_dir() and p.parent.name == "runs" for p in made)

@@ -10,7 +10,16 @@ from typing import Any
 import numpy as np
 
 from aekit.apps import Handler, command
-from aekit.apps.common import add_data_options, add_json_flag, emit, format_table, load_data_for
+from aekit.apps.common import (
+    add_data_options,
+    add_json_flag,
+    check_out_dir,
+    emit,
+    format_table,
+    load_data_for,
+    positive_float,
+    seed_arg,
+)
 from aekit.data import ArrayData
 from aekit.detectors import AutoencoderOutlierDetector, window_scores_to_points
 from aekit.errors import AekitError
@@ -63,10 +72,10 @@ def anomaly_cmd(p: argparse.ArgumentParser) -> Handler:
                    help="expected share of outliers; sets the threshold (default 0.1, as PyOD)")
     f.add_argument("--epochs", type=int, default=100)
     f.add_argument("--batch-size", type=int, default=64)
-    f.add_argument("--lr", type=float, default=1e-3)
+    f.add_argument("--lr", type=positive_float, default=1e-3)
     f.add_argument("--window", type=int, default=None, help="time series: window length")
     f.add_argument("--stride", type=int, default=1, help="time series: window step")
-    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--seed", type=seed_arg, default=0)
     f.add_argument("--device", default="cpu")
     s = sub.add_parser("score", help="score data with a fitted detector")
     s.add_argument("--model", required=True, help="detector directory from `aekit anomaly fit`")
@@ -86,6 +95,7 @@ def anomaly_cmd(p: argparse.ArgumentParser) -> Handler:
 
 
 def fit_action(args: argparse.Namespace) -> int:
+    check_out_dir(Path(args.out))  # before training, not after
     data = load_data_for(args, args.data)
     det = AutoencoderOutlierDetector(
         preset=args.preset, latent_dim=args.latent_dim, contamination=args.contamination,

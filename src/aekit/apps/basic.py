@@ -16,10 +16,14 @@ from aekit.apps.common import (
     TRAIN_HOOKS,
     add_data_options,
     add_json_flag,
+    check_out_dir,
     emit,
     format_table,
     load_data_for,
     load_model,
+    positive_float,
+    seed_arg,
+    unique_run_dir,
 )
 from aekit.data import list_datasets
 from aekit.distributed import is_main_process
@@ -47,18 +51,23 @@ def parse_option(text: str) -> tuple[str, Any]:
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=DEFAULT_PRESET, help=f"one of `aekit presets` (default {DEFAULT_PRESET})")
-    p.add_argument("--data", default=DEFAULT_DATA, help=f"data spec (default {DEFAULT_DATA}, embedded)")
+    p.add_argument("--data", default=None,
+                   help=f"data spec (default {DEFAULT_DATA}, embedded; with --resume, the run's)")
     p.add_argument("--latent-dim", type=int, default=16, help="code size (default 16)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, default=None, help="epochs (default 30 without --minutes)")
     budget.add_argument("--minutes", type=float, default=None, help="wall-clock budget in minutes")
     p.add_argument("--out", default=None, help="model directory (default runs/<preset>-<data>-<time>)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--seed", type=seed_arg, default=None,
+                   help="seed of the weights, the split and the batches (default 0; with "
+                        "--resume, the run's)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint in --out, on the data and seed it recorded")
     p.add_argument("--batch-size", type=int, default=None,
                    help="global batch (default: ~50 steps per epoch, at most 128)")
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--lr", type=positive_float, default=2e-3)
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="share of the data held out for early stopping (default 0.1; 0 = none)")
     p.add_argument("--patience", type=int, default=20, help="early-stopping patience in epochs (0 = off)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--option", action="append", type=parse_option, default=[], metavar="KEY=VALUE",
@@ -77,9 +86,43 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add_json_flag(p)
 
 
-def default_out(preset: str, data: str) -> Path:
+def run_stem(preset: str, data: str) -> str:
+    """``<preset>-<data name>``: the default run folder's name before its time stamp."""
     stem = Path(data).stem if Path(data).exists() else data.split("?")[0].replace(":", "-")
-    return Path("runs") / f"{preset}-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return f"{preset}-{stem}"
+
+
+def resolve_run_args(args: argparse.Namespace) -> dict[str, Any] | None:
+    """Fill ``--data`` and ``--seed`` when not given: with ``--resume`` from the run's
+    ``run.json`` (so a resumed run continues on the data and split it started with), else
+    the defaults. Returns the run file's contents when resuming."""
+    run = None
+    if args.resume:
+        if not args.out:
+            raise AekitError("--resume needs --out (the run directory to continue)")
+        cfg_file = Path(args.out) / "run.json"
+        run = read_json(cfg_file, "run file",
+                        missing=f"nothing to resume in {args.out}: run.json is missing")
+        if not isinstance(run, dict):
+            raise AekitError(f"{cfg_file} is not a valid run file")
+        if args.data is None:
+            args.data = run.get("data")
+        if args.seed is None:
+            args.seed = run.get("seed")
+    if args.data is None:
+        args.data = DEFAULT_DATA
+    if args.seed is None:
+        args.seed = 0
+    if not isinstance(args.data, str) or not isinstance(args.seed, int) or args.seed < 0:
+        raise AekitError(f"{args.out}/run.json is not a valid run file (data {args.data!r}, "
+                         f"seed {args.seed!r})")
+    if not 0 <= args.val_fraction < 1:
+        raise AekitError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
+    for key, value in args.option:
+        if key.endswith("_options") and not isinstance(value, dict):
+            raise AekitError(f"--option {key}= needs a JSON object, e.g. {key}='{{\"k\": 4}}', "
+                             f"got {value!r}")
+    return run
 
 
 def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[str, Any]]:
@@ -91,13 +134,11 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
         raise AekitError(f"preset {args.preset!r} trains on a text corpus: use `aekit topics "
                          f"CORPUS --topics K` (topic, prodlda) or `aekit docindex CORPUS` "
                          f"(doc-hash)")
-    out = Path(args.out) if args.out else default_out(args.preset, args.data)
-    if args.resume:
-        if not args.out:
-            raise AekitError("--resume needs --out (the run directory to continue)")
-        cfg_file = out / "run.json"
-        run = read_json(cfg_file, "run file",
-                        missing=f"nothing to resume in {out}: run.json is missing")
+    run = resolve_run_args(args)
+    if args.out:
+        check_out_dir(Path(args.out))
+    if run is not None:
+        cfg_file = Path(args.out) / "run.json"
         try:
             config = preset_config(**{k: run["model"][k]
                                       for k in ("preset", "input_shape", "latent_dim")},
@@ -123,7 +164,13 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
     if args.init_encoder_from and not args.resume:
         model.load_encoder_from(args.init_encoder_from, args.transfer_layers, args.freeze)
     main = is_main_process()  # under torchrun only rank 0 writes files
-    out.mkdir(parents=True, exist_ok=True)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+    elif main:
+        out = unique_run_dir(run_stem(args.preset, args.data))
+    else:  # pragma: no cover - torchrun ranks > 0 write nothing, the name only labels them
+        out = Path("runs") / run_stem(args.preset, args.data)
     if not args.resume and main:
         from aekit.io import write_json_atomic
 
@@ -146,6 +193,8 @@ def train_cmd(p: argparse.ArgumentParser) -> Handler:
 
     def run(args: argparse.Namespace) -> int:
         if args.preset in TRAIN_HOOKS:  # a job with its own loop (e.g. restore: random crops)
+            if not args.resume:  # (the hook says itself whether it can resume)
+                resolve_run_args(args)
             return TRAIN_HOOKS[args.preset](args)
         t0 = time.perf_counter()
         model, out, summary = train_from_args(args)

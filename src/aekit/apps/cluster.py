@@ -19,10 +19,12 @@ from aekit.apps import Handler, command
 from aekit.apps.common import (
     add_data_options,
     add_json_flag,
+    check_out_dir,
     emit,
     format_table,
     load_data_for,
     load_model,
+    seed_arg,
 )
 from aekit.clustering import METHODS, dec, gmm, kmeans
 from aekit.data import ArrayData
@@ -108,7 +110,7 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--no-baselines", action="store_true", help="skip k-means on pixels and PCA")
     p.add_argument("--out", default=None, help="save the (pretrained / refined) model here")
     p.add_argument("--assignments", default=None, metavar="OUT.npy", help="write cluster labels")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--device", default="auto")
     add_data_options(p)
     add_json_flag(p)
@@ -120,6 +122,8 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
             raise AekitError(f"--gamma must be > 0, got {args.gamma}")
         if args.assignments and not args.assignments.endswith(".npy"):
             raise AekitError("--assignments must end in .npy")
+        if args.out:
+            check_out_dir(Path(args.out))  # before training, not after
         t_start = time.perf_counter()
         torch.manual_seed(args.seed)
         model = load_model(args.model) if args.model else None

@@ -23,7 +23,17 @@ from typing import Any
 import numpy as np
 
 from aekit.apps import Handler, command
-from aekit.apps.common import add_data_options, add_json_flag, emit, format_table, load_data_for
+from aekit.apps.common import (
+    add_data_options,
+    add_json_flag,
+    check_out_dir,
+    emit,
+    format_table,
+    load_data_for,
+    positive_float,
+    seed_arg,
+    unique_run_dir,
+)
 from aekit.data.arrays import ArrayData
 from aekit.errors import AekitError
 from aekit.models import PRESETS
@@ -191,9 +201,9 @@ def write_figures(cmp: Comparison, out: Path, title: str = "") -> dict[str, str]
     return written
 
 
-def default_out(data: str) -> Path:
+def run_stem(data: str) -> str:
     stem = Path(data).stem if Path(data).exists() else data.split("?")[0].replace(":", "-")
-    return Path("runs") / f"compare-pca-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return f"compare-pca-{stem}"
 
 
 @command("compare-pca", help="PCA and autoencoder presets side by side at several code sizes")
@@ -213,8 +223,8 @@ def compare_pca_cmd(p: argparse.ArgumentParser) -> Handler:
                         help="wall-clock budget of each autoencoder fit, in minutes")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
                    help=f"default {DEFAULT_BATCH}: small sets need the steps (see the README)")
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=positive_float, default=2e-3)
+    p.add_argument("--seed", type=seed_arg, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--out", default=None, help="folder for the figures "
                    "(default runs/compare-pca-<data>-<time>)")
@@ -229,6 +239,8 @@ def compare_pca_cmd(p: argparse.ArgumentParser) -> Handler:
             raise AekitError(f"--epochs must be ≥ 1, got {args.epochs}")
         if args.minutes is not None and args.minutes <= 0:
             raise AekitError(f"--minutes must be > 0, got {args.minutes}")
+        if args.out:
+            check_out_dir(Path(args.out))  # before training, not after
         data = load_data_for(args, args.data)
         if args.test:
             train, test = data, load_data_for(args, args.test)
@@ -249,7 +261,7 @@ def compare_pca_cmd(p: argparse.ArgumentParser) -> Handler:
         cmp = compare_pca(train, test, dims, presets, epochs=epochs, minutes=args.minutes,
                           batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                           device=str(pick_device(args.device)), on_row=on_row)
-        out = Path(args.out) if args.out else default_out(args.data)
+        out = Path(args.out) if args.out else unique_run_dir(run_stem(args.data))
         figs = write_figures(cmp, out, f"{args.data}: held-out error against code size")
         obj = {"data": args.data, "test": args.test or f"{args.data} (seeded 20% split)",
                "n_train": len(train), "n_test": len(test),
