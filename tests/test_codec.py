@@ -409,6 +409,35 @@ def test_cli_compress_decompress_files_and_folders(tiny, tmp_path, capsys):
     assert codec.decompress(tiny[0], (tmp_path / "r.aek").read_bytes()).shape == (30, 41, 3)
 
 
+
+def test_cli_refuses_outputs_that_would_lose_a_file(tiny, tmp_path, capsys):
+    from PIL import Image
+
+    _, path = tiny
+    m = ["--model", str(path), "--refine", "0"]
+    photo = tmp_path / "p.png"
+    Image.fromarray(synthetic_photo(20, 24, seed=8)).save(photo)
+    before = photo.read_bytes()
+    assert main(["compress", str(photo), str(photo), *m]) == 2  # .aek bytes over the photo
+    assert main(["compress", str(photo), str(tmp_path / "p.aek"), "--bpp", "inf", *m]) == 2
+    pair = tmp_path / "pair"
+    pair.mkdir()
+    Image.fromarray(synthetic_photo(20, 24, seed=9)).save(pair / "a.png")
+    Image.fromarray(synthetic_photo(20, 24, seed=10)).save(pair / "a.jpg")
+    assert main(["compress", str(pair), str(tmp_path / "out"), *m]) == 2  # both → a.aek
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "must end in .aek" in err[0] and "positive" in err[1]
+    assert "would both be written" in err[2] and not (tmp_path / "out").exists()
+    assert photo.read_bytes() == before
+    # a folder OUT (existing, or named with a trailing /) gets IN's name with the new suffix
+    (tmp_path / "dir").mkdir()
+    assert main(["compress", str(photo), str(tmp_path / "dir"), *m]) == 0
+    assert main(["decompress", str(tmp_path / "dir" / "p.aek"), str(tmp_path / "new") + "/",
+                 "--model", str(path)]) == 0
+    assert (tmp_path / "new" / "p.png").is_file()
+    assert main(["decompress", str(tmp_path / "dir" / "p.aek"), str(tmp_path / "p.jpg"),
+                 "--model", str(path)]) == 2
+
 def test_codec_eval_cli(tmp_path, capsys):
     from PIL import Image
 

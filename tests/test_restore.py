@@ -425,6 +425,40 @@ def test_missing_input_and_bad_output_suffix(tmp_path, capsys):
     assert not (tmp_path / "o.png").exists()
 
 
+
+@needs_zoo
+def test_16bit_float_and_grey_alpha_inputs_to_any_format(photo, tmp_path):
+    luma = photo[..., 1]
+    Image.fromarray((luma * 65535).astype(np.uint16)).save(tmp_path / "g16.png")
+    for out in ("d.jpg", "d.bmp"):  # 8-bit files from a 16-bit photo keep its tones
+        assert main(["denoise", str(tmp_path / "g16.png"), str(tmp_path / out)]) == 0
+        assert psnr(load(tmp_path / out), luma) > 28
+    assert main(["colorize", str(tmp_path / "g16.png"), str(tmp_path / "c.png")]) == 0
+    assert abs(load(tmp_path / "c.png").mean() - luma.mean()) < 0.03
+    Image.fromarray(luma.astype(np.float32)).save(tmp_path / "f.tif")  # mode F, in [0, 1]
+    assert main(["denoise", str(tmp_path / "f.tif"), str(tmp_path / "f.png")]) == 0
+    pic = read_picture(tmp_path / "f.png")
+    assert pic.pixels.shape[0] == 1 and psnr(pic.pixels[0], luma) > 28
+    la = np.dstack([luma, np.ones_like(luma)])
+    save(tmp_path / "la.png", la, "LA")
+    assert main(["denoise", str(tmp_path / "la.png"), str(tmp_path / "la.bmp")]) == 0  # no alpha
+
+
+def test_out_that_would_replace_the_input_is_refused(photo, tmp_path, capsys):
+    src = save(tmp_path / "p.png", photo)
+    before = src.read_bytes()
+    assert main(["denoise", str(src), str(src)]) == 2
+    (tmp_path / "d").mkdir()
+    save(tmp_path / "d" / "a.png", photo)
+    assert main(["denoise", str(tmp_path / "d"), str(tmp_path / "d")]) == 2
+    assert main(["denoise", str(src), str(src / "x.png")]) == 2  # a file where a folder goes
+    white = save(tmp_path / "white.png", np.ones(photo.shape[:2]))
+    assert main(["unwatermark", str(src), str(tmp_path / "o.png"), "--mask", str(white)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(e.startswith("aekit: error:") for e in err)
+    assert "OUT is the input" in err[0] and "folder IN" in err[1] and "whole image" in err[3]
+    assert src.read_bytes() == before and not (tmp_path / "o.png").exists()
+
 def train_tiny(task: str, photo: np.ndarray, tmp_path: Path, minutes: float) -> tuple[Path, dict]:
     """``aekit train --preset restore --task TASK`` on one photo with a tiny U-Net: (model
     folder, its config)."""

@@ -61,7 +61,7 @@ def read_picture(path: str | os.PathLike[str]) -> Picture:
     bits, exif, icc = 8, None, None
     try:
         with Image.open(path) as im:
-            bits = 16 if im.mode in ("I;16", "I;16B", "I;16L", "I") else 8
+            bits = 16 if im.mode in ("I;16", "I;16B", "I;16L", "I", "F") else 8
             icc = im.info.get("icc_profile")
             ex = im.getexif()
             if len(ex):
@@ -76,6 +76,22 @@ def read_picture(path: str | os.PathLike[str]) -> Picture:
     if not np.isfinite(pixels).all():
         raise DataError(f"{path}: image has non-finite values")
     return Picture(np.ascontiguousarray(pixels, dtype=np.float32), alpha, bits, exif, icc)
+
+
+#: formats whose files hold an alpha channel; others (JPEG, BMP, PPM…) get the colours only
+ALPHA_FORMATS = ("PNG", "WEBP", "TIFF")
+
+
+def _to_depth(a: np.ndarray, dtype: type) -> np.ndarray:
+    """Pixels as uint8 or uint16: floats in [0, 1] rounded, the other integer depth rescaled
+    (a 16-bit photo written as an 8-bit JPEG keeps its tones, not 0/1 clipped to white)."""
+    if a.dtype == dtype:
+        return a
+    top = np.iinfo(dtype).max
+    if a.dtype.kind in "ui":
+        src = np.iinfo(a.dtype).max
+        return ((a.astype(np.uint64) * top + src // 2) // src).astype(dtype)
+    return (np.clip(a, 0, 1) * top + 0.5).astype(dtype)
 
 
 def save_picture(path: str | os.PathLike[str], pixels: np.ndarray, like: Picture | None = None,
@@ -94,11 +110,10 @@ def save_picture(path: str | os.PathLike[str], pixels: np.ndarray, like: Picture
     hwc = pixels[0] if c == 1 else pixels.transpose(1, 2, 0)
     bits = like.bits if like is not None else 8
     if bits == 16 and c == 1 and alpha is None and fmt in ("PNG", "TIFF"):
-        data = hwc if hwc.dtype == np.uint16 else (np.clip(hwc, 0, 1) * 65535 + 0.5).astype(np.uint16)
-        im = Image.fromarray(data)
+        im = Image.fromarray(_to_depth(hwc, np.uint16))
     else:
-        data = hwc if hwc.dtype == np.uint8 else (np.clip(hwc, 0, 1) * 255 + 0.5).astype(np.uint8)
-        if alpha is not None and fmt not in ("JPEG",):
+        data = _to_depth(hwc, np.uint8)
+        if alpha is not None and fmt in ALPHA_FORMATS:
             a = (np.clip(alpha, 0, 1) * 255 + 0.5).astype(np.uint8)
             data = np.dstack([data, a])
         im = Image.fromarray(data)

@@ -229,7 +229,8 @@ def evaluate_folder(images: list[Path], model: Any = None, msssim: bool = True,
         for base in ("JPEG", "WebP"):
             # BD-rate over the rates that matter (≤ 2 bpp for the anchors' curve fit)
             anchor = [(r["bpp"], r["psnr"]) for r in curves[base] if r["bpp"] <= 2.5]
-            result["bd_rate"][base] = bd_rate(anchor, ours)
+            v = bd_rate(anchor, ours)
+            result["bd_rate"][base] = v if math.isfinite(v) else None  # no PSNR overlap
         result["psnr_at"] = {
             f"{b:g}": {name: psnr_at([(r["bpp"], r["psnr"]) for r in rows], b)
                        for name, rows in curves.items()} for b in (0.15, 0.25, 0.5, 0.75, 1.0)}

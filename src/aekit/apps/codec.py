@@ -7,12 +7,20 @@ pretrained zoo ``codec`` unless ``--model DIR`` names another saved ``codec`` mo
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 from aekit.apps import Handler, command
-from aekit.apps.common import add_json_flag, check_folder_output, emit, format_table
+from aekit.apps.common import (
+    add_json_flag,
+    check_folder_output,
+    check_not_input,
+    check_out_dir,
+    emit,
+    format_table,
+)
 from aekit.data.images import IMAGE_SUFFIXES
 from aekit.errors import AekitError, DataError, warn
 from aekit.io import atomic_path, write_bytes_atomic, write_json_atomic
@@ -59,10 +67,25 @@ def _save_png(img, path: Path) -> None:
         Image.fromarray(img).save(tmp, format="PNG")
 
 
-def _pairs(src: Path, dst: Path, inputs: list[Path], suffix: str) -> list[tuple[Path, Path]]:
+def _pairs(src: Path, dst: Path, inputs: list[Path], suffix: str,
+           dst_text: str) -> list[tuple[Path, Path]]:
+    """(input, output) pairs; every output ends in ``suffix`` (.aek or .png), and no two
+    inputs share an output (``a.png`` and ``a.jpg`` would both become ``a.aek``)."""
     if src.is_dir():
         check_folder_output(src, dst, {".aek", *IMAGE_SUFFIXES})
-        return [(p, dst / p.relative_to(src).with_suffix(suffix)) for p in inputs]
+        pairs = [(p, dst / p.relative_to(src).with_suffix(suffix)) for p in inputs]
+        seen: dict[Path, Path] = {}
+        for p, out in pairs:
+            if out in seen:
+                raise AekitError(f"{seen[out]} and {p} would both be written to {out}; rename "
+                                 "one of them")
+            seen[out] = p
+        return pairs
+    if dst.is_dir() or dst_text.endswith(("/", "\\")):
+        dst = dst / src.with_suffix(suffix).name
+    elif dst.suffix.lower() != suffix:
+        raise AekitError(f"{dst}: OUT must end in {suffix}")
+    check_not_input(src, dst)
     return [(src, dst)]
 
 
@@ -92,12 +115,12 @@ def compress_cmd(p: argparse.ArgumentParser) -> Handler:
         n_q = codec.n_qualities(model)
         if args.quality is not None and not 1 <= args.quality <= n_q:
             raise AekitError(f"--quality must be 1–{n_q}, got {args.quality}")
-        if args.bpp is not None and not args.bpp > 0:
-            raise AekitError(f"--bpp must be positive, got {args.bpp}")
+        if args.bpp is not None and not 0 < args.bpp < math.inf:
+            raise AekitError(f"--bpp must be a positive number, got {args.bpp}")
         src, dst = Path(args.input), Path(args.output)
         if not src.exists():
             raise DataError(f"{src}: no such file or folder")
-        pairs = _pairs(src, dst, list_images(src) if src.is_dir() else [], ".aek")
+        pairs = _pairs(src, dst, list_images(src) if src.is_dir() else [], ".aek", args.output)
         rows: list[dict[str, Any]] = []
         bar = tqdm(pairs, desc="compress", unit="img",
                    disable=args.no_progress or len(pairs) == 1 or None)
@@ -106,11 +129,14 @@ def compress_cmd(p: argparse.ArgumentParser) -> Handler:
             if alpha:
                 warn(f"{inp}: alpha channel dropped (an .aek file holds grey or RGB)")
             t0 = time.perf_counter()
-            if args.bpp is not None:
-                data, q = codec.compress_to_bpp(model, img, args.bpp, args.refine)
-            else:
-                q = codec.default_quality(model) if args.quality is None else args.quality - 1
-                data = codec.compress(model, img, q, args.refine)
+            try:
+                if args.bpp is not None:
+                    data, q = codec.compress_to_bpp(model, img, args.bpp, args.refine)
+                else:
+                    q = codec.default_quality(model) if args.quality is None else args.quality - 1
+                    data = codec.compress(model, img, q, args.refine)
+            except AekitError as e:  # (e.g. a size .aek cannot store): say which file
+                raise type(e)(f"{inp}: {e}") from None
             secs = time.perf_counter() - t0
             write_bytes_atomic(out, data)
             rows.append({"input": str(inp), "output": str(out), "width": img.shape[1],
@@ -158,7 +184,7 @@ def decompress_cmd(p: argparse.ArgumentParser) -> Handler:
                 raise DataError(f"{src} holds no .aek files")
         else:
             inputs = [src]
-        pairs = _pairs(src, dst, inputs, ".png")
+        pairs = _pairs(src, dst, inputs, ".png", args.output)
         model = load_codec(args.model)
         rows = []
         bar = tqdm(pairs, desc="decompress", unit="file",
@@ -206,7 +232,9 @@ def rd_report(result: dict[str, Any]) -> str:
                                    for b, v in result["psnr_at"].items()]))
     if "bd_rate" in result:
         lines += ["", "BD-rate of aekit (Bjøntegaard 2001; negative = fewer bits at equal PSNR): "
-                  + ", ".join(f"vs {k} {v:+.1f} %" for k, v in result["bd_rate"].items())]
+                  + ", ".join(f"vs {k} {v:+.1f} %" if v is not None and math.isfinite(v)
+                              else f"vs {k} — (the PSNR ranges do not overlap)"
+                              for k, v in result["bd_rate"].items())]
     if result.get("encode_decode_seconds_median") is not None:
         lines.append(f"aekit encode + decode, median per image: "
                      f"{result['encode_decode_seconds_median']:.2f} s")
@@ -232,6 +260,8 @@ def codec_eval_cmd(p: argparse.ArgumentParser) -> Handler:
     def run(args: argparse.Namespace) -> int:
         from aekit.rd import evaluate_folder, list_images, plot_rd
 
+        if args.out:
+            check_out_dir(Path(args.out))  # before the evaluation, not after
         images = list_images(args.folder)
         if args.limit is not None:
             if args.limit < 1:

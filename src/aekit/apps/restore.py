@@ -29,7 +29,16 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from aekit.apps import Handler, command
-from aekit.apps.common import TRAIN_HOOKS, add_json_flag, check_folder_output, emit, format_table
+from aekit.apps.common import (
+    TRAIN_HOOKS,
+    add_json_flag,
+    check_folder_output,
+    check_not_input,
+    check_out_dir,
+    emit,
+    format_table,
+    unique_run_dir,
+)
 from aekit.corruptions_restore import fill_holes, inpaint_holes, luminance, resize
 from aekit.data.images import IMAGE_SUFFIXES, list_images, read_image
 from aekit.errors import AekitError, DataError
@@ -240,12 +249,16 @@ def plan_files(src: str, dst: str) -> list[tuple[Path, Path]]:
         raise DataError(f"{s}: no such file or folder")
     if s.is_dir():
         check_folder_output(s, d, IMAGE_SUFFIXES)
+        if d.exists() and d.resolve() == s.resolve():
+            raise AekitError(f"{d}: OUT is the folder IN; write the results to another folder "
+                             "(the originals would be replaced)")
         files = list_images(s, required=True)
         return [(f, d / f.relative_to(s)) for f in files]
     if d.is_dir() or dst.endswith(("/", "\\")):
-        return [(s, d / s.name)]
-    if d.suffix.lower() not in IMAGE_SUFFIXES:
+        d = d / s.name
+    elif d.suffix.lower() not in IMAGE_SUFFIXES:
         raise AekitError(f"{d}: OUT needs an image suffix ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    check_not_input(s, d)
     return [(s, d)]
 
 
@@ -254,7 +267,11 @@ def read_mask(path: str, size: tuple[int, int]) -> np.ndarray:
     if m.shape != size:
         raise DataError(f"{path}: the mask is {m.shape[1]}×{m.shape[0]} but the image is "
                         f"{size[1]}×{size[0]}")
-    return m > 0.5
+    m = m > 0.5
+    if m.all():
+        raise DataError(f"{path}: the mask covers the whole image, so nothing is left to fill "
+                        "it from; mark only what is to be removed (white)")
+    return m
 
 
 def run_task(args: argparse.Namespace, task: str) -> int:
@@ -349,8 +366,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
 def denoise_cmd(p: argparse.ArgumentParser) -> Handler:
     add_common(p)
     p.add_argument("--sigma", type=float, default=None,
-                   help="noise σ on the 0–255 scale if known (default: blind; above 50 the "
-                        "photo is scaled so the model sees σ = 50)")
+                   help="noise σ on the 0–255 scale, for noise above 50: the photo is scaled so "
+                        "the model sees σ = 50 (up to 50 the model is blind, measures the noise "
+                        "itself, and the value changes nothing)")
     return lambda args: run_task(args, "denoise")
 
 
@@ -669,12 +687,14 @@ def train_restore(args: argparse.Namespace) -> int:
     """``aekit train --preset restore --task T [--data FOLDER]``: full photos from a folder
     (default: the photos shipped with the installed packages), random crops of --image-size."""
     from aekit.data.embedded import photo_collection
-    from aekit.io import write_json_atomic
+    from aekit.io import staged_dir, write_json_atomic
 
     t0 = time.perf_counter()
     if args.resume:
         raise AekitError("--resume is not supported with --preset restore")
     task, scale = parse_task(args.task or "denoise")
+    if args.out:
+        check_out_dir(Path(args.out))
     channels = args.channels or 3
     patch = args.image_size[0] if args.image_size else 64
     if args.image_size and args.image_size[0] != args.image_size[1]:
@@ -696,17 +716,18 @@ def train_restore(args: argparse.Namespace) -> int:
     steps = args.epochs * 100 if args.epochs else None
     if minutes is None and steps is None:
         minutes = 5.0
-    batch = args.batch_size if args.batch_size != 128 else 16
+    batch = args.batch_size or 16
     summary = train_restorer(model, photos, minutes=minutes, steps=steps, batch_size=batch,
                              patch=patch, lr=args.lr if args.lr != 2e-3 else 1e-3, seed=args.seed,
                              device=args.device, progress=not args.no_progress and sys.stderr.isatty())
     summary["data"] = data_name
     model.config.extra.update(data=data_name, seed=args.seed)
-    out = Path(args.out) if args.out else Path("runs") / (
-        f"restore-{task}{f'-x{scale}' if task == 'upscale' else ''}-{time.strftime('%Y%m%d-%H%M%S')}")
-    model.save_pretrained(out, summary=summary)
-    write_json_atomic(out / "run.json", {"task": task, "scale": scale, "data": data_name,
-                                         "seed": args.seed, "overrides": overrides})
+    out = Path(args.out) if args.out else unique_run_dir(
+        f"restore-{task}{f'-x{scale}' if task == 'upscale' else ''}")
+    with staged_dir(out) as stage:
+        model.save_pretrained(stage, summary=summary)
+        write_json_atomic(stage / "run.json", {"task": task, "scale": scale, "data": data_name,
+                                               "seed": args.seed, "overrides": overrides})
     obj = {"out": str(out), "preset": "restore", "task": task, "training": summary,
            "seconds": round(time.perf_counter() - t0, 2)}
     text = (f"trained restore/{task}{f' ×{scale}' if task == 'upscale' else ''} on {data_name}: "

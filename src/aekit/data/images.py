@@ -39,6 +39,9 @@ def read_image(path: str | os.PathLike[str], mode: str | None = None) -> np.ndar
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)
             im.load()
+    except Image.DecompressionBombError:
+        raise DataError(f"{path}: too large to read (over Pillow's limit of "
+                        f"{Image.MAX_IMAGE_PIXELS * 2:,} pixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: not a readable image ({e.__class__.__name__})") from None
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -48,6 +51,14 @@ def read_image(path: str | os.PathLike[str], mode: str | None = None) -> np.ndar
         if mode == "RGB":
             arr = np.repeat(arr[..., None], 3, axis=2)
         return np.clip(arr, 0, 1)
+    if im.mode == "F":  # 32-bit float grey (TIFF): [0, 1] as is, else 8- or 16-bit values
+        arr = np.asarray(im, dtype=np.float64)
+        if not np.isfinite(arr).all():
+            raise DataError(f"{path}: image has non-finite values")
+        top = arr.max(initial=0.0)
+        arr = arr / (1.0 if top <= 1.0 else 255.0 if top <= 255.0 else 65535.0)
+        arr = np.clip(arr, 0, 1).astype(np.float32)
+        return np.repeat(arr[..., None], 3, axis=2) if mode == "RGB" else arr
     if mode is None:
         mode = {"L": "L", "LA": "LA", "RGBA": "RGBA", "1": "L", "P": "RGBA" if "transparency" in im.info else "RGB"}.get(im.mode, "RGB")
     if im.mode != mode:
