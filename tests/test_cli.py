@@ -151,7 +151,8 @@ def test_shape_mismatch(capsys, model_dir, tmp_path):
     assert not (tmp_path / "z.npy").exists()
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "missing_config"])
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "missing_config",
+                                    "shape_not_a_list", "hidden_not_ints"])
 def test_damaged_model_file(capsys, model_dir, tmp_path, damage):
     import shutil
 
@@ -166,8 +167,15 @@ def test_damaged_model_file(capsys, model_dir, tmp_path, damage):
         w.write_bytes(bytes(raw))
     elif damage == "garbage":
         w.write_bytes(b"\x00" * 64)
-    else:
+    elif damage == "missing_config":
         (d / "config.json").unlink()
+    else:  # a hand-edited config.json
+        meta = json.loads((d / "config.json").read_text())
+        if damage == "shape_not_a_list":
+            meta["config"]["input_shape"] = "abc"
+        else:
+            meta["config"]["arch_options"]["hidden"] = "abc"
+        (d / "config.json").write_text(json.dumps(meta))
     code, _, err = run(capsys, "evaluate", "--model", d, "--data", "digits")
     _assert_one_line_error(code, err)
     assert "model" in err or "config" in err

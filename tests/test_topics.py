@@ -355,6 +355,14 @@ def test_docsearch_bad_inputs(tmp_path, capsys):
 
 
 
+@pytest.mark.parametrize("flags, words", [(["--stop-words", "french"], "stop words"),
+                                          (["--max-df", "-1"], "--max-df")])
+def test_bad_vocabulary_options_are_one_line(tmp_path, capsys, flags, words):
+    (tmp_path / "d.txt").write_text("apples and pears\npears and plums\n")
+    code, err = run_cli(["topics", str(tmp_path / "d.txt"), "--topics", "2", *flags], capsys)
+    assert code == 2 and len(err) == 1 and words in err[0], err
+
+
 def test_damaged_index_files_are_one_line(tmp_path, capsys):
     texts, *_ = lda_corpus(120, seed=2)
     (tmp_path / "docs.txt").write_text("\n".join(texts) + "\n")

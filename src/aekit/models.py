@@ -394,7 +394,11 @@ class Autoencoder(nn.Module):
             state = load_file(str(weights), device=map_location)
         except Exception as e:  # safetensors raises its own error types for bad headers
             raise ModelFileError(f"{weights} is not a valid safetensors file ({e})") from None
-        model = cls(ModelConfig.from_dict(meta["config"]))
+        try:
+            model = cls(ModelConfig.from_dict(meta["config"]))
+        except (TypeError, ValueError, KeyError) as e:  # a hand-edited or damaged config
+            raise ModelFileError(f"{Path(directory) / CONFIG_NAME} does not describe a model "
+                                 f"this aekit can build ({e.__class__.__name__}: {e})") from None
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as e:

@@ -142,6 +142,11 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
         if args.out:
             check_out_dir(Path(args.out))  # before training, not after
         corpus, vocab, counts = prepare(args)
+        if args.topics > len(vocab):
+            from aekit.errors import warn
+
+            warn(f"--topics {args.topics} is more than the vocabulary's {len(vocab)} words: "
+                 "the topics will repeat each other")
         if args.reference:
             # --text-col names the corpus's column; a folder or .txt reference has none
             ref = load_corpus(args.reference, args.text_col if is_table(args.reference) else None)

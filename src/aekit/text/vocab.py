@@ -67,6 +67,10 @@ def build_vocabulary(texts: list[str], size: int = 2000, min_df: float = 2, max_
 
     if size < 2:
         raise DataError(f"the vocabulary needs at least 2 words, asked for {size}")
+    if stop_words not in (None, "", "none", "english"):  # what scikit-learn ships
+        raise DataError(f"stop words must be 'english' or 'none', got {stop_words!r}")
+    if not min_df >= 0 or not max_df > 0:
+        raise DataError(f"--min-df must be ≥ 0 and --max-df > 0, got {min_df} and {max_df}")
     tokenizer = {"lowercase": lowercase, "token_pattern": token_pattern,
                  "stop_words": stop_words if stop_words not in ("none", "") else None}
     if isinstance(min_df, float) and min_df.is_integer() and min_df >= 1:
