@@ -437,6 +437,14 @@ def test_cli_refuses_outputs_that_would_lose_a_file(tiny, tmp_path, capsys):
     assert (tmp_path / "new" / "p.png").is_file()
     assert main(["decompress", str(tmp_path / "dir" / "p.aek"), str(tmp_path / "p.jpg"),
                  "--model", str(path)]) == 2
+    # a folder run goes on past a bad file and says how many failed
+    (pair / "a.jpg").unlink()
+    (pair / "zz.png").write_bytes(b"not an image")
+    capsys.readouterr()
+    assert main(["compress", str(pair), str(tmp_path / "out"), *m]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "zz.png" in err[0] and "1 of 2 files failed" in err[1]
+    assert (tmp_path / "out" / "a.aek").is_file()
 
 def test_codec_eval_cli(tmp_path, capsys):
     from PIL import Image

@@ -18,6 +18,7 @@ from aekit.apps.common import (
     check_folder_output,
     check_not_input,
     check_out_dir,
+    each_file,
     emit,
     format_table,
 )
@@ -121,10 +122,10 @@ def compress_cmd(p: argparse.ArgumentParser) -> Handler:
         if not src.exists():
             raise DataError(f"{src}: no such file or folder")
         pairs = _pairs(src, dst, list_images(src) if src.is_dir() else [], ".aek", args.output)
-        rows: list[dict[str, Any]] = []
         bar = tqdm(pairs, desc="compress", unit="img",
                    disable=args.no_progress or len(pairs) == 1 or None)
-        for inp, out in bar:
+
+        def one(inp: Path, out: Path) -> dict[str, Any]:
             img, alpha = read_image_alpha(inp)
             if alpha:
                 warn(f"{inp}: alpha channel dropped (an .aek file holds grey or RGB)")
@@ -139,13 +140,14 @@ def compress_cmd(p: argparse.ArgumentParser) -> Handler:
                 raise type(e)(f"{inp}: {e}") from None
             secs = time.perf_counter() - t0
             write_bytes_atomic(out, data)
-            rows.append({"input": str(inp), "output": str(out), "width": img.shape[1],
-                         "height": img.shape[0], "mode": "L" if img.ndim == 2 else "RGB",
-                         "alpha_dropped": alpha,
-                         "quality": q + 1, "refine_steps": args.refine, "format": codec.parse(data)[0].version,
-                         "bytes": len(data),
-                         "bpp": codec.bpp_of(data, img.shape[1], img.shape[0]),
-                         "seconds": round(secs, 3)})
+            return {"input": str(inp), "output": str(out), "width": img.shape[1],
+                    "height": img.shape[0], "mode": "L" if img.ndim == 2 else "RGB",
+                    "alpha_dropped": alpha, "quality": q + 1, "refine_steps": args.refine,
+                    "format": codec.parse(data)[0].version, "bytes": len(data),
+                    "bpp": codec.bpp_of(data, img.shape[1], img.shape[0]),
+                    "seconds": round(secs, 3)}
+
+        rows = each_file(pairs, one, bar)
         if len(rows) == 1:
             r = rows[0]
             text = (f"{r['input']} ({r['width']}×{r['height']} {r['mode']}) → {r['output']}: "
@@ -186,10 +188,10 @@ def decompress_cmd(p: argparse.ArgumentParser) -> Handler:
             inputs = [src]
         pairs = _pairs(src, dst, inputs, ".png", args.output)
         model = load_codec(args.model)
-        rows = []
         bar = tqdm(pairs, desc="decompress", unit="file",
                    disable=args.no_progress or len(pairs) == 1 or None)
-        for inp, out in bar:
+
+        def one(inp: Path, out: Path) -> dict[str, Any]:
             data = inp.read_bytes()
             t0 = time.perf_counter()
             try:
@@ -198,10 +200,12 @@ def decompress_cmd(p: argparse.ArgumentParser) -> Handler:
                 raise codec.CodecFormatError(f"{inp}: {e}") from None
             secs = time.perf_counter() - t0
             _save_png(img, out)
-            rows.append({"input": str(inp), "output": str(out), "width": img.shape[1],
-                         "height": img.shape[0], "mode": "L" if img.ndim == 2 else "RGB",
-                         "bpp": codec.bpp_of(data, img.shape[1], img.shape[0]),
-                         "seconds": round(secs, 3)})
+            return {"input": str(inp), "output": str(out), "width": img.shape[1],
+                    "height": img.shape[0], "mode": "L" if img.ndim == 2 else "RGB",
+                    "bpp": codec.bpp_of(data, img.shape[1], img.shape[0]),
+                    "seconds": round(secs, 3)}
+
+        rows = each_file(pairs, one, bar)
         if len(rows) == 1:
             r = rows[0]
             text = (f"{r['input']} → {r['output']} ({r['width']}×{r['height']} {r['mode']}, "

@@ -84,6 +84,27 @@ def unique_run_dir(stem: str) -> Path:
     raise AekitError(f"cannot make a new run folder next to {base}")
 
 
+def each_file(pairs: list[tuple[Path, Path]], one: Callable[[Path, Path], dict[str, Any]],
+              items: Iterable[tuple[Path, Path]] | None = None) -> list[dict[str, Any]]:
+    """Run ``one(input, output)`` over the pairs of a file command; its rows, in order. With
+    one file an error is raised as it is; with several, each failing file gets its own
+    ``aekit: error:`` line and the others are still processed, then one error says how many
+    failed. ``items``: the pairs wrapped in a progress bar, if any."""
+    rows, failed = [], 0
+    for src, dst in pairs if items is None else items:
+        try:
+            rows.append(one(src, dst))
+        except AekitError as e:
+            if len(pairs) == 1:
+                raise
+            failed += 1
+            sys.stderr.write(f"aekit: error: {e}\n")
+    if failed:
+        raise AekitError(f"{failed} of {len(pairs)} files failed (see above); "
+                         f"{len(rows)} written")
+    return rows
+
+
 def check_not_input(src: Path, dst: Path) -> None:
     """OUT must not be the file IN: the original would be replaced by the result."""
     if dst.exists() and dst.resolve() == src.resolve():

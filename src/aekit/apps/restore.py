@@ -35,6 +35,7 @@ from aekit.apps.common import (
     check_folder_output,
     check_not_input,
     check_out_dir,
+    each_file,
     emit,
     format_table,
     unique_run_dir,
@@ -297,44 +298,42 @@ def run_task(args: argparse.Namespace, task: str) -> int:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(pairs), unit="image", file=sys.stderr, dynamic_ncols=True, leave=False)
-    done, failed = [], []
-    for src, dst in pairs:
-        try:
-            pic = read_picture(src)
-            if r is None:
-                r = Restorer.load(task, args.model, scale=scale, device=args.device, tile=tile,
-                                  ensemble=args.ensemble,
-                                  saturation=saturation)
-            mask = read_mask(mask_path, pic.size) if mask_path else None
-            out_dtype = np.uint16 if pic.bits == 16 else np.uint8
-            tiles = (len(tile_starts(pic.size[0], r.tile, r.overlap))
-                     * len(tile_starts(pic.size[1], r.tile, r.overlap)))
-            tbar = None
-            if show and len(pairs) == 1 and tiles > 4:  # one big photo: a bar over its tiles
-                from tqdm.auto import tqdm
+    def one(src: Path, dst: Path) -> dict[str, Any]:
+        nonlocal r
+        pic = read_picture(src)
+        if r is None:
+            r = Restorer.load(task, args.model, scale=scale, device=args.device, tile=tile,
+                              ensemble=args.ensemble, saturation=saturation)
+        mask = read_mask(mask_path, pic.size) if mask_path else None
+        out_dtype = np.uint16 if pic.bits == 16 else np.uint8
+        tiles = (len(tile_starts(pic.size[0], r.tile, r.overlap))
+                 * len(tile_starts(pic.size[1], r.tile, r.overlap)))
+        tbar = None
+        if show and len(pairs) == 1 and tiles > 4:  # one big photo: a bar over its tiles
+            from tqdm.auto import tqdm
 
-                tbar = tqdm(total=tiles, unit="tile", file=sys.stderr, dynamic_ncols=True, leave=False)
-            try:
-                y, alpha = r.apply(pic, sigma=sigma, mask=mask, out_dtype=out_dtype,
-                                   progress=tbar.update if tbar is not None else None)
-            finally:
-                if tbar is not None:
-                    tbar.close()
-            save_picture(dst, y, like=pic, alpha=alpha)
-            done.append({"in": str(src), "out": str(dst), "size": [y.shape[2], y.shape[1]]})
-        except AekitError as e:
-            if len(pairs) == 1:
-                raise
-            failed.append(str(e))
-            sys.stderr.write(f"aekit: error: {e}\n")
+            tbar = tqdm(total=tiles, unit="tile", file=sys.stderr, dynamic_ncols=True, leave=False)
+        try:
+            y, alpha = r.apply(pic, sigma=sigma, mask=mask, out_dtype=out_dtype,
+                               progress=tbar.update if tbar is not None else None)
+        finally:
+            if tbar is not None:
+                tbar.close()
+        save_picture(dst, y, like=pic, alpha=alpha)
+        return {"in": str(src), "out": str(dst), "size": [y.shape[2], y.shape[1]]}
+
+    def ticking():  # the pairs, the folder's bar moving on after each (done or failed)
+        for pair in pairs:
+            yield pair
+            if bar is not None:
+                bar.update(1)
+
+    try:
+        done = each_file(pairs, one, ticking())
+    finally:
         if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.close()
     secs = time.perf_counter() - t0
-    if failed:
-        raise AekitError(f"{len(failed)} of {len(pairs)} images failed (see above); "
-                         f"{len(done)} written")
     obj = {"task": task, "files": done, "seconds": round(secs, 2),
            "model": args.model or zoo_name(task, scale),
            "device": str(r.device)}
