@@ -172,6 +172,37 @@ def synthesise(model: Autoencoder, z: Tensor, height: int, width: int) -> Tensor
     return pixels(model, _layout(z.to(dev)), height, width).cpu()
 
 
+#: the decoder runs the synthesis on tiles of this many latent positions a side (1024 pixels)
+#: when the image is larger, so its memory stays bounded whatever size a file's header claims
+#: (a 100-byte file may say 32768×8192: whole, that synthesis needed ~90 GB)
+SYNTH_TILE = 64
+#: latent positions of context around each tile: an output pixel of the four 5×5 stride-2
+#: transposed convolutions depends on latents within ±2 of its own, so the tiles are exact
+SYNTH_MARGIN = 4
+
+
+@torch.no_grad()
+def synthesise_uint8(model: Autoencoder, z: Tensor, height: int, width: int,
+                     channels: int) -> np.ndarray:
+    """Latent z (1, M, h, w) → uint8 image (H, W) or (H, W, 3), synthesised in overlapping
+    tiles (:data:`SYNTH_TILE`); the same pixels as whole-image synthesis."""
+    lh, lw = z.shape[-2:]
+    if lh <= SYNTH_TILE and lw <= SYNTH_TILE:
+        return to_uint8(synthesise(model, z, height, width), channels)
+    out = np.empty((height, width) if channels == 1 else (height, width, 3), np.uint8)
+    s, m = STRIDE, SYNTH_MARGIN
+    for y0 in range(0, lh, SYNTH_TILE):
+        for x0 in range(0, lw, SYNTH_TILE):
+            y1, x1 = min(y0 + SYNTH_TILE, lh), min(x0 + SYNTH_TILE, lw)
+            ya, xa, yb, xb = max(0, y0 - m), max(0, x0 - m), min(lh, y1 + m), min(lw, x1 + m)
+            tile = synthesise(model, z[..., ya:yb, xa:xb], (yb - ya) * s, (xb - xa) * s)
+            h, w = min(height, y1 * s) - y0 * s, min(width, x1 * s) - x0 * s
+            top, left = (y0 - ya) * s, (x0 - xa) * s
+            out[y0 * s:y0 * s + h, x0 * s:x0 * s + w] = to_uint8(
+                tile[..., top:top + h, left:left + w], channels)
+    return out
+
+
 def to_uint8(x: Tensor, channels: int) -> np.ndarray:
     """(1, C, H, W) in [0, 1] → uint8 (H, W) for channels = 1 or (H, W, 3)."""
     x = x[0]
@@ -697,8 +728,7 @@ def decompress(model: Autoencoder, data: bytes) -> np.ndarray:
     lh, lw = latent_size(header.height, header.width)
     y = decode_symbols(code, header.quality, payload, lh, lw, header.version)
     z = torch.from_numpy(y).float()[None] * code.inv_gain(header.quality).detach().cpu()
-    x = synthesise(model, z, header.height, header.width)
-    return to_uint8(x, header.channels)
+    return synthesise_uint8(model, z, header.height, header.width, header.channels)
 
 
 def bpp_of(data: bytes, width: int, height: int) -> float:
