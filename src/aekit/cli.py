@@ -35,6 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        # a terminal or pipe that cannot show σ, ×, – or a document's own letters (ASCII,
+        # PYTHONIOENCODING=ascii) gets escapes, not a UnicodeEncodeError after the work is done
+        if hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # pragma: no cover - a stream that refuses
+                pass
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
