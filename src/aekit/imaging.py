@@ -88,7 +88,7 @@ def _to_depth(a: np.ndarray, dtype: type) -> np.ndarray:
     if a.dtype == dtype:
         return a
     top = np.iinfo(dtype).max
-    if a.dtype.kind in "ui":
+    if a.dtype.kind == "u":
         src = np.iinfo(a.dtype).max
         return ((a.astype(np.uint64) * top + src // 2) // src).astype(dtype)
     return (np.clip(a, 0, 1) * top + 0.5).astype(dtype)

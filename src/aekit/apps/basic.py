@@ -17,6 +17,7 @@ from aekit.apps.common import (
     add_data_options,
     add_json_flag,
     check_out_dir,
+    data_stem,
     emit,
     format_table,
     load_data_for,
@@ -84,12 +85,6 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="for --preset restore: denoise, colorize, unwatermark, upscale[-x2|-x3|-x4]")
     add_data_options(p)
     add_json_flag(p)
-
-
-def run_stem(preset: str, data: str) -> str:
-    """``<preset>-<data name>``: the default run folder's name before its time stamp."""
-    stem = Path(data).stem if Path(data).exists() else data.split("?")[0].replace(":", "-")
-    return f"{preset}-{stem}"
 
 
 def resolve_run_args(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -168,9 +163,9 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
     elif main:
-        out = unique_run_dir(run_stem(args.preset, args.data))
+        out = unique_run_dir(f"{args.preset}-{data_stem(args.data)}")
     else:  # pragma: no cover - torchrun ranks > 0 write nothing, the name only labels them
-        out = Path("runs") / run_stem(args.preset, args.data)
+        out = Path("runs") / f"{args.preset}-{data_stem(args.data)}"
     if not args.resume and main:
         from aekit.io import write_json_atomic
 

@@ -69,6 +69,12 @@ def positive_float(text: str) -> float:
     return v
 
 
+def data_stem(spec: str) -> str:
+    """A data spec's short name for a default run folder: a file's or folder's stem, else the
+    spec with ``:`` made ``-`` (``mnist:test`` → ``mnist-test``)."""
+    return Path(spec).stem if Path(spec).exists() else spec.split("?")[0].replace(":", "-")
+
+
 def unique_run_dir(stem: str) -> Path:
     """``runs/<stem>-<date>-<time>``, made here, with ``-2``, ``-3``… when a run started in
     the same second (two runs at once would otherwise write into one folder)."""

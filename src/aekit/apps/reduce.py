@@ -27,6 +27,7 @@ from aekit.apps.common import (
     add_data_options,
     add_json_flag,
     check_out_dir,
+    data_stem,
     emit,
     format_table,
     load_data_for,
@@ -201,11 +202,6 @@ def write_figures(cmp: Comparison, out: Path, title: str = "") -> dict[str, str]
     return written
 
 
-def run_stem(data: str) -> str:
-    stem = Path(data).stem if Path(data).exists() else data.split("?")[0].replace(":", "-")
-    return f"compare-pca-{stem}"
-
-
 @command("compare-pca", help="PCA and autoencoder presets side by side at several code sizes")
 def compare_pca_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--data", default="digits", help="data spec (default digits, embedded)")
@@ -261,7 +257,7 @@ def compare_pca_cmd(p: argparse.ArgumentParser) -> Handler:
         cmp = compare_pca(train, test, dims, presets, epochs=epochs, minutes=args.minutes,
                           batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                           device=str(pick_device(args.device)), on_row=on_row)
-        out = Path(args.out) if args.out else unique_run_dir(run_stem(args.data))
+        out = Path(args.out) if args.out else unique_run_dir(f"compare-pca-{data_stem(args.data)}")
         figs = write_figures(cmp, out, f"{args.data}: held-out error against code size")
         obj = {"data": args.data, "test": args.test or f"{args.data} (seeded 20% split)",
                "n_train": len(train), "n_test": len(test),
