@@ -270,3 +270,17 @@ def test_default_run_folders_never_collide(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     made = {unique_run_dir("deep-digits") for _ in range(3)}  # within one second
     assert len(made) == 3 and all(p.is_dir() and p.parent.name == "runs" for p in made)
+
+
+def test_a_full_disk_is_one_line(capsys, tmp_path, monkeypatch):
+    import errno
+
+    from aekit.models import Autoencoder
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "o"))
+
+    monkeypatch.setattr(Autoencoder, "save_pretrained", full)
+    code, _, err = run(capsys, "train", "--epochs", "1", "--out", tmp_path / "o", "--no-progress")
+    assert code == 1 and err.strip().splitlines() == [
+        f"aekit: error: No space left on device: {tmp_path / 'o'}"]

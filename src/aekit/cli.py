@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # the machine's, not aekit's: a full disk, a file too large, no access
+        where = f": {e.filename}" if e.filename else ""
+        sys.stderr.write(f"aekit: error: {e.strerror or e}{where}\n")
+        return 1
     except Exception as e:  # noqa: BLE001 — the promise is one line, never a traceback
         if os.environ.get("AEKIT_DEBUG"):
             raise
