@@ -113,3 +113,42 @@ def test_anomaly_cli_fit_and_score(tmp_path, capsys):
     assert scored["roc_auc"] > 0.95 and scored["samples"] == 66
     assert (tmp_path / "s.csv").read_text().startswith("index,score,outlier\n")
     assert main(["anomaly", "score", "--model", str(tmp_path / "train.npy"), "--data", "x"]) == 2
+
+
+
+def test_seed_fixes_the_fit_and_leaves_the_global_generator_alone():
+    import torch
+
+    X = low_rank(80)
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = small(epochs=3, seed=np.int64(5)).fit(X)
+    after = torch.rand(1)
+    b = small(epochs=3, seed=5).fit(X)
+    np.testing.assert_array_equal(a.decision_scores_, b.decision_scores_)
+    assert a.threshold_ == b.threshold_ and torch.equal(before, after)
+
+
+def test_image_scale_is_fixed_at_fit_and_kept_by_save(tmp_path):
+    rng = np.random.default_rng(0)
+    J = (rng.random((60, 8, 8)) * 255).astype(np.float32)  # float images in [0, 255]
+    det = small(epochs=3).fit(J)
+    dark = J[:1] / 300  # max < 1: guessed alone, it would not be divided by 255
+    alone = det.decision_function(dark)[0]
+    assert det.decision_function(np.concatenate([dark, J[:1]]))[0] == pytest.approx(alone)
+    det.save(tmp_path / "d")
+    back = AutoencoderOutlierDetector.load(tmp_path / "d")
+    assert back.decision_function(dark)[0] == pytest.approx(alone)
+    # image-shaped data outside [0, 1] is standardised: a sigmoid output could not fit it
+    S = rng.normal(size=(60, 8, 8)).astype(np.float32) * 3
+    d2 = small(epochs=3).fit(S)
+    assert d2.model_.config.normalization == "standard"
+    assert d2.decision_scores_.std() > 0.1 * d2.decision_scores_.mean()
+
+
+@pytest.mark.parametrize("bad", [{"contamination": "auto"}, {"latent_dim": "2"},
+                                 {"epochs": 2.5}])
+def test_parameters_of_the_wrong_type_are_one_clear_error(bad):
+    with pytest.raises(AekitError, match=next(iter(bad))):
+        AutoencoderOutlierDetector(**bad).fit(low_rank(20))

@@ -43,6 +43,15 @@ def test_ann_above_threshold_reaches_recall_and_survives_save_load(tmp_path):
     assert len(back) == 3100 and back.search(q[:3], 1)[1][:, 0].tolist() == [3000, 3001, 3002]
 
 
+def test_ann_search_for_more_than_the_probed_cells_hold_is_never_padded():
+    x = clustered(2000, seed=2)
+    ix = CodeIndex(8, exact_below=1000)
+    ix.add(x)
+    d, i = ix.search(x[:3], k=1500)  # faiss pads with −1 (index) and 1.8e19 (distance)
+    assert (i >= 0).all() and np.isfinite(d).all() and (np.diff(d, axis=1) >= -1e-5).all()
+    np.testing.assert_array_equal(i, ix.search(x[:3], k=1500, exact=True)[1])
+
+
 def test_hamming_index_finds_nearest_bits(tmp_path):
     rng = np.random.default_rng(0)
     bits = rng.random((300, 24)) > 0.5

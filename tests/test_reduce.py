@@ -132,6 +132,28 @@ def test_save_and_load_round_trip(tmp_path, digits):
         AutoencoderTransformer.load(tmp_path / "plain")
 
 
+def test_numpy_parameters_save_and_a_failed_save_writes_nothing(tmp_path, digits):
+    X, _ = digits
+    d = tmp_path / "ae"
+    # a grid built with np.arange hands out np.int64 / np.float32 parameters
+    est = AutoencoderTransformer(np.int64(3), preset="vanilla", max_epochs=1,
+                                 learning_rate=np.float32(1e-3)).fit(X[:100])
+    est.feature_names_in_ = np.asarray([f"px{i}" for i in range(64)], dtype=object)
+    est.save(d)
+    back = AutoencoderTransformer.load(d)
+    assert back.n_components == 3 and list(back.feature_names_in_) == [f"px{i}" for i in range(64)]
+    est.model_.config.extra["bad"] = object()  # cannot be written as JSON
+    with pytest.raises(aekit.AekitError, match="JSON"):
+        est.model_.save_pretrained(tmp_path / "other")
+    assert not (tmp_path / "other").exists()  # nothing written, not weights without a config
+
+
+@pytest.mark.parametrize("preset", ["codec", "restore", "topic", "doc-hash"])
+def test_presets_whose_code_is_not_a_feature_vector_are_refused(preset):
+    with pytest.raises(ValueError, match="preset"):
+        AutoencoderTransformer(4, preset=preset, max_epochs=1).fit(np.random.rand(20, 16, 16))
+
+
 def test_repeatable_with_random_state(digits):
     X, _ = digits
     a = AutoencoderTransformer(2, preset="vanilla", max_epochs=2, random_state=3).fit(X[:200])

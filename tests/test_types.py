@@ -1,5 +1,6 @@
 """Each classic type's defining property, against `vanilla` trained on the same data and budget."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -128,3 +129,24 @@ def test_transfer_encoder(digits, tmp_path, freeze):
         for key in (f"{name}.weight", f"{name}.bias"):
             assert torch.equal(before[key], after[key]) == freeze
     assert not torch.equal(before["linear3.weight"], after["linear3.weight"])  # rest trains
+
+
+def test_encode_takes_numpy_and_float64_and_fit_refuses_nan():
+    m = aekit.create_model("vanilla", (4,), 2)
+    x = np.random.default_rng(0).random((10, 4))  # float64 NumPy
+    assert m.encode(x).shape == (10, 2) and m.decode(m.encode(torch.from_numpy(x))).dtype == torch.float32
+    y = np.random.default_rng(1).random((100, 1, 8, 8)).astype(np.float32)
+    y[5, 0, 0, 0] = np.nan  # a validation row for seed 0: every val loss would be NaN
+    with pytest.raises(aekit.AekitError, match="sample 5 contains NaN"):
+        aekit.fit(aekit.create_model("vanilla", (1, 8, 8), 4), y, epochs=1, seed=0, progress=False)
+
+
+def test_fit_keeps_a_transferred_encoders_normalisation():
+    rng = np.random.default_rng(0)
+    opts = {"arch_options": {"hidden": [8]}, "normalization": "standard"}
+    src = aekit.create_model("deep", (6,), 2, **opts)
+    aekit.fit(src, (rng.random((50, 6)) * 10).astype(np.float32), epochs=1, progress=False)
+    dst = aekit.create_model("deep", (6,), 2, **opts)
+    dst.load_encoder_from(src, 1, freeze=True)
+    aekit.fit(dst, (rng.random((50, 6)) * 100).astype(np.float32), epochs=1, progress=False)
+    assert torch.equal(dst.norm_shift, src.norm_shift) and torch.equal(dst.norm_scale, src.norm_scale)

@@ -108,9 +108,19 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             X = X.astype(np.float32, copy=False)
         if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
             raise DataError("X contains NaN or infinite values")
-        return ArrayData(X, name="X")
+        # the scale of image-shaped data is fixed at fit: guessed per call from the call's own
+        # maximum, one sample's score depended on what else was in the batch
+        return ArrayData(X, name="X", scale=getattr(self, "data_scale_", None))
 
     def _check_params(self) -> None:
+        for name in ("contamination", "lr", "val_fraction"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
+                raise AekitError(f"{name} must be a number, got {v!r}")
+        for name in ("latent_dim", "epochs", "batch_size", "stride", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise AekitError(f"{name} must be an integer, got {v!r}")
         if not 0 < self.contamination <= 0.5:
             raise AekitError(f"contamination must be in (0, 0.5], got {self.contamination}")
         if self.score_space not in ("data", "normalized"):
@@ -127,15 +137,24 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> AutoencoderOutlierDetector:
         """Train on X (unsupervised; ``y`` is ignored) and set the attributes above."""
         self._check_params()
+        self.__dict__.pop("data_scale_", None)  # a refit guesses the scale afresh
         data = self._samples(X)
         overrides: dict[str, Any] = dict(self.model_options or {})
-        if not data.is_image:
+        lo, hi = (float(v) for v in (data.x.min(), data.x.max())) if len(data) else (0.0, 1.0)
+        unit = data.is_image and lo * data.scale >= 0 and hi * data.scale <= 1 + 1e-6
+        if not unit:  # tables, and image-shaped data that is not in [0, 1] (a sigmoid output
+            data.scale = 1.0  # could not reproduce negatives): standardised, in its own units
             overrides.setdefault("normalization", "standard")
-        model = create_model(self.preset, data.input_shape, self.latent_dim, **overrides)
-        result = fit(model, data, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                     val_fraction=self.val_fraction if len(data) >= 50 else 0.0,
-                     patience=self.patience, seed=self.seed, device=self.device,
-                     progress=self.verbose)
+        self.data_scale_ = data.scale
+        # the weights follow ``seed`` too (they were drawn before fit() seeded), and the
+        # caller's global torch generator is left as it was
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(self.seed))
+            model = create_model(self.preset, data.input_shape, self.latent_dim, **overrides)
+            result = fit(model, data, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                         val_fraction=self.val_fraction if len(data) >= 50 else 0.0,
+                         patience=self.patience, seed=self.seed, device=self.device,
+                         progress=self.verbose)
         self.model_ = model.cpu().eval()
         self.fit_summary_ = result.summary()
         self.n_features_in_ = math.prod(data.input_shape)
@@ -201,7 +220,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         self.model_.config.extra["detector"] = {
             "params": {k: v for k, v in self.get_params().items()},
             "threshold": self.threshold_, "score_stats": list(self._score_stats),
-            "n_train": len(self.decision_scores_)}
+            "n_train": len(self.decision_scores_), "data_scale": self.data_scale_}
         return self.model_.save_pretrained(directory, summary=self.fit_summary_)
 
     @classmethod
@@ -215,6 +234,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         det.model_ = model
         det.threshold_ = float(state["threshold"])
         det._score_stats = tuple(state["score_stats"])
+        if state.get("data_scale") is not None:  # (detectors saved before it was kept: None)
+            det.data_scale_ = float(state["data_scale"])
         det.fit_summary_ = getattr(model, "training_summary", {})
         det.n_features_in_ = math.prod(model.input_shape)
         return det

@@ -41,6 +41,15 @@ __all__ = ["AutoencoderEstimatorBase", "AutoencoderTransformer"]
 SKLEARN_KEY = "sklearn"
 
 
+#: architectures whose code is not an (N, n_components) feature vector, or whose training
+#: needs its job's own steps: the codec (a spatial, quantized latent), the restoration U-Net
+#: (a spatial code) and the bag-of-words models (vocabulary, word vectors; ``aekit topics``)
+NOT_A_TRANSFORMER = ("codec", "unet", "bow")
+#: the presets an estimator takes
+TRANSFORMER_PRESETS = tuple(n for n in PRESETS.names()
+                            if PRESETS.get(n).get("arch") not in NOT_A_TRANSFORMER)
+
+
 class AutoencoderEstimatorBase(BaseEstimator):
     """Parameters, checks, training and inference shared by the aekit estimators.
 
@@ -48,7 +57,7 @@ class AutoencoderEstimatorBase(BaseEstimator):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "preset": [StrOptions(set(PRESETS.names()))],
+        "preset": [StrOptions(set(TRANSFORMER_PRESETS))],
         "max_epochs": [Interval(Integral, 1, None, closed="left"), None],
         "max_minutes": [Interval(Real, 0, None, closed="neither"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
@@ -172,6 +181,8 @@ class AutoencoderEstimatorBase(BaseEstimator):
         fitted = {"input_shape": list(self.input_shape_), "n_features_in": self.n_features_in_,
                   "n_iter": self.n_iter_, "best_epoch": self.best_epoch_,
                   "fit_time": self.fit_time_}
+        if hasattr(self, "feature_names_in_"):  # fitted on a DataFrame: columns checked later
+            fitted["feature_names_in"] = [str(c) for c in self.feature_names_in_]
         model = self.model_
         model.config.extra[SKLEARN_KEY] = {"class": self.__class__.__name__, "params": params,
                                            "fitted": fitted, **self._extra_state()}
@@ -197,6 +208,8 @@ class AutoencoderEstimatorBase(BaseEstimator):
         est.n_iter_ = fitted["n_iter"]
         est.best_epoch_ = fitted["best_epoch"]
         est.fit_time_ = fitted["fit_time"]
+        if "feature_names_in" in fitted:
+            est.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
         est.history_ = model.training_summary.get("history", [])
         est._load_extra_state(meta)
         return est

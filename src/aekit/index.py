@@ -145,6 +145,9 @@ class CodeIndex:
             return self._exact_hamming(q, k)
         if self._ann is not None and not exact:
             d2, idx = self._ann.search(q, k)
+            short = (idx < 0).any(1)  # the probed cells held fewer than k codes: faiss pads
+            if short.any():           # with −1; those queries are answered exactly
+                d2[short], idx[short] = self._exact_l2(q[short], k)
             return np.sqrt(np.maximum(d2, 0)), idx.astype(np.int64)
         d2, idx = self._exact_l2(q, k)
         return np.sqrt(d2), idx

@@ -85,8 +85,28 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
             os.fsync(f.fileno())
 
 
+def _plain(obj: Any) -> Any:
+    """JSON for NumPy numbers and arrays (a grid search hands out np.int64 parameters)."""
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} cannot be written as JSON")
+
+
+def json_text(obj: Any) -> str:
+    """The JSON aekit writes: indented, sorted keys, NumPy numbers as plain numbers; a value
+    JSON cannot hold is an AekitError (before anything is written)."""
+    try:
+        return json.dumps(obj, indent=2, sort_keys=True, default=_plain) + "\n"
+    except (TypeError, ValueError) as e:
+        raise AekitError(f"cannot write as JSON: {e}") from None
+
+
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+    write_bytes_atomic(path, json_text(obj).encode())
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:

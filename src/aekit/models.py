@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -33,7 +34,7 @@ import aekit.penalties  # noqa: F401
 from aekit.codes import CODES
 from aekit.corruptions import CORRUPTIONS
 from aekit.errors import AekitError, ModelFileError
-from aekit.io import atomic_path, file_digest, read_json, write_json_atomic
+from aekit.io import atomic_path, file_digest, json_text, read_json, write_json_atomic
 from aekit.nn import ARCHS
 from aekit.penalties import PENALTIES
 from aekit.registry import Registry
@@ -252,13 +253,25 @@ class Autoencoder(nn.Module):
         z, _ = self.code(self.encoder(xn), sample=False)
         return z
 
+    def as_batch(self, x: Any) -> Tensor:
+        """A batch as a tensor on the model's device; NumPy arrays are converted and floats
+        take the model's dtype (float64 data would not multiply float32 weights)."""
+        if not isinstance(x, Tensor):
+            x = torch.as_tensor(np.asarray(x))
+        p = next(self.parameters(), None)
+        if p is None:
+            return x
+        return x.to(p.device, dtype=p.dtype) if x.is_floating_point() else x.to(p.device)
+
     def encode(self, x: Tensor) -> Tensor:
         """Data-space batch (B, *input_shape) → code z, deterministic (a VAE gives its mean)."""
+        x = self.as_batch(x)
         self.check_input(x)
         return self.code_of_normalized(self.normalize(x))
 
     def decode(self, z: Tensor) -> Tensor:
         """Code → reconstruction in data space (a multinomial model: word probabilities)."""
+        z = self.as_batch(z)
         if self.config.loss == "multinomial":
             return self._output(self.decoder(z))
         return self.denormalize(self._output(self.decoder(z)))
@@ -297,6 +310,7 @@ class Autoencoder(nn.Module):
     def layer_outputs(self, x: Tensor) -> dict[str, Tensor]:
         """Every named layer's activation for a batch: ``encoder.<name>``, ``code``,
         ``decoder.<name>`` and ``output`` (deterministic, as at inference)."""
+        x = self.as_batch(x)
         self.check_input(x)
         outputs: dict[str, Tensor] = {}
         hooks = []
@@ -355,9 +369,11 @@ class Autoencoder(nn.Module):
                 for p in d_mod.parameters():
                     p.requires_grad_(False)
             copied.append(d_name)
-        # the source's normalisation comes with its layers
+        # the source's normalisation comes with its layers, and fit() keeps it: the
+        # transferred (maybe frozen) layers were trained on inputs scaled this way
         self.norm_shift.copy_(source.norm_shift)
         self.norm_scale.copy_(source.norm_scale)
+        self.normalization_transferred = True
         return copied
 
     # -- persistence -----------------------------------------------------------------------
@@ -368,13 +384,14 @@ class Autoencoder(nn.Module):
         from aekit import __version__
 
         directory = Path(directory)
+        meta = {"aekit_version": __version__, "config": self.config.to_dict(),
+                "weights_sha256": "", "training": summary or {}}
+        json_text(meta)  # a config or summary JSON cannot hold fails here, before any write
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         with atomic_path(directory / WEIGHTS_NAME) as tmp:
             save_file(state, str(tmp), metadata={"format": "pt", "aekit": __version__})
-            digest = sha256_file(tmp)
-        meta = {"aekit_version": __version__, "config": self.config.to_dict(),
-                "weights_sha256": digest, "training": summary or {}}
+            meta["weights_sha256"] = sha256_file(tmp)
         write_json_atomic(directory / CONFIG_NAME, meta)
         return directory
 

@@ -89,7 +89,9 @@ def as_array_data(data: ArrayData | np.ndarray | torch.Tensor, name: str = "data
     if isinstance(data, torch.Tensor):
         data = data.detach().cpu().numpy()
     if isinstance(data, np.ndarray):
-        return ArrayData(data, name=name)
+        # an array handed straight to fit(): NaN in a validation row would otherwise make every
+        # val loss NaN and keep epoch 1's weights; in a training row it read as divergence
+        return ArrayData(data, name=name).validate()
     raise DataError(f"cannot train on {type(data).__name__}; give an array or an ArrayData")
 
 
@@ -381,6 +383,7 @@ def fit(
         raise DataError(f"{data.name}: samples have shape {tuple(data.input_shape)} but the model "
                         f"expects {model.input_shape}")
 
+    seed = int(seed)  # np.int64 from a parameter grid: torch's generators want a Python int
     torch.manual_seed(seed)
     info, dev, owns_group = distributed.setup(pick_device(device))
     try:
@@ -429,7 +432,9 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
     else:
         val_src = val_tgt = None
 
-    if model.config.normalization == "standard" and not resume:
+    # (the statistics of a transferred encoder come with its layers: frozen layers expect them)
+    if model.config.normalization == "standard" and not resume \
+            and not getattr(model, "normalization_transferred", False):
         mean, std = standardization(data.subset(train_idx))
         model.set_normalization(mean.to(dev), std.to(dev))
 
