@@ -152,3 +152,31 @@ def test_image_scale_is_fixed_at_fit_and_kept_by_save(tmp_path):
 def test_parameters_of_the_wrong_type_are_one_clear_error(bad):
     with pytest.raises(AekitError, match=next(iter(bad))):
         AutoencoderOutlierDetector(**bad).fit(low_rank(20))
+
+
+class _Frame:
+    """The two things a pandas DataFrame offers the detector (pandas is not a dependency)."""
+
+    def __init__(self, x, columns):
+        self.x, self.columns = x, columns
+
+    def to_numpy(self, dtype=None, na_value=None):
+        return np.asarray(self.x, dtype=dtype)
+
+
+def test_frames_sparse_and_column_order(tmp_path):
+    import scipy.sparse as sp
+
+    X = low_rank(60, d=4)
+    det = small(epochs=2).fit(_Frame(X, list("abcd")))
+    assert list(det.feature_names_in_) == list("abcd")
+    with pytest.raises(DataError, match="columns"):
+        det.decision_function(_Frame(X[:, ::-1], list("dcba")))
+    det.save(tmp_path / "d")
+    with pytest.raises(DataError, match="columns"):
+        AutoencoderOutlierDetector.load(tmp_path / "d").decision_function(_Frame(X, list("badc")))
+    np.testing.assert_allclose(det.decision_function(sp.csr_matrix(X)), det.decision_function(X))
+    with_na = X.copy()
+    with_na[3, 1] = np.nan  # a nullable Float64 column with NA comes out as NaN
+    with pytest.raises(DataError, match="NaN"):
+        small(epochs=1).fit(_Frame(with_na, list("abcd")))

@@ -81,3 +81,15 @@ def test_cluster_command_reports_baselines_beside_the_method(tmp_path, capsys):
 def test_cluster_command_errors_are_one_line(capsys):
     assert main(["cluster", "--data", "digits", "--k", "1"]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_dec_takes_a_plain_array():
+    from aekit.clustering import predict_dec
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 0.1, (40, 6)), rng.normal(3, 0.1, (40, 6))]).astype(np.float32)
+    model = create_model("deep", (6,), 2, arch_options={"hidden": [16]},
+                         normalization="standard")
+    fit(model, x, epochs=5, progress=False)
+    res = dec(model, x, 2, max_iter=50)
+    assert sorted(np.bincount(predict_dec(model, x, res.centers))) == [40, 40]

@@ -148,6 +148,12 @@ def test_numpy_parameters_save_and_a_failed_save_writes_nothing(tmp_path, digits
     assert not (tmp_path / "other").exists()  # nothing written, not weights without a config
 
 
+def test_model_options_that_build_nothing_are_one_value_error():
+    with pytest.raises(ValueError, match="does not build a model"):
+        AutoencoderTransformer(2, model_options={"arch_options": {"hidden": "x"}},
+                               max_epochs=1).fit(np.random.rand(20, 6))
+
+
 @pytest.mark.parametrize("preset", ["codec", "restore", "topic", "doc-hash"])
 def test_presets_whose_code_is_not_a_feature_vector_are_refused(preset):
     with pytest.raises(ValueError, match="preset"):

@@ -24,7 +24,7 @@ from torch import Tensor
 from aekit.data.arrays import ArrayData
 from aekit.errors import AekitError
 from aekit.models import Autoencoder
-from aekit.training import pick_device
+from aekit.training import as_array_data, pick_device
 
 METHODS = ("kmeans", "gmm", "dec")
 
@@ -88,6 +88,7 @@ def dec(model: Autoencoder, data: ArrayData, k: int, *, gamma: float = 0.1,
     pass over the data."""
     if model.config.code == "binary":
         raise AekitError("dec needs a continuous code; a binary code has no gradient")
+    data = as_array_data(data)  # (a NumPy array or tensor works too)
     n = len(data)
     if not 1 < k <= n:
         raise AekitError(f"k must be between 2 and the number of samples ({n}), got {k}")
@@ -171,5 +172,6 @@ def predict_dec(model: Autoencoder, data: ArrayData, centers: np.ndarray, alpha:
                 ) -> np.ndarray:
     """Cluster new data with a refined encoder and its centroids."""
     dev = next(model.parameters()).device
-    q = soft_assignment(_codes(model, data, dev), torch.as_tensor(centers, device=dev), alpha)
+    z = _codes(model, as_array_data(data), dev)
+    q = soft_assignment(z, torch.as_tensor(centers, device=dev), alpha)
     return q.argmax(1).cpu().numpy().astype(np.int64)

@@ -90,13 +90,27 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         self.verbose = verbose
 
     # -- inputs ----------------------------------------------------------------------------
-    def _samples(self, X: Any) -> ArrayData:
+    def _samples(self, X: Any, fitting: bool = False) -> ArrayData:
         if isinstance(X, ArrayData):
             if self.window:
-                return self._samples(X.x)
+                return self._samples(X.x, fitting)
             return X
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
+        names = getattr(X, "columns", None)
+        if names is not None:  # a DataFrame: its columns must be the ones seen at fit
+            names = [str(c) for c in names]
+            if fitting:
+                self.feature_names_in_ = np.asarray(names, dtype=object)
+            elif getattr(self, "feature_names_in_", None) is not None \
+                    and list(self.feature_names_in_) != names:
+                raise DataError(f"X's columns {names[:5]}… are not the "
+                                f"{len(self.feature_names_in_)} columns the detector was "
+                                "fitted on, in that order")
+        if hasattr(X, "to_numpy"):  # pandas' nullable dtypes (Float64 with NA) → NaN
+            X = X.to_numpy(dtype=np.float64, na_value=np.nan)
+        elif hasattr(X, "toarray"):  # a scipy sparse matrix
+            X = X.toarray()
         X = np.asarray(X)
         if X.dtype == object or not np.issubdtype(X.dtype, np.number):
             raise DataError(f"X must be numeric, got dtype {X.dtype}")
@@ -137,8 +151,9 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> AutoencoderOutlierDetector:
         """Train on X (unsupervised; ``y`` is ignored) and set the attributes above."""
         self._check_params()
-        self.__dict__.pop("data_scale_", None)  # a refit guesses the scale afresh
-        data = self._samples(X)
+        for name in ("data_scale_", "feature_names_in_"):
+            self.__dict__.pop(name, None)  # a refit starts afresh
+        data = self._samples(X, fitting=True)
         overrides: dict[str, Any] = dict(self.model_options or {})
         lo, hi = (float(v) for v in (data.x.min(), data.x.max())) if len(data) else (0.0, 1.0)
         unit = data.is_image and lo * data.scale >= 0 and hi * data.scale <= 1 + 1e-6
@@ -220,7 +235,9 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         self.model_.config.extra["detector"] = {
             "params": {k: v for k, v in self.get_params().items()},
             "threshold": self.threshold_, "score_stats": list(self._score_stats),
-            "n_train": len(self.decision_scores_), "data_scale": self.data_scale_}
+            "n_train": len(self.decision_scores_), "data_scale": self.data_scale_,
+            "feature_names_in": (None if getattr(self, "feature_names_in_", None) is None
+                                 else [str(c) for c in self.feature_names_in_])}
         return self.model_.save_pretrained(directory, summary=self.fit_summary_)
 
     @classmethod
@@ -236,6 +253,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         det._score_stats = tuple(state["score_stats"])
         if state.get("data_scale") is not None:  # (detectors saved before it was kept: None)
             det.data_scale_ = float(state["data_scale"])
+        if state.get("feature_names_in"):
+            det.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
         det.fit_summary_ = getattr(model, "training_summary", {})
         det.n_features_in_ = math.prod(model.input_shape)
         return det

@@ -125,8 +125,13 @@ class AutoencoderEstimatorBase(BaseEstimator):
         # fits, and leave the caller's generator as it was
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            config = preset_config(self.preset, shape, self.n_components, **overrides)
-            model = Autoencoder(config)
+            try:
+                config = preset_config(self.preset, shape, self.n_components, **overrides)
+                model = Autoencoder(config)
+            except (TypeError, ValueError, KeyError) as e:  # model_options that build nothing
+                raise ValueError(f"preset {self.preset!r} with model_options "
+                                 f"{self.model_options!r} does not build a model: "
+                                 f"{e.__class__.__name__}: {e}") from None
             data = ArrayData(self._as_model_input(X), layout="ND" if len(shape) == 1 else "NCHW",
                              scale=1.0, name="X")
             epochs = self.max_epochs
