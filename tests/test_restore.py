@@ -439,6 +439,10 @@ def test_16bit_float_and_grey_alpha_inputs_to_any_format(photo, tmp_path):
     assert main(["denoise", str(tmp_path / "f.tif"), str(tmp_path / "f.png")]) == 0
     pic = read_picture(tmp_path / "f.png")
     assert pic.pixels.shape[0] == 1 and psnr(pic.pixels[0], luma) > 28
+    # TIFF back out: the input's layout tags (SampleFormat = float) are not copied over
+    assert main(["denoise", str(tmp_path / "f.tif"), str(tmp_path / "f_out.tif")]) == 0
+    assert Image.open(tmp_path / "f_out.tif").mode == "I;16"
+    assert psnr(read_picture(tmp_path / "f_out.tif").pixels[0], luma) > 28
     la = np.dstack([luma, np.ones_like(luma)])
     save(tmp_path / "la.png", la, "LA")
     assert main(["denoise", str(tmp_path / "la.png"), str(tmp_path / "la.bmp")]) == 0  # no alpha

@@ -94,6 +94,24 @@ def _to_depth(a: np.ndarray, dtype: type) -> np.ndarray:
     return (np.clip(a, 0, 1) * top + 0.5).astype(dtype)
 
 
+#: TIFF tags that describe how a file's pixels are laid out (size, depth, sample format,
+#: strips, compression): an input TIFF's EXIF carries them, and copied onto an output of
+#: another depth they made it unreadable (a float TIFF written back as 16-bit kept
+#: SampleFormat = float)
+_TIFF_LAYOUT_TAGS = (256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 322, 323, 324,
+                     325, 338, 339)
+
+
+def _without_layout(exif: bytes) -> bytes:
+    from PIL import Image
+
+    ex = Image.Exif()
+    ex.load(exif)
+    for tag in _TIFF_LAYOUT_TAGS:
+        ex.pop(tag, None)
+    return ex.tobytes()
+
+
 def save_picture(path: str | os.PathLike[str], pixels: np.ndarray, like: Picture | None = None,
                  alpha: np.ndarray | None = None) -> None:
     """Write (C, H, W) floats in [0, 1] (or uint8) atomically, the suffix choosing the format;
@@ -119,7 +137,7 @@ def save_picture(path: str | os.PathLike[str], pixels: np.ndarray, like: Picture
         im = Image.fromarray(data)
     kwargs: dict[str, Any] = {}
     if like is not None and like.exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
-        kwargs["exif"] = like.exif
+        kwargs["exif"] = like.exif if fmt != "TIFF" else _without_layout(like.exif)
     if like is not None and like.icc and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
         kwargs["icc_profile"] = like.icc
     if fmt == "JPEG":

@@ -234,7 +234,7 @@ def encode_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True, help="output .npy")
-    p.add_argument("--layer", default=None, help="layer name from `aekit info --layers` (default: code)")
+    p.add_argument("--layer", default=None, help="layer name, as `aekit info MODEL` lists them (default: code)")
     p.add_argument("--batch-size", type=int, default=1024)
     add_data_options(p)
     add_json_flag(p)

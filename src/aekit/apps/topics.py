@@ -37,7 +37,7 @@ METRICS = ("cosine", "hamming")
 
 
 def add_corpus_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--text-col", default=None, help="text column of a .csv/.jsonl (default: text)")
+    p.add_argument("--text-col", default=None, help="text column of a .csv/.jsonl (default: the first of text, body, document, content)")
     p.add_argument("--label-col", default=None, help="label column of a .csv/.jsonl (optional)")
 
 
