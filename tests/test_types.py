@@ -150,3 +150,10 @@ def test_fit_keeps_a_transferred_encoders_normalisation():
     dst.load_encoder_from(src, 1, freeze=True)
     aekit.fit(dst, (rng.random((50, 6)) * 100).astype(np.float32), epochs=1, progress=False)
     assert torch.equal(dst.norm_shift, src.norm_shift) and torch.equal(dst.norm_scale, src.norm_scale)
+
+
+def test_an_mlp_too_big_to_train_is_refused_before_it_is_built():
+    # a full-size photo as one sample: 720,000 inputs (the process was killed for memory)
+    with pytest.raises(aekit.AekitError, match="dense"):
+        aekit.create_model("deep", (3, 480, 500), 16)
+    assert aekit.create_model("deep", (3, 64, 64), 16) is not None  # a real size still builds

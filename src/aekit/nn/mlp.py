@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import torch.nn as nn
 
+from aekit.errors import AekitError
 from aekit.nn import ARCHS, activation
 
 
@@ -22,6 +23,10 @@ def default_hidden(input_dim: int) -> list[int]:
     if input_dim >= 400:
         return [1000, 500, 250]
     return [max(64, 4 * input_dim), max(32, 2 * input_dim), max(16, input_dim)]
+
+
+#: the most weights an MLP preset builds (400 MB in float32; training holds ~4× that)
+MLP_MAX_PARAMETERS = 100_000_000
 
 
 @ARCHS.register("mlp", help="fully connected; hidden=[] is shallow (vanilla), longer is deep")
@@ -38,6 +43,13 @@ def build_mlp(
         hidden = default_hidden(d)
     hidden = [int(w) for w in hidden]
     dec_hidden = [int(w) for w in decoder_hidden] if decoder_hidden is not None else hidden[::-1]
+    widths = [d, *hidden, code_width], [latent_dim, *dec_hidden, d]
+    n_params = sum(a * b for ws in widths for a, b in zip(ws, ws[1:]))
+    if n_params > MLP_MAX_PARAMETERS:  # refused before any memory is taken
+        raise AekitError(
+            f"a dense (MLP) autoencoder on {d:,} inputs would have {n_params / 1e6:,.0f} M "
+            f"weights (~{16 * n_params / 2**30:,.0f} GB to train); make the samples smaller "
+            "(--image-size resizes a folder's images) or use the conv preset")
 
     enc: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
     width = d
