@@ -477,6 +477,19 @@ def train_tiny(task: str, photo: np.ndarray, tmp_path: Path, minutes: float) -> 
     return out, json.loads((out / "config.json").read_text())["config"]
 
 
+def test_train_restore_takes_any_lr_and_needs_no_batch_size(photo, tmp_path):
+    (tmp_path / "photos").mkdir()
+    save(tmp_path / "photos" / "a.png", photo)
+    for lr, expect in ((None, 1e-3), ("0.002", 2e-3)):  # 0.002 was taken for "not given"
+        out = tmp_path / f"m{lr}"
+        assert main(["train", "--preset", "restore", "--task", "denoise", "--data",
+                     str(tmp_path / "photos"), "--epochs", "1", "--image-size", "32x32",
+                     "--option", 'arch_options={"widths": [8, 16]}', "--out", str(out),
+                     "--no-progress", *(["--lr", lr] if lr else [])]) == 0
+        summary = json.loads((out / "config.json").read_text())["training"]
+        assert summary["lr"] == expect and summary["batch_size"] == 16
+
+
 def test_train_restore_preset_then_use_it(photo, tmp_path, capsys):
     out, cfg = train_tiny("upscale-x3", photo, tmp_path, 0.03)
     assert cfg["extra"]["task"] == "upscale" and cfg["extra"]["scale"] == 3

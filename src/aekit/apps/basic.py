@@ -36,6 +36,7 @@ from aekit.training import fit
 
 DEFAULT_DATA = "digits"
 DEFAULT_PRESET = "deep"
+DEFAULT_LR = 2e-3
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -66,7 +67,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="continue from the checkpoint in --out, on the data and seed it recorded")
     p.add_argument("--batch-size", type=int, default=None,
                    help="global batch (default: ~50 steps per epoch, at most 128)")
-    p.add_argument("--lr", type=positive_float, default=2e-3)
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help=f"peak learning rate (default {DEFAULT_LR}; --preset restore: its own)")
     p.add_argument("--val-fraction", type=float, default=0.1,
                    help="share of the data held out for early stopping (default 0.1; 0 = none)")
     p.add_argument("--patience", type=int, default=20, help="early-stopping patience in epochs (0 = off)")
@@ -171,7 +173,8 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
 
         write_json_atomic(out / "run.json", run)
     result = fit(model, data, epochs=args.epochs, minutes=args.minutes, batch_size=args.batch_size,
-                 lr=args.lr, val_fraction=args.val_fraction, patience=args.patience or None,
+                 lr=DEFAULT_LR if args.lr is None else args.lr, val_fraction=args.val_fraction,
+                 patience=args.patience or None,
                  seed=args.seed, device=args.device, out_dir=out, resume=args.resume,
                  progress=False if args.no_progress else None,
                  compile=getattr(args, "compile", False))

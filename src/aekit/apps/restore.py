@@ -717,7 +717,7 @@ def train_restore(args: argparse.Namespace) -> int:
         minutes = 5.0
     batch = args.batch_size or 16
     summary = train_restorer(model, photos, minutes=minutes, steps=steps, batch_size=batch,
-                             patch=patch, lr=args.lr if args.lr != 2e-3 else 1e-3, seed=args.seed,
+                             patch=patch, lr=args.lr or 1e-3, seed=args.seed,
                              device=args.device, progress=not args.no_progress and sys.stderr.isatty())
     summary["data"] = data_name
     model.config.extra.update(data=data_name, seed=args.seed)
