@@ -15,12 +15,11 @@ from typing import Any
 from aekit.apps import Handler, command
 from aekit.apps.common import (
     add_json_flag,
-    check_folder_output,
-    check_not_input,
     check_out_dir,
     each_file,
     emit,
     format_table,
+    plan_outputs,
 )
 from aekit.data.images import IMAGE_SUFFIXES
 from aekit.errors import AekitError, DataError, warn
@@ -68,28 +67,6 @@ def _save_png(img, path: Path) -> None:
         Image.fromarray(img).save(tmp, format="PNG")
 
 
-def _pairs(src: Path, dst: Path, inputs: list[Path], suffix: str,
-           dst_text: str) -> list[tuple[Path, Path]]:
-    """(input, output) pairs; every output ends in ``suffix`` (.aek or .png), and no two
-    inputs share an output (``a.png`` and ``a.jpg`` would both become ``a.aek``)."""
-    if src.is_dir():
-        check_folder_output(src, dst, {".aek", *IMAGE_SUFFIXES})
-        pairs = [(p, dst / p.relative_to(src).with_suffix(suffix)) for p in inputs]
-        seen: dict[Path, Path] = {}
-        for p, out in pairs:
-            if out in seen:
-                raise AekitError(f"{seen[out]} and {p} would both be written to {out}; rename "
-                                 "one of them")
-            seen[out] = p
-        return pairs
-    if dst.is_dir() or dst_text.endswith(("/", "\\")):
-        dst = dst / src.with_suffix(suffix).name
-    elif dst.suffix.lower() != suffix:
-        raise AekitError(f"{dst}: OUT must end in {suffix}")
-    check_not_input(src, dst)
-    return [(src, dst)]
-
-
 @command("compress", help="compress an image (or a folder of images) to .aek files")
 def compress_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("input", help="an image file, or a folder of images")
@@ -121,7 +98,8 @@ def compress_cmd(p: argparse.ArgumentParser) -> Handler:
         src, dst = Path(args.input), Path(args.output)
         if not src.exists():
             raise DataError(f"{src}: no such file or folder")
-        pairs = _pairs(src, dst, list_images(src) if src.is_dir() else [], ".aek", args.output)
+        pairs = plan_outputs(src, args.output, list_images(src) if src.is_dir() else [src],
+                             [".aek"], {".aek", *IMAGE_SUFFIXES}, ".aek")
         bar = tqdm(pairs, desc="compress", unit="img",
                    disable=args.no_progress or len(pairs) == 1 or None)
 
@@ -186,7 +164,8 @@ def decompress_cmd(p: argparse.ArgumentParser) -> Handler:
                 raise DataError(f"{src} holds no .aek files")
         else:
             inputs = [src]
-        pairs = _pairs(src, dst, inputs, ".png", args.output)
+        pairs = plan_outputs(src, args.output, inputs, [".png"], {".aek", *IMAGE_SUFFIXES},
+                             ".png")
         model = load_codec(args.model)
         bar = tqdm(pairs, desc="decompress", unit="file",
                    disable=args.no_progress or len(pairs) == 1 or None)

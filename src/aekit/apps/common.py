@@ -147,6 +147,40 @@ def check_folder_output(src: Path, dst: Path, file_suffixes: Iterable[str]) -> N
         raise AekitError(f"{dst}: IN ({src}) is a folder, so OUT must be a folder too")
 
 
+def plan_outputs(src: Path, dst_text: str, inputs: list[Path], out_suffixes: Iterable[str],
+                 file_like: Iterable[str], suffix: str | None = None) -> list[tuple[Path, Path]]:
+    """(input, output) pairs of a file command (restore, compress, decompress): a file → a
+    file, or into a folder (an existing one, or OUT ending in /); a folder → a folder, sub-
+    folders kept (OUT named like one of ``file_like`` is refused, see check_folder_output).
+    Outputs take ``suffix`` or keep the input's name; a file OUT must end in one of
+    ``out_suffixes``. No output is written over its input, and no two inputs share one
+    (``a.png`` and ``a.jpg`` would both become ``a.aek``)."""
+    dst = Path(dst_text)
+    if src.is_dir():
+        check_folder_output(src, dst, file_like)
+        if suffix is None and dst.exists() and dst.resolve() == src.resolve():
+            raise AekitError(f"{dst}: OUT is the folder IN; write the results to another folder "
+                             "(the originals would be replaced)")
+        pairs = [(p, dst / p.relative_to(src)) for p in inputs]
+        if suffix is not None:
+            pairs = [(p, out.with_suffix(suffix)) for p, out in pairs]
+        seen: dict[Path, Path] = {}
+        for p, out in pairs:
+            if out in seen:
+                raise AekitError(f"{seen[out]} and {p} would both be written to {out}; rename "
+                                 "one of them")
+            seen[out] = p
+        return pairs
+    if dst.is_dir() or dst_text.endswith(("/", "\\")):
+        dst = dst / (src.with_suffix(suffix) if suffix else src).name
+    elif dst.suffix.lower() not in set(out_suffixes):
+        allowed = sorted(set(out_suffixes))
+        raise AekitError(f"{dst}: OUT must end in {allowed[0]}" if len(allowed) == 1 else
+                         f"{dst}: OUT needs one of these suffixes: {', '.join(allowed)}")
+    check_not_input(src, dst)
+    return [(src, dst)]
+
+
 def load_model(path: str) -> Autoencoder:
     return Autoencoder.from_pretrained(path)
 

@@ -32,12 +32,11 @@ from aekit.apps import Handler, command
 from aekit.apps.common import (
     TRAIN_HOOKS,
     add_json_flag,
-    check_folder_output,
-    check_not_input,
     check_out_dir,
     each_file,
     emit,
     format_table,
+    plan_outputs,
     unique_run_dir,
 )
 from aekit.corruptions_restore import fill_holes, inpaint_holes, luminance, resize
@@ -245,22 +244,11 @@ class Restorer:
 # ------------------------------------------------------------------------------ file loop
 def plan_files(src: str, dst: str) -> list[tuple[Path, Path]]:
     """(input, output) pairs: a file → a file (or into a folder), a folder → a folder."""
-    s, d = Path(src), Path(dst)
+    s = Path(src)
     if not s.exists():
         raise DataError(f"{s}: no such file or folder")
-    if s.is_dir():
-        check_folder_output(s, d, IMAGE_SUFFIXES)
-        if d.exists() and d.resolve() == s.resolve():
-            raise AekitError(f"{d}: OUT is the folder IN; write the results to another folder "
-                             "(the originals would be replaced)")
-        files = list_images(s, required=True)
-        return [(f, d / f.relative_to(s)) for f in files]
-    if d.is_dir() or dst.endswith(("/", "\\")):
-        d = d / s.name
-    elif d.suffix.lower() not in IMAGE_SUFFIXES:
-        raise AekitError(f"{d}: OUT needs an image suffix ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    check_not_input(s, d)
-    return [(s, d)]
+    files = list_images(s, required=True) if s.is_dir() else [s]
+    return plan_outputs(s, dst, files, IMAGE_SUFFIXES, IMAGE_SUFFIXES)
 
 
 def read_mask(path: str, size: tuple[int, int]) -> np.ndarray:
