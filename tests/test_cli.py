@@ -284,3 +284,14 @@ def test_a_full_disk_is_one_line(capsys, tmp_path, monkeypatch):
     code, _, err = run(capsys, "train", "--epochs", "1", "--out", tmp_path / "o", "--no-progress")
     assert code == 1 and err.strip().splitlines() == [
         f"aekit: error: No space left on device: {tmp_path / 'o'}"]
+
+
+def test_a_command_module_that_fails_to_import_is_one_line(capsys, monkeypatch):
+    # a broken install (a dependency that no longer imports) must not print a traceback
+    import aekit.cli as cli
+
+    monkeypatch.delenv("AEKIT_DEBUG", raising=False)
+    monkeypatch.setattr(cli, "APP_MODULES", ("aekit.apps.no_such_module",))
+    code, out, err = run(capsys, "--help")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and "cannot load the commands: ModuleNotFoundError" in err

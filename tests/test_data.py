@@ -120,6 +120,18 @@ def test_image_folder(tmp_path):
     assert g.input_shape == (1, 8, 12)
 
 
+def test_single_image_file_fits_like_a_folder(tmp_path):
+    rng = np.random.default_rng(1)
+    (tmp_path / "d").mkdir()
+    Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(tmp_path / "d" / "a.png")
+    whole = resolve(str(tmp_path / "d" / "a.png"))
+    assert whole.input_shape == (3, 40, 60)  # no size asked: the file at its full size
+    one = resolve(str(tmp_path / "d" / "a.png"), image_size=(16, 24), channels=1)
+    assert one.input_shape == (1, 16, 24)
+    folder = resolve(str(tmp_path / "d"), image_size=(16, 24), channels=1)
+    np.testing.assert_array_equal(one.x, folder.x)  # the same pixels as inside a folder
+
+
 def test_npz_csv_and_memmap(tmp_path):
     x = np.random.rand(30, 5).astype(np.float32)
     y = np.arange(30) % 3

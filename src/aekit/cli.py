@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{e.__class__.__name__}: {text.splitlines()[0] if text else ''}"
+
+
 def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         # a terminal or pipe that cannot show σ, ×, – or a document's own letters (ASCII,
@@ -43,7 +48,14 @@ def main(argv: list[str] | None = None) -> int:
                 stream.reconfigure(errors="backslashreplace")
             except (ValueError, OSError):  # pragma: no cover - a stream that refuses
                 pass
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except Exception as e:  # noqa: BLE001 — a broken install (a dependency that fails to import)
+        if os.environ.get("AEKIT_DEBUG"):
+            raise
+        sys.stderr.write(f"aekit: internal error: cannot load the commands: {_one_line(e)} "
+                         "(set AEKIT_DEBUG=1 for the traceback)\n")
+        return 1
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
@@ -65,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 — the promise is one line, never a traceback
         if os.environ.get("AEKIT_DEBUG"):
             raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        sys.stderr.write(f"aekit: internal error: {e.__class__.__name__}: {msg} "
+        sys.stderr.write(f"aekit: internal error: {_one_line(e)} "
                          "(set AEKIT_DEBUG=1 for the traceback)\n")
         return 1
 

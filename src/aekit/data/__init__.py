@@ -5,7 +5,7 @@ A spec is one of:
 * a path: a folder of images (streamed from disk when bigger than
   :data:`aekit.data.stream.STREAM_BYTES`, or with ``folder?stream=1``), ``.npy`` (memory-mapped), ``.npz`` (``x``, optional ``y``),
   ``.csv`` (numeric columns; a ``label``/``y``/``class`` column becomes the labels), or a
-  single image file;
+  single image file (its full size, or resized/cropped like a folder's when ``image_size`` is given);
 * an embedded dataset (:mod:`aekit.data.embedded`): ``digits``, ``digits28``, ``faces``,
   ``patches?size=32&n=5000``;
 * a standard dataset (:mod:`aekit.data.standard`): ``mnist``, ``fashion-mnist``, ``kmnist``,
@@ -26,7 +26,7 @@ import numpy as np
 
 from aekit.data.arrays import ArrayData, infer_layout
 from aekit.data.embedded import EMBEDDED, load_embedded
-from aekit.data.images import IMAGE_SUFFIXES, read_image
+from aekit.data.images import IMAGE_SUFFIXES, load_image_uint8, read_image
 from aekit.data.standard import STANDARD
 from aekit.data.stream import image_folder_array, parse_flag
 from aekit.errors import DataError
@@ -153,6 +153,9 @@ def resolve(spec: str, *, image_size: tuple[int, int] | None = None, channels: i
                 x, y = load_npz(path)
             elif suffix in (".csv", ".tsv", ".txt"):
                 x, y = load_csv(path, label_col)
+            elif suffix in IMAGE_SUFFIXES and image_size is not None:
+                # resized/cropped exactly as the same file inside a folder would be
+                x = load_image_uint8(path, image_size, channels or 3)[None]
             elif suffix in IMAGE_SUFFIXES:
                 img = read_image(path, "L" if channels == 1 else ("RGB" if channels == 3 else None))
                 x = (img[None] if img.ndim == 2 else img.transpose(2, 0, 1)[None]).astype(np.float32)
