@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from aekit.cli import main
@@ -177,6 +178,19 @@ def test_semantic_hashing_retrieves_same_topic_documents(corpus):
     chance = float((np.asarray(y.sum(0)).ravel() / len(labels)) ** 2 @ np.ones(y.shape[1]))
     p = precision_at_k(bits, y, bits, y, 10, "hamming", exclude=np.arange(len(labels)))
     assert p > 0.75 and p > 2.5 * chance, (p, chance)
+
+
+def test_precision_at_k_counts_ties_at_their_expectation():
+    # one query at 0000; db: one hit at distance 0, three at distance 1 (two hits), one far
+    db = np.array([[0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0], [0, 1, 0, 0], [1, 1, 1, 1]], np.float32)
+    hits = [1, 0, 1, 1, 1]
+    y_db = sp.csr_matrix(np.array([[h, 1 - h] for h in hits]))
+    y_q = sp.csr_matrix(np.array([[1, 0]]))
+    q = np.zeros((1, 4), np.float32)
+    p = precision_at_k(q, y_q, db, y_db, 2, "hamming")
+    assert p == pytest.approx((1 + 2 / 3) / 2)  # the place left is filled at the tied rate 2/3
+    order = [4, 3, 2, 1, 0]  # the db's order cannot change it (a stable sort's tie-break did)
+    assert precision_at_k(q, y_q, db[order], y_db[order], 2, "hamming") == pytest.approx(p)
 
 
 def test_hash_bits_stay_finite_under_bf16_autocast():

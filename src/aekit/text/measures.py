@@ -104,13 +104,10 @@ def hamming(q_packed: np.ndarray, db_packed: np.ndarray) -> np.ndarray:
     return out
 
 
-def nearest(queries: np.ndarray, db: np.ndarray, k: int = 10, metric: str = "cosine",
-            exclude: np.ndarray | None = None, chunk: int = 512
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """The k nearest db rows of each query: (indices (Q, k), scores (Q, k)); scores are cosine
-    similarities or Hamming distances. ``exclude[i]`` (a db index or −1) is never returned
-    for query i (a document is not its own neighbour). Ties keep db order (stable sort)."""
-    k = min(k, len(db) - (0 if exclude is None else 1))
+def _distance_chunks(queries: np.ndarray, db: np.ndarray, metric: str,
+                     exclude: np.ndarray | None, chunk: int):
+    """(start, end, distances (end − start, len(db))) for chunks of queries: Hamming
+    distances, or negated cosine similarities; an excluded db row is at +inf."""
     if metric == "hamming":
         qp, dp = pack_bits(queries), pack_bits(db)
     elif metric == "cosine":
@@ -120,7 +117,6 @@ def nearest(queries: np.ndarray, db: np.ndarray, k: int = 10, metric: str = "cos
         qn, dn = unit(queries), unit(db)
     else:
         raise ValueError(f"metric must be cosine or hamming, got {metric!r}")
-    idx_out, score_out = [], []
     for s in range(0, len(queries), chunk):
         e = min(s + chunk, len(queries))
         if metric == "hamming":
@@ -132,6 +128,18 @@ def nearest(queries: np.ndarray, db: np.ndarray, k: int = 10, metric: str = "cos
             ex = np.asarray(exclude[s:e])
             ok = ex >= 0
             dist[rows[ok], ex[ok]] = np.inf
+        yield s, e, dist
+
+
+def nearest(queries: np.ndarray, db: np.ndarray, k: int = 10, metric: str = "cosine",
+            exclude: np.ndarray | None = None, chunk: int = 512
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The k nearest db rows of each query: (indices (Q, k), scores (Q, k)); scores are cosine
+    similarities or Hamming distances. ``exclude[i]`` (a db index or −1) is never returned
+    for query i (a document is not its own neighbour). Ties keep db order (stable sort)."""
+    k = min(k, len(db) - (0 if exclude is None else 1))
+    idx_out, score_out = [], []
+    for _, _, dist in _distance_chunks(queries, db, metric, exclude, chunk):
         idx = np.argsort(dist, axis=1, kind="stable")[:, :k]
         idx_out.append(idx)
         d = np.take_along_axis(dist, idx, 1)
@@ -141,12 +149,20 @@ def nearest(queries: np.ndarray, db: np.ndarray, k: int = 10, metric: str = "cos
 
 def precision_at_k(queries: np.ndarray, q_labels: sp.csr_matrix, db: np.ndarray,
                    db_labels: sp.csr_matrix, k: int = 10, metric: str = "cosine",
-                   exclude: np.ndarray | None = None) -> float:
-    """Mean share of each query's k nearest db documents that share a label with it."""
-    idx, _ = nearest(queries, db, k, metric, exclude)
+                   exclude: np.ndarray | None = None, chunk: int = 512) -> float:
+    """Mean share of each query's k nearest db documents that share a label with it.
+
+    Ties at the k-th distance (common in Hamming space: 10 bits have 11 distances) are
+    counted at their expectation under a random order (McSherry & Najork 2008): the tied
+    documents' hit rate fills the places left, so the score does not depend on db order."""
     q_labels, db_labels = sp.csr_matrix(q_labels), sp.csr_matrix(db_labels)
-    hits = np.zeros(idx.shape, dtype=bool)
-    for j in range(idx.shape[1]):
-        shared = np.asarray(q_labels.multiply(db_labels[idx[:, j]]).sum(1)).ravel()
-        hits[:, j] = shared > 0
-    return float(hits.mean())
+    k = min(k, len(db) - (0 if exclude is None else 1))
+    total = 0.0
+    for s, e, dist in _distance_chunks(queries, db, metric, exclude, chunk):
+        hit = (q_labels[s:e] @ db_labels.T).toarray() > 0  # (chunk, N): shares a label
+        kth = np.partition(dist, k - 1, axis=1)[:, k - 1:k]
+        closer, tied = dist < kth, dist == kth
+        n_closer = closer.sum(1)
+        tied_rate = (hit & tied).sum(1) / tied.sum(1)
+        total += float(((hit & closer).sum(1) + (k - n_closer) * tied_rate).sum())
+    return total / (k * len(queries))
