@@ -462,6 +462,13 @@ def test_out_that_would_replace_the_input_is_refused(photo, tmp_path, capsys):
     assert len(err) == 4 and all(e.startswith("aekit: error:") for e in err)
     assert "OUT is the input" in err[0] and "folder IN" in err[1] and "whole image" in err[3]
     assert src.read_bytes() == before and not (tmp_path / "o.png").exists()
+    # OUT inside IN, where an input's result would land on another input (d/a.png → d/keep/a.png)
+    (tmp_path / "d" / "keep").mkdir()
+    kept = save(tmp_path / "d" / "keep" / "a.png", photo * 0.5)
+    kept_bytes = kept.read_bytes()
+    assert main(["denoise", str(tmp_path / "d"), str(tmp_path / "d" / "keep")]) == 2
+    assert "is one of the inputs" in capsys.readouterr().err
+    assert kept.read_bytes() == kept_bytes and not (tmp_path / "d" / "keep" / "keep").exists()
 
 def train_tiny(task: str, photo: np.ndarray, tmp_path: Path, minutes: float) -> tuple[Path, dict]:
     """``aekit train --preset restore --task TASK`` on one photo with a tiny U-Net: (model

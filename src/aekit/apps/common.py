@@ -165,7 +165,11 @@ def plan_outputs(src: Path, dst_text: str, inputs: list[Path], out_suffixes: Ite
         if suffix is not None:
             pairs = [(p, out.with_suffix(suffix)) for p, out in pairs]
         seen: dict[Path, Path] = {}
+        originals = {p.resolve() for p in inputs}
         for p, out in pairs:
+            if out.resolve() in originals:  # OUT inside IN: an input's result onto another input
+                raise AekitError(f"{out} is one of the inputs ({p} would be written over it); "
+                                 "write the results to a folder outside IN")
             if out in seen:
                 raise AekitError(f"{seen[out]} and {p} would both be written to {out}; rename "
                                  "one of them")
