@@ -295,3 +295,18 @@ def test_a_command_module_that_fails_to_import_is_one_line(capsys, monkeypatch):
     code, out, err = run(capsys, "--help")
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and "cannot load the commands: ModuleNotFoundError" in err
+
+
+def test_resume_takes_the_runs_training_settings_and_refuses_others(capsys, tmp_path):
+    out = tmp_path / "r"
+    base = ["train", "--preset", "vanilla", "--latent-dim", "4", "--no-progress", "--out", out]
+    code, text, _ = run(capsys, *base, "--epochs", "1", "--val-fraction", "0", "--batch-size", "64")
+    assert code == 0 and "training-set (nothing held out)" in text  # not called held-out
+    recorded = json.loads((out / "run.json").read_text())
+    assert recorded["val_fraction"] == 0 and recorded["batch_size"] == 64
+    # no flags repeated: the run's split and batches (a 10 % hold-out would change the run)
+    code, _, err = run(capsys, *base, "--epochs", "2", "--resume")
+    assert code == 0, err
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # it went on to epoch 2
+    code, _, err = run(capsys, *base, "--epochs", "3", "--resume", "--val-fraction", "0.2")
+    assert code == 2 and "val_fraction 0.0 (now 0.2)" in err and err.count("\n") == 1

@@ -461,13 +461,25 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
     loss_weight = world * (hi - lo) / bs
 
     result = FitResult()
+    # what decides the run besides the weights: a resume with other values would not continue
+    # it (another split, other batches) and is refused
+    settings = {"samples": n, "seed": seed, "batch_size": batch_size, "lr": lr,
+                "weight_decay": weight_decay, "patience": patience,
+                "val_fraction": None if val_data is not None else val_fraction}
     state: dict[str, Any] = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_val": math.inf,
-                             "best_epoch": -1, "bad_epochs": 0, "history": []}
+                             "best_epoch": -1, "bad_epochs": 0, "history": [],
+                             "settings": settings}
     best_state: dict[str, torch.Tensor] | None = None
     if resume:
         if ckpt_path is None or not ckpt_path.is_file():
             raise AekitError(f"nothing to resume: no {CHECKPOINT_NAME} in {out}")
         state, best_state = load_checkpoint(ckpt_path, model, optimizer, rank)
+        recorded = state.get("settings") or settings  # (checkpoints before they were kept)
+        changed = [f"{k} {recorded.get(k)!r} (now {v!r})" for k, v in settings.items()
+                   if k in recorded and recorded[k] != v]
+        if changed:
+            raise AekitError(f"{ckpt_path} was trained with {', '.join(changed)}: a resume with "
+                             "other settings would not continue that run")
         model.to(dev)
         match_state_layout(optimizer)
     elif rank > 0:

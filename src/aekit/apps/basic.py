@@ -64,14 +64,20 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="seed of the weights, the split and the batches (default 0; with "
                         "--resume, the run's)")
     p.add_argument("--resume", action="store_true",
-                   help="continue from the checkpoint in --out, on the data and seed it recorded")
+                   help="continue from the checkpoint in --out, on the data, seed and training "
+                        "settings it recorded")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="global batch (default: ~50 steps per epoch, at most 128)")
+                   help="global batch (default: ~50 steps per epoch, at most 128; with --resume, "
+                        "the run's)")
     p.add_argument("--lr", type=positive_float, default=None,
-                   help=f"peak learning rate (default {DEFAULT_LR}; --preset restore: its own)")
-    p.add_argument("--val-fraction", type=float, default=0.1,
-                   help="share of the data held out for early stopping (default 0.1; 0 = none)")
-    p.add_argument("--patience", type=int, default=20, help="early-stopping patience in epochs (0 = off)")
+                   help=f"peak learning rate (default {DEFAULT_LR}; --preset restore: its own; "
+                        "with --resume, the run's)")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="share of the data held out for early stopping and the printed metrics "
+                        "(default 0.1; 0 = none; with --resume, the run's)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="early-stopping patience in epochs (default 20; 0 = off; with --resume, "
+                        "the run's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--option", action="append", type=parse_option, default=[], metavar="KEY=VALUE",
                    help="override a model config field, e.g. code_options='{\"k\": 4}' (repeatable)")
@@ -89,10 +95,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add_json_flag(p)
 
 
+#: `aekit train` flags a run records in run.json and a resume takes back (flag → default)
+RUN_SETTINGS = {"data": DEFAULT_DATA, "seed": 0, "val_fraction": 0.1, "patience": 20,
+                "batch_size": None, "lr": None}
+
+
 def resolve_run_args(args: argparse.Namespace) -> dict[str, Any] | None:
-    """Fill ``--data`` and ``--seed`` when not given: with ``--resume`` from the run's
-    ``run.json`` (so a resumed run continues on the data and split it started with), else
-    the defaults. Returns the run file's contents when resuming."""
+    """Fill the flags of :data:`RUN_SETTINGS` that were not given: with ``--resume`` from the
+    run's ``run.json`` (so a resumed run continues on the data, split and batches it started
+    with), else the defaults. Returns the run file's contents when resuming."""
     run = None
     if args.resume:
         if not args.out:
@@ -102,14 +113,12 @@ def resolve_run_args(args: argparse.Namespace) -> dict[str, Any] | None:
                         missing=f"nothing to resume in {args.out}: run.json is missing")
         if not isinstance(run, dict):
             raise AekitError(f"{cfg_file} is not a valid run file")
-        if args.data is None:
-            args.data = run.get("data")
-        if args.seed is None:
-            args.seed = run.get("seed")
-    if args.data is None:
-        args.data = DEFAULT_DATA
-    if args.seed is None:
-        args.seed = 0
+        for key in RUN_SETTINGS:
+            if getattr(args, key, None) is None:
+                setattr(args, key, run.get(key))
+    for key, default in RUN_SETTINGS.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, default)
     if not isinstance(args.data, str) or not isinstance(args.seed, int) or args.seed < 0:
         raise AekitError(f"{args.out}/run.json is not a valid run file (data {args.data!r}, "
                          f"seed {args.seed!r})")
@@ -150,7 +159,7 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
         config = preset_config(args.preset, data.input_shape, args.latent_dim, **overrides)
         run = {"model": {"preset": args.preset, "input_shape": list(data.input_shape),
                          "latent_dim": args.latent_dim},
-               "model_overrides": overrides, "data": args.data, "seed": args.seed}
+               "model_overrides": overrides, **{k: getattr(args, k) for k in RUN_SETTINGS}}
     import torch
 
     torch.manual_seed(args.seed)  # the initial weights follow --seed (every rank alike)
@@ -174,7 +183,7 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
         write_json_atomic(out / "run.json", run)
     result = fit(model, data, epochs=args.epochs, minutes=args.minutes, batch_size=args.batch_size,
                  lr=DEFAULT_LR if args.lr is None else args.lr, val_fraction=args.val_fraction,
-                 patience=args.patience or None,
+                 patience=args.patience or None,  # 0 = off
                  seed=args.seed, device=args.device, out_dir=out, resume=args.resume,
                  progress=False if args.no_progress else None,
                  compile=getattr(args, "compile", False))
@@ -199,13 +208,16 @@ def train_cmd(p: argparse.ArgumentParser) -> Handler:
         if not is_main_process():
             return 0
         data = load_data_for(args, args.data, model)
-        _, val = data.split(args.val_fraction or 0.1, seed=args.seed)
-        metrics = evaluate_model(model, val if len(val) else data)
+        _, val = data.split(args.val_fraction, seed=args.seed)  # fit()'s own held-out split
+        held_out = len(val) > 0 and len(data) >= 10
+        metrics = evaluate_model(model, val if held_out else data)
         obj = {"out": str(out), "preset": model.config.preset, "training": summary,
-               "metrics": metrics, "seconds": round(time.perf_counter() - t0, 2)}
+               "metrics": metrics, "metrics_on": "held-out" if held_out else "training",
+               "seconds": round(time.perf_counter() - t0, 2)}
         psnr = f", PSNR {metrics['psnr']:.2f} dB" if "psnr" in metrics else ""
         text = (f"trained {model.config.preset} ({model.config.latent_dim}-d code) on {args.data}: "
-                f"{summary['epochs']} epochs in {summary['seconds']:.1f} s; held-out "
+                f"{summary['epochs']} epochs in {summary['seconds']:.1f} s; "
+                f"{'held-out' if held_out else 'training-set (nothing held out)'} "
                 f"SSE/image {metrics['sse_per_image']:.4g}, MSE {metrics['mse']:.4g}{psnr}\n"
                 f"saved model to {out}")
         emit(args, obj, text)
