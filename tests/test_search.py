@@ -77,6 +77,42 @@ def test_index_refuses_a_query_model_with_another_code_size(models, tmp_path, ca
     assert "--add" in capsys.readouterr().err
 
 
+def test_index_refuses_another_model_with_the_same_code_size(models, tmp_path, capsys):
+    # codes of two models (or of one model retrained in place) are not comparable
+    ix, other = tmp_path / "ix", tmp_path / "other"
+    run_json(capsys, "index", "digits:test", "--model", models["dense"], "--out", ix)
+    torch.manual_seed(5)
+    m = create_model("deep", (1, 8, 8), 12, arch_options={"hidden": [128]})
+    fit(m, resolve("digits:train"), epochs=1, progress=False, val_fraction=0)
+    m.save_pretrained(other)
+    before = {f.name: f.read_bytes() for f in ix.iterdir()}
+    assert main(["index", "digits:train", "--add", "--out", str(ix), "--model", str(other)]) == 2
+    assert main(["search", str(ix), "digits:test", "--model", str(other)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("not the model that made this index" in e for e in err)
+    assert {f.name: f.read_bytes() for f in ix.iterdir()} == before  # nothing written
+    # a folder of the user's other files is not an index folder: refused, not overwritten
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "codes.npy").write_bytes(b"the user's")
+    assert main(["index", "digits:test", "--model", str(models["dense"]), "--out", str(mine)]) == 2
+    assert (mine / "codes.npy").read_bytes() == b"the user's"
+
+
+def test_exact_below_is_kept_as_given(models, tmp_path, capsys):
+    ix = tmp_path / "ix"
+    built = run_json(capsys, "index", "digits:test", "--model", models["dense"], "--out", ix,
+                     "--exact-below", 0)  # 0 = always approximate (it was taken for 'not given')
+    assert built["approximate"]
+    added = run_json(capsys, "index", "digits:train", "--add", "--out", ix, "--exact-below", 5000)
+    assert not added["approximate"] and added["total"] == 1797  # back to exact below 5000
+    assert not (ix / "ann.faiss").exists()
+    with pytest.raises(SystemExit) as e:  # argparse's own refusal (one line)
+        main(["index", "digits:test", "--model", str(models["dense"]), "--out",
+              str(tmp_path / "n"), "--exact-below", "-5"])
+    assert e.value.code == 2 and "integer ≥ 0, got -5" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("text", ["[1, 2]", "{\"format\": \"other\"}", "{not json", ""])
 def test_search_refuses_a_damaged_index_file_in_one_line(tmp_path, capsys, text):
     ix = tmp_path / "ix"

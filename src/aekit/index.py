@@ -50,6 +50,8 @@ class CodeIndex:
             raise AekitError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
         if dim < 1:
             raise AekitError(f"code size must be ≥ 1, got {dim}")
+        if exact_below < 0:
+            raise AekitError(f"exact_below must be ≥ 0, got {exact_below}")
         self.dim = int(dim)
         self.metric = metric
         self.exact_below = int(exact_below)
@@ -87,6 +89,16 @@ class CodeIndex:
             self._ann.add(new)
         elif self.metric == "l2" and len(self.codes) >= self.exact_below:
             self.build_ann()
+
+    def set_exact_below(self, exact_below: int, total: int | None = None) -> None:
+        """A new threshold; an approximate index that will hold fewer than it (``total``,
+        default its size) goes back to exact search (the next :meth:`add` builds the
+        approximate one when the threshold is reached)."""
+        if exact_below < 0:
+            raise AekitError(f"exact_below must be ≥ 0, got {exact_below}")
+        self.exact_below = int(exact_below)
+        if self._ann is not None and (len(self) if total is None else total) < exact_below:
+            self._ann, self.nprobe = None, None
 
     def build_ann(self, nlist: int | None = None, seed: int = 0) -> None:
         """(Re)build the IVF-Flat index over every code held, then tune ``nprobe``."""

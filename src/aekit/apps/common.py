@@ -58,6 +58,17 @@ def seed_arg(text: str) -> int:
     return v
 
 
+def count_arg(text: str) -> int:
+    """argparse type of a count that may be 0: an integer ≥ 0."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {v}")
+    return v
+
+
 def positive_float(text: str) -> float:
     """argparse type of a learning rate or other strictly positive real."""
     try:

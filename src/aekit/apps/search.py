@@ -25,6 +25,7 @@ from aekit.apps import Handler, command
 from aekit.apps.common import (
     add_data_options,
     add_json_flag,
+    count_arg,
     emit,
     format_table,
     load_data_for,
@@ -35,8 +36,8 @@ from aekit.data import ArrayData
 from aekit.data.images import list_images
 from aekit.errors import AekitError, DataError
 from aekit.explorer import make_thumbnails, project_2d, render_explorer, render_search_page
-from aekit.index import CodeIndex
-from aekit.io import atomic_path, load_npy, read_json, write_json_atomic
+from aekit.index import ANN_FILE, CodeIndex
+from aekit.io import load_npy, read_json, staged_dir, write_json_atomic
 from aekit.models import Autoencoder, sha256_file
 
 INDEX_FILE, THUMBS_FILE = "index.json", "thumbs.npy"
@@ -109,11 +110,15 @@ def read_index(directory: str | Path) -> tuple[dict[str, Any], CodeIndex, np.nda
 def index_model(meta: dict[str, Any], model_path: str | None) -> tuple[Autoencoder, str]:
     """The model to encode queries with: ``model_path`` or the index's own; refused when its
     code differs in size or kind from the index's codes."""
-    path = model_path or meta["model"]["path"]
+    made_by = meta.get("model")
+    if not isinstance(made_by, dict) or not all(
+            k in made_by for k in ("path", "latent_dim", "code", "weights_sha256")):
+        raise AekitError(f"{INDEX_FILE} does not say which model made the index; rebuild it")
+    path = model_path or made_by["path"]
     if model_path is None and not Path(path).is_dir():
         raise AekitError(f"the index's model {path} is missing; pass --model")
     model = load_model(path)
-    want, kind = meta["model"]["latent_dim"], meta["model"]["code"]
+    want, kind = made_by["latent_dim"], made_by["code"]
     if model.config.latent_dim != want:
         raise AekitError(f"model {path} gives {model.config.latent_dim}-d codes but the index holds "
                          f"{want}-d codes from {meta['model']['path']}; search with that model "
@@ -121,6 +126,11 @@ def index_model(meta: dict[str, Any], model_path: str | None) -> tuple[Autoencod
     if metric_for(model) != meta["metric"]:
         raise AekitError(f"model {path} has a {model.config.code} code but the index holds "
                          f"{kind} codes; search with the index's model")
+    # codes of two models (or of one model before and after more training) are not comparable
+    if sha256_file(Path(path) / "model.safetensors") != made_by["weights_sha256"]:
+        raise AekitError(f"model {path} is not the model that made this index (its weights differ "
+                         "from the ones recorded, so its codes would not match the index's); use "
+                         "that model or build a new index")
     return model, path
 
 
@@ -131,8 +141,9 @@ def index_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--model", default=None, help="model directory (with --add: default the index's)")
     p.add_argument("--out", required=True, help="index folder")
     p.add_argument("--add", action="store_true", help="append to an existing index")
-    p.add_argument("--exact-below", type=int, default=None,
-                   help="search exactly below this many codes (default 20000)")
+    p.add_argument("--exact-below", type=count_arg, default=None,
+                   help="search exactly below this many codes, approximately from there on "
+                        "(default 20000; 0 = always approximate; with --add, changes the index's)")
     add_data_options(p)
     add_json_flag(p)
 
@@ -146,8 +157,11 @@ def index_cmd(p: argparse.ArgumentParser) -> Handler:
                 raise AekitError("--model is required to build a new index")
             if (out / INDEX_FILE).exists():
                 raise AekitError(f"{out} already holds an index; use --add to append or another --out")
+            if out.is_dir() and any(out.iterdir()):
+                raise AekitError(f"{out} is a folder that holds other files; give a new or empty "
+                                 "folder for the index")
             model, model_path = load_model(args.model), args.model
-            kw = {"exact_below": args.exact_below} if args.exact_below else {}
+            kw = {"exact_below": args.exact_below} if args.exact_below is not None else {}
             codes = CodeIndex(model.config.latent_dim, metric_for(model), **kw)
             thumbs = None
             meta = {"format": FORMAT, "metric": codes.metric, "items": [], "model": {
@@ -158,6 +172,8 @@ def index_cmd(p: argparse.ArgumentParser) -> Handler:
         data = load_data_for(args, args.data, model)
         new_codes, new_thumbs = encode_all(model, data, with_images=True)
         names, labels = item_names(args.data, data)
+        if args.add and args.exact_below is not None:
+            codes.set_exact_below(args.exact_below, len(codes) + len(new_codes))
         codes.add(new_codes)
         if new_thumbs is not None:
             if thumbs is not None and thumbs.shape[1:] != new_thumbs.shape[1:]:
@@ -165,11 +181,15 @@ def index_cmd(p: argparse.ArgumentParser) -> Handler:
             thumbs = new_thumbs if thumbs is None else np.concatenate([thumbs, new_thumbs])
         meta["items"] += [{"name": n, "label": None if labels is None else labels[i]}
                           for i, n in enumerate(names)]
-        codes.save(out)
-        if thumbs is not None and len(thumbs) == len(codes):
-            with atomic_path(out / THUMBS_FILE, suffix=".npy") as tmp:
-                np.save(tmp, thumbs)
-        write_json_atomic(out / INDEX_FILE, meta)
+        if thumbs is not None and len(thumbs) != len(codes):
+            raise DataError("the index holds thumbnails but the new data has no images to add")
+        with staged_dir(out) as stage:  # every file or none: a failure leaves the old index
+            codes.save(stage)
+            if thumbs is not None:
+                np.save(stage / THUMBS_FILE, thumbs)
+            write_json_atomic(stage / INDEX_FILE, meta)
+        if not codes.approximate:  # (an --exact-below raised past the size: no stale ANN file)
+            (out / ANN_FILE).unlink(missing_ok=True)
         obj = {"index": str(out), "added": len(names), "total": len(codes), "metric": codes.metric,
                "code_size": codes.dim, "approximate": codes.approximate, "nprobe": codes.nprobe}
         how = (f"approximate (faiss IVF, nprobe {codes.nprobe})" if codes.approximate
