@@ -116,6 +116,21 @@ def test_anomaly_cli_fit_and_score(tmp_path, capsys):
 
 
 
+def test_cli_score_uses_the_scale_fixed_at_fit(tmp_path, capsys):
+    # image-shaped data outside [0, 1]: `anomaly score` took the scored file's own scale guess
+    x = np.random.default_rng(0).normal(0, 1, (400, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    assert main(["anomaly", "fit", "--data", str(tmp_path / "x.npy"), "--out", str(tmp_path / "d"),
+                 "--epochs", "3", "--json"]) == 0
+    fitted = json.loads(capsys.readouterr().out)
+    assert main(["anomaly", "score", "--model", str(tmp_path / "d"), "--data",
+                 str(tmp_path / "x.npy"), "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["flagged"] == fitted["flagged"]  # its own training data, the same flags
+    det = AutoencoderOutlierDetector.load(tmp_path / "d")
+    assert int((det.decision_function(x) > det.threshold_).sum()) == scored["flagged"]
+
+
 def test_seed_fixes_the_fit_and_leaves_the_global_generator_alone():
     import torch
 

@@ -88,6 +88,44 @@ def test_hutchinson_estimates_exact_jacobian():
     assert torch.allclose(est, exact, rtol=0.2)
 
 
+def test_contractive_with_the_hutchinson_estimator_trains_and_evaluates(digits):
+    # the estimator's vector–Jacobian products ran under evaluation's torch.no_grad: crash
+    model = create_model("contractive", (1, 8, 8), LATENT,
+                         penalties={"contractive": {"weight": 0.1, "method": "hutchinson"}})
+    aekit.fit(model, digits, epochs=1, progress=False, val_fraction=0.1)
+    m = evaluate_model(model, digits)
+    assert np.isfinite(m["mse"])
+    with pytest.raises(aekit.AekitError, match="n_samples"):
+        create_model("contractive", (1, 8, 8), LATENT,
+                     penalties={"contractive": {"weight": 0.1, "n_samples": 0}})
+
+
+def test_bce_is_refused_where_outputs_are_not_in_unit_range():
+    with pytest.raises(aekit.AekitError, match="bce"):
+        create_model("vanilla", (4,), 2, loss="bce", normalization="standard")
+
+
+def test_images_outside_unit_range_are_standardised_not_squashed(tmp_path, capsys):
+    from aekit.cli import main
+
+    x = resolve("digits").all().numpy()  # [0, 1]
+    np.save(tmp_path / "pm1.npy", (x * 2 - 1).astype(np.float32))  # images in [−1, 1]
+    over = x.copy()
+    over[:, 0, 0, 0] = 1.5  # a [0, 1] set with one value over 1 is not 8-bit levels
+    assert resolve(str(tmp_path / "pm1.npy")).scale == 1.0
+    np.save(tmp_path / "over.npy", over.astype(np.float32))
+    assert resolve(str(tmp_path / "over.npy")).scale == 1.0  # it was divided by 255
+    assert main(["train", "--preset", "vanilla", "--data", str(tmp_path / "pm1.npy"), "--epochs",
+                 "5", "--out", str(tmp_path / "m"), "--no-progress", "--json"]) == 0
+    import json
+
+    res = json.loads(capsys.readouterr().out)
+    # a sigmoid output could not reproduce the negative half: explained variance was −1.4
+    assert res["metrics"]["explained_variance"] > 0.3
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["config"]["normalization"] \
+        == "standard"
+
+
 def test_variational_has_kl_and_samples(digits):
     model = _trained("variational", digits)
     model.train()

@@ -1,7 +1,8 @@
 """Input corruptions for denoising-style training, registered by name in :data:`CORRUPTIONS`.
 
-A corruption is built as ``Corruption(**options)`` and called on a clean batch in data space
-(images in [0, 1]) during training: ``x̃ = corruption(x)``. The model learns to map x̃ back to
+A corruption is built as ``Corruption(**options)`` and called on a clean batch in the space
+the model sees — images in [0, 1]; standardised tables, so a σ is in standard deviations —
+during training: ``x̃ = corruption(x)``. The model learns to map x̃ back to
 x, so the corruption decides the job: noise → denoising, ``mask`` → inpainting; the restoration
 jobs register ``grayscale``, ``watermark``, ``downsample`` and ``blur`` beside these.
 Randomness comes from torch's global generator, which :func:`aekit.training.fit` seeds and

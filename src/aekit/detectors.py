@@ -94,7 +94,12 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         if isinstance(X, ArrayData):
             if self.window:
                 return self._samples(X.x, fitting)
-            return X
+            scale = None if fitting else getattr(self, "data_scale_", None)
+            if scale is None or scale == X.scale:
+                return X
+            # the scale fixed at fit, not the one guessed from the data being scored (the
+            # CLI passes ArrayData: `anomaly score` used the file's own guess)
+            return ArrayData(X.x, X.y, name=X.name, layout=X.layout, scale=scale, index=X.index)
         if isinstance(X, torch.Tensor):
             X = X.detach().cpu().numpy()
         names = getattr(X, "columns", None)
@@ -155,8 +160,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             self.__dict__.pop(name, None)  # a refit starts afresh
         data = self._samples(X, fitting=True)
         overrides: dict[str, Any] = dict(self.model_options or {})
-        lo, hi = (float(v) for v in (data.x.min(), data.x.max())) if len(data) else (0.0, 1.0)
-        unit = data.is_image and lo * data.scale >= 0 and hi * data.scale <= 1 + 1e-6
+        unit = data.is_image and data.in_unit_range()
         if not unit:  # tables, and image-shaped data that is not in [0, 1] (a sigmoid output
             data.scale = 1.0  # could not reproduce negatives): standardised, in its own units
             overrides.setdefault("normalization", "standard")

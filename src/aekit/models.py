@@ -206,6 +206,9 @@ class Autoencoder(nn.Module):
             config.output_activation == "auto" and config.normalization == "unit")
         #: the loss actually used ("auto" resolved)
         self.loss_kind = ("bce" if sigmoid_out else "mse") if config.loss == "auto" else config.loss
+        if self.loss_kind == "bce" and not sigmoid_out:
+            raise AekitError("loss 'bce' needs data and outputs in [0, 1] (normalization 'unit', "
+                             "sigmoid output); standardised data (tables) trains with 'mse'")
         code_cls = CODES.get(config.code)
         self.code = CODES.build(config.code, config.latent_dim, **config.code_options)
         self.encoder, self.decoder = ARCHS.build(
@@ -285,8 +288,11 @@ class Autoencoder(nn.Module):
         ``target`` defaults to ``x`` (an autoencoder reconstructs its clean input)."""
         self.check_input(x)
         target = x if target is None else target
-        x_in = self.corruption(x) if (self.training and self.corruption is not None) else x
-        xn = self.normalize(x_in)
+        # corrupted after normalising: noise σ is in the units the model sees (standard
+        # deviations of standardised tables; for images in [0, 1] normalising is the identity)
+        xn = self.normalize(x)
+        if self.training and self.corruption is not None:
+            xn = self.corruption(xn)
         z, losses = self.code(self.encoder(xn), sample=self.training)
         out = self.decoder(z)
         tn = self.normalize(target)

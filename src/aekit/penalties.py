@@ -80,14 +80,19 @@ def jacobian_frobenius_sq(f, x: Tensor, method: str = "auto", n_samples: int = 1
         jac = vmap(jacrev(single))(x)  # (B, *out, *in)
         return jac.flatten(1).pow(2).sum(1)
     if method == "hutchinson":
-        x = x.detach().requires_grad_(True)
-        y = f(x)
-        total = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
-        for _ in range(n_samples):
-            v = torch.randn_like(y)
-            (g,) = torch.autograd.grad(y, x, v, create_graph=True, retain_graph=True)
-            total = total + g.flatten(1).pow(2).sum(1)
-        return total / n_samples
+        # the vector–Jacobian products need autograd even where the caller has turned it off
+        # (evaluation under torch.no_grad reports the penalty too); the graph is kept only
+        # when the caller is training
+        training = torch.is_grad_enabled()
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            y = f(x)
+            total = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+            for _ in range(n_samples):
+                v = torch.randn_like(y)
+                (g,) = torch.autograd.grad(y, x, v, create_graph=training, retain_graph=True)
+                total = total + g.flatten(1).pow(2).sum(1)
+        return total / n_samples if training else (total / n_samples).detach()
     raise AekitError(f"contractive method must be auto, exact or hutchinson, got {method!r}")
 
 
@@ -99,6 +104,10 @@ class Contractive(Penalty):
 
     def __init__(self, weight: float = 0.1, method: str = "auto", n_samples: int = 1) -> None:
         super().__init__(weight)
+        if method not in ("auto", "exact", "hutchinson"):
+            raise AekitError(f"contractive method must be auto, exact or hutchinson, got {method!r}")
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
+            raise AekitError(f"contractive n_samples must be an integer ≥ 1, got {n_samples!r}")
         self.method = method
         self.n_samples = n_samples
 

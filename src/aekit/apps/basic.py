@@ -154,7 +154,9 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
     data = load_data_for(args, args.data)
     if not args.resume:
         overrides = dict(args.option)
-        if not data.is_image:
+        # tables, and images outside [0, 1] (a sigmoid output cannot reproduce them), are
+        # standardised and decoded linearly
+        if not data.is_image or not data.in_unit_range():
             overrides.setdefault("normalization", "standard")
         config = preset_config(args.preset, data.input_shape, args.latent_dim, **overrides)
         run = {"model": {"preset": args.preset, "input_shape": list(data.input_shape),

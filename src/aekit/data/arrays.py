@@ -39,16 +39,20 @@ def infer_scale(x: np.ndarray, sample: int = 4096) -> float:
     """Factor taking stored values to the model's data space.
 
     Integer images go to [0, 1] by their dtype's range (uint8 → /255, uint16 → /65535);
-    float images already in [0, 1] stay; float images in [0, 255] are divided by 255.
-    Tabular data keeps its units (the model standardises it)."""
+    other images whose values lie in [0, 255] and reach above 2 are 8-bit levels (/255);
+    anything else keeps its units: images in [0, 1], and images in another range ([−1, 1],
+    a [0, 1] image with a few values over 1), which :meth:`ArrayData.in_unit_range` tells
+    apart so that training standardises them. Tabular data keeps its units (the model
+    standardises it)."""
     if x.dtype == np.uint8:
         return 1 / 255
     if x.dtype == np.uint16:
         return 1 / 65535
     if x.ndim >= 3 and np.issubdtype(x.dtype, np.number):
         flat = np.asarray(x[: min(len(x), sample)], dtype=np.float64)
+        lo = float(np.nanmin(flat)) if flat.size else 0.0
         hi = float(np.nanmax(flat)) if flat.size else 1.0
-        if hi > 1.0 + 1e-6 and hi <= 255.0 + 1e-6:
+        if lo >= 0.0 and 2.0 < hi <= 255.0 + 1e-6:
             return 1 / 255
     return 1.0
 
@@ -147,6 +151,22 @@ class ArrayData:
         return self.subset(np.sort(perm[n_second:])), self.subset(np.sort(perm[:n_second]))
 
     # -- checks ----------------------------------------------------------------------------
+    def in_unit_range(self, chunk: int = 65536) -> bool:
+        """Whether every value, scaled, lies in [0, 1] (what a sigmoid output can reproduce);
+        one pass in chunks over data that is not 8/16-bit."""
+        if self.x.dtype in (np.uint8, np.uint16, np.bool_):
+            return True
+        from aekit.data.stream import PageReleaser
+
+        release = PageReleaser(self.x)
+        for start in range(0, len(self), chunk):
+            rows = self._rows(np.arange(start, min(start + chunk, len(self))))
+            release(rows.nbytes)
+            if rows.size and (float(rows.min()) * self.scale < 0
+                              or float(rows.max()) * self.scale > 1 + 1e-6):
+                return False
+        return True
+
     def validate(self, chunk: int = 65536) -> ArrayData:
         """Refuse empty data and NaN/inf values (checked in chunks: works on memory maps)."""
         if len(self) == 0:
