@@ -310,3 +310,52 @@ def test_resume_takes_the_runs_training_settings_and_refuses_others(capsys, tmp_
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # it went on to epoch 2
     code, _, err = run(capsys, *base, "--epochs", "3", "--resume", "--val-fraction", "0.2")
     assert code == 2 and "val_fraction 0.0 (now 0.2)" in err and err.count("\n") == 1
+
+
+def test_outputs_never_replace_the_data_they_come_from(capsys, model_dir, tmp_path):
+    data = tmp_path / "x.npy"
+    np.save(data, np.random.default_rng(0).random((40, 8, 8)).astype(np.float32))
+    before = data.read_bytes()
+    assert main(["encode", "--model", str(model_dir), "--data", str(data), "--out", str(data)]) == 2
+    assert main(["cluster", "--data", str(data), "--k", "2", "--assignments", str(data)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("the data file itself" in e for e in err)
+    assert data.read_bytes() == before
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--option", "latent_dim=4"], "--latent-dim"),
+    (["--option", 'penalties={"l1": 0.1}'], "penalties map each name"),
+    (["--option", 'arch_options={"hidden": [0]}'], "≥ 1"),
+    (["--option", 'arch_options={"hidden": "abc"}'], "bad options for architecture"),
+    (["--task", "upscale"], "--task is for --preset restore"),
+    (["--freeze"], "go with --init-encoder-from"),
+    (["--val-fraction", "0.9999"], "no samples left to train on"),
+])
+def test_train_option_mistakes_are_one_line_and_leave_no_files(capsys, tmp_path, argv, needle):
+    out = tmp_path / "never"
+    code, _, err = run(capsys, "train", "--epochs", "1", "--no-progress", "--out", out, *argv)
+    assert code == 2 and err.count("\n") == 1 and needle in err, err
+    assert not out.exists()  # not even a run.json to "resume"
+
+
+def test_resume_keeps_the_budget_and_the_frozen_layers(capsys, model_dir, tmp_path):
+    import torch
+
+    from aekit.models import Autoencoder
+
+    out = tmp_path / "t"
+    base = ["train", "--preset", "sparse", "--latent-dim", "8", "--no-progress", "--out", out]
+    assert run(capsys, *base, "--epochs", "2", "--init-encoder-from", model_dir,
+               "--transfer-layers", "1", "--freeze")[0] == 0
+    # no --epochs: the run's own budget (it went on to 30), and the transferred layer stays
+    # frozen (a resume crashed on the optimiser's parameter groups)
+    code, _, err = run(capsys, *base, "--resume")
+    assert code == 0, err
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    code, _, err = run(capsys, *base, "--resume", "--epochs", "3")
+    assert code == 0, err
+    src, got = Autoencoder.from_pretrained(model_dir), Autoencoder.from_pretrained(out)
+    first = got.parametrised_encoder_layers()[0]
+    for k, v in getattr(src.encoder, first).state_dict().items():
+        assert torch.equal(v, getattr(got.encoder, first).state_dict()[k]), k

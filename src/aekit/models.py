@@ -214,6 +214,10 @@ class Autoencoder(nn.Module):
         self.encoder, self.decoder = ARCHS.build(
             config.arch, shape, config.latent_dim, config.latent_dim * code_cls.expand,
             **config.arch_options)
+        if not isinstance(config.penalties, dict) or not all(
+                isinstance(o, dict) for o in config.penalties.values()):
+            raise AekitError("penalties map each name to its options, e.g. "
+                             f'{{"l1": {{"weight": 0.1}}}}, got {config.penalties!r}')
         self.penalties = {name: PENALTIES.build(name, **opts)
                           for name, opts in config.penalties.items()}
         self.corruption = (CORRUPTIONS.build(config.corruption, **config.corruption_options)
@@ -364,13 +368,17 @@ class Autoencoder(nn.Module):
                              f"{len(src_layers)} and this one {len(dst_layers)}")
         if source.input_shape != self.input_shape:
             raise AekitError(f"source model input {source.input_shape} differs from {self.input_shape}")
+        pairs = [(getattr(source.encoder, s), getattr(self.encoder, d), s, d)
+                 for s, d in zip(src_layers[:n], dst_layers[:n])]
+        for s_mod, d_mod, s_name, d_name in pairs:  # every layer checked before any is copied
+            s_shapes = {k: v.shape for k, v in s_mod.state_dict().items()}
+            if s_shapes != {k: v.shape for k, v in d_mod.state_dict().items()}:
+                raise AekitError(f"encoder layer {s_name} of the source ({source.config.preset}, "
+                                 f"{source.config.arch}) does not fit layer {d_name} of this "
+                                 f"model ({self.config.preset}, {self.config.arch}): other shapes")
         copied = []
-        for s_name, d_name in zip(src_layers[:n], dst_layers[:n]):
-            s_mod, d_mod = getattr(source.encoder, s_name), getattr(self.encoder, d_name)
-            s_state, d_state = s_mod.state_dict(), d_mod.state_dict()
-            if {k: v.shape for k, v in s_state.items()} != {k: v.shape for k, v in d_state.items()}:
-                raise AekitError(f"encoder layer {s_name} has different shapes in source and target")
-            d_mod.load_state_dict(s_state)
+        for s_mod, d_mod, _, d_name in pairs:
+            d_mod.load_state_dict(s_mod.state_dict())
             if freeze:
                 for p in d_mod.parameters():
                     p.requires_grad_(False)
@@ -396,7 +404,9 @@ class Autoencoder(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         with atomic_path(directory / WEIGHTS_NAME) as tmp:
-            save_file(state, str(tmp), metadata={"format": "pt", "aekit": __version__})
+            # one metadata key: safetensors writes them in hash order, so two keys made the
+            # bytes (and weights_sha256) of identical weights differ from save to save
+            save_file(state, str(tmp), metadata={"format": "pt"})
             meta["weights_sha256"] = sha256_file(tmp)
         write_json_atomic(directory / CONFIG_NAME, meta)
         return directory
@@ -419,9 +429,10 @@ class Autoencoder(nn.Module):
             raise ModelFileError(f"{weights} is not a valid safetensors file ({e})") from None
         try:
             model = cls(ModelConfig.from_dict(meta["config"]))
-        except (TypeError, ValueError, KeyError) as e:  # a hand-edited or damaged config
+        except (TypeError, ValueError, KeyError, AekitError) as e:  # hand-edited or damaged
+            detail = str(e) if isinstance(e, AekitError) else f"{e.__class__.__name__}: {e}"
             raise ModelFileError(f"{Path(directory) / CONFIG_NAME} does not describe a model "
-                                 f"this aekit can build ({e.__class__.__name__}: {e})") from None
+                                 f"this aekit can build ({detail})") from None
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as e:

@@ -49,7 +49,7 @@ class Registry(Generic[T]):
         factory = self.get(name)
         try:
             return factory(*args, **kwargs)  # type: ignore[operator]
-        except TypeError as e:
+        except (TypeError, ValueError) as e:  # an unknown option, or a value of the wrong kind
             raise AekitError(f"bad options for {self.kind} {name!r}: {e}") from None
 
     def help(self, name: str) -> str:

@@ -374,6 +374,15 @@ def fit(
         raise AekitError(f"batch size must be ≥ 1, got {batch_size}")
     if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
         raise AekitError(f"betas must be two numbers in [0, 1), got {tuple(betas)}")
+    if not 0 <= val_fraction < 1:
+        raise AekitError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if patience is not None and patience < 0:
+        raise AekitError(f"patience must be ≥ 0 (0 or None = no early stopping), got {patience}")
+    patience = patience or None
+    if checkpoint_every < 1:
+        raise AekitError(f"checkpoint_every must be ≥ 1, got {checkpoint_every}")
+    if val_data is not None:
+        val_data = as_array_data(val_data, "val_data")
     tgt = as_array_data(target, "target") if target is not None else None
     if tgt is not None and len(tgt) != len(data):
         raise DataError(f"{len(data)} inputs but {len(tgt)} targets")
@@ -448,6 +457,9 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
         raise AekitError("the model has no trainable parameters (everything is frozen)")
     optimizer = make_optimizer(params, lr, weight_decay, dev, betas)
     n_train = len(train_src)
+    if n_train == 0:
+        raise DataError(f"{data.name}: no samples left to train on after holding out "
+                        f"{val_fraction:g} of {n} for validation")
     bs = min(batch_size, n_train)
     if bs < world:
         raise AekitError(f"a global batch of {bs} cannot be shared by {world} processes")

@@ -13,17 +13,30 @@ from aekit.apps import Handler, command
 from aekit.apps.common import (
     add_data_options,
     add_json_flag,
+    check_not_data,
     check_out_dir,
     emit,
     format_table,
     load_data_for,
     positive_float,
+    positive_int,
     seed_arg,
 )
 from aekit.data import ArrayData
 from aekit.detectors import AutoencoderOutlierDetector, window_scores_to_points
-from aekit.errors import AekitError
-from aekit.io import atomic_path, write_text_atomic
+from aekit.errors import AekitError, DataError
+from aekit.io import atomic_path, load_npy, write_text_atomic
+
+
+def load_detector_data(args: argparse.Namespace, window: int | None,
+                       model: Any = None) -> ArrayData:
+    """The data of ``--data``; for a windowed detector a 1-D series (T,) in a .npy is (T, 1)."""
+    spec = args.data.strip()
+    if window and spec.lower().endswith(".npy") and Path(spec).is_file():
+        x = load_npy(Path(spec), "series", DataError)
+        if x.ndim == 1:
+            return ArrayData(np.asarray(x).reshape(-1, 1), name=Path(spec).name)
+    return load_data_for(args, args.data, model)
 
 
 def detector_input(data: ArrayData, window: int | None) -> Any:
@@ -66,17 +79,19 @@ def anomaly_cmd(p: argparse.ArgumentParser) -> Handler:
     f = sub.add_parser("fit", help="train a detector on (mostly) normal data")
     f.add_argument("--data", required=True, help="data spec: table (.csv/.npy), images, or a series")
     f.add_argument("--out", required=True, help="detector directory")
-    f.add_argument("--preset", default="deep")
-    f.add_argument("--latent-dim", type=int, default=8)
+    f.add_argument("--preset", default="deep", help="model preset (default deep)")
+    f.add_argument("--latent-dim", type=positive_int, default=8, help="code size (default 8)")
     f.add_argument("--contamination", type=float, default=0.1,
                    help="expected share of outliers; sets the threshold (default 0.1, as PyOD)")
-    f.add_argument("--epochs", type=int, default=100)
-    f.add_argument("--batch-size", type=int, default=64)
-    f.add_argument("--lr", type=positive_float, default=1e-3)
-    f.add_argument("--window", type=int, default=None, help="time series: window length")
-    f.add_argument("--stride", type=int, default=1, help="time series: window step")
-    f.add_argument("--seed", type=seed_arg, default=0)
-    f.add_argument("--device", default="cpu")
+    f.add_argument("--epochs", type=positive_int, default=100, help="epochs (default 100)")
+    f.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default 64)")
+    f.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default 0.001)")
+    f.add_argument("--window", type=positive_int, default=None,
+                   help="time series (T,) or (T, C): each window of this many steps is a sample")
+    f.add_argument("--stride", type=positive_int, default=1,
+                   help="time series: window step (default 1)")
+    f.add_argument("--seed", type=seed_arg, default=0, help="seed (default 0)")
+    f.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
     s = sub.add_parser("score", help="score data with a fitted detector")
     s.add_argument("--model", required=True, help="detector directory from `aekit anomaly fit`")
     s.add_argument("--data", required=True)
@@ -96,7 +111,7 @@ def anomaly_cmd(p: argparse.ArgumentParser) -> Handler:
 
 def fit_action(args: argparse.Namespace) -> int:
     check_out_dir(Path(args.out))  # before training, not after
-    data = load_data_for(args, args.data)
+    data = load_detector_data(args, args.window)
     det = AutoencoderOutlierDetector(
         preset=args.preset, latent_dim=args.latent_dim, contamination=args.contamination,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, window=args.window,
@@ -115,8 +130,10 @@ def fit_action(args: argparse.Namespace) -> int:
 
 
 def score_action(args: argparse.Namespace) -> int:
+    if args.scores:
+        check_not_data(args.data, args.scores)
     det = AutoencoderOutlierDetector.load(args.model)
-    data = load_data_for(args, args.data, None if det.window else det.model_)
+    data = load_detector_data(args, det.window, None if det.window else det.model_)
     scores = det.decision_function(detector_input(data, det.window))
     flags = (scores > det.threshold_).astype(np.int64)
     obj: dict[str, Any] = {"model": args.model, "data": args.data, "samples": len(scores),
@@ -125,7 +142,10 @@ def score_action(args: argparse.Namespace) -> int:
     if det.window:
         obj["point_scores"] = window_scores_to_points(scores, len(data), det.window, det.stride)
     if args.normal_label is not None:
-        if y is None or det.window:
+        if det.window:
+            raise AekitError("--normal-label ranks labelled samples; this detector scores "
+                             "windows of a series (use the point scores of --json)")
+        if y is None:
             raise AekitError("--normal-label needs labelled samples (e.g. a CSV label column)")
         obj.update(ranking_scores(scores, y, args.normal_label))
     if args.scores:

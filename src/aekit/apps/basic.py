@@ -16,13 +16,16 @@ from aekit.apps.common import (
     TRAIN_HOOKS,
     add_data_options,
     add_json_flag,
+    check_not_data,
     check_out_dir,
+    count_arg,
     data_stem,
     emit,
     format_table,
     load_data_for,
     load_model,
     positive_float,
+    positive_int,
     seed_arg,
     unique_run_dir,
 )
@@ -32,7 +35,7 @@ from aekit.errors import AekitError
 from aekit.evaluation import encode_to_npy, evaluate_model, image_grid, reconstruct_array
 from aekit.io import read_json
 from aekit.models import PRESETS, Autoencoder, preset_config
-from aekit.training import fit
+from aekit.training import CHECKPOINT_NAME, fit
 
 DEFAULT_DATA = "digits"
 DEFAULT_PRESET = "deep"
@@ -75,7 +78,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-fraction", type=float, default=None,
                    help="share of the data held out for early stopping and the printed metrics "
                         "(default 0.1; 0 = none; with --resume, the run's)")
-    p.add_argument("--patience", type=int, default=None,
+    p.add_argument("--patience", type=count_arg, default=None,
                    help="early-stopping patience in epochs (default 20; 0 = off; with --resume, "
                         "the run's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
@@ -116,6 +119,8 @@ def resolve_run_args(args: argparse.Namespace) -> dict[str, Any] | None:
         for key in RUN_SETTINGS:
             if getattr(args, key, None) is None:
                 setattr(args, key, run.get(key))
+        if args.epochs is None and args.minutes is None:  # the run's budget (and LR schedule)
+            args.epochs, args.minutes = run.get("epochs"), run.get("minutes")
     for key, default in RUN_SETTINGS.items():
         if getattr(args, key, None) is None:
             setattr(args, key, default)
@@ -125,6 +130,10 @@ def resolve_run_args(args: argparse.Namespace) -> dict[str, Any] | None:
     if not 0 <= args.val_fraction < 1:
         raise AekitError(f"--val-fraction must be in [0, 1), got {args.val_fraction}")
     for key, value in args.option:
+        if key in ("latent_dim", "input_shape", "preset"):
+            raise AekitError(f"--option {key}= is not a model option here: "
+                             + ("use --latent-dim" if key == "latent_dim" else "use --preset"
+                                if key == "preset" else "the input shape comes from the data"))
         if key.endswith("_options") and not isinstance(value, dict):
             raise AekitError(f"--option {key}= needs a JSON object, e.g. {key}='{{\"k\": 4}}', "
                              f"got {value!r}")
@@ -140,6 +149,8 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
         raise AekitError(f"preset {args.preset!r} trains on a text corpus: use `aekit topics "
                          f"CORPUS --topics K` (topic, prodlda) or `aekit docindex CORPUS` "
                          f"(doc-hash)")
+    if (args.transfer_layers is not None or args.freeze) and not args.init_encoder_from:
+        raise AekitError("--transfer-layers and --freeze go with --init-encoder-from DIR")
     run = resolve_run_args(args)
     if args.out:
         check_out_dir(Path(args.out))
@@ -161,7 +172,8 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
         config = preset_config(args.preset, data.input_shape, args.latent_dim, **overrides)
         run = {"model": {"preset": args.preset, "input_shape": list(data.input_shape),
                          "latent_dim": args.latent_dim},
-               "model_overrides": overrides, **{k: getattr(args, k) for k in RUN_SETTINGS}}
+               "model_overrides": overrides, **{k: getattr(args, k) for k in RUN_SETTINGS},
+               "epochs": args.epochs, "minutes": args.minutes}
     import torch
 
     torch.manual_seed(args.seed)  # the initial weights follow --seed (every rank alike)
@@ -171,24 +183,38 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
                          f"being resumed expects {model.input_shape}")
     if args.init_encoder_from and not args.resume:
         model.load_encoder_from(args.init_encoder_from, args.transfer_layers, args.freeze)
+        run["frozen"] = [n for n, p in model.named_parameters() if not p.requires_grad]
+    for name, param in model.named_parameters():  # a resumed transfer run stays frozen
+        if args.resume and name in (run.get("frozen") or []):
+            param.requires_grad_(False)
     main = is_main_process()  # under torchrun only rank 0 writes files
+    made_out = False
     if args.out:
         out = Path(args.out)
+        made_out = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
     elif main:
-        out = unique_run_dir(f"{args.preset}-{data_stem(args.data)}")
+        out, made_out = unique_run_dir(f"{args.preset}-{data_stem(args.data)}"), True
     else:  # pragma: no cover - torchrun ranks > 0 write nothing, the name only labels them
         out = Path("runs") / f"{args.preset}-{data_stem(args.data)}"
     if not args.resume and main:
         from aekit.io import write_json_atomic
 
         write_json_atomic(out / "run.json", run)
-    result = fit(model, data, epochs=args.epochs, minutes=args.minutes, batch_size=args.batch_size,
-                 lr=DEFAULT_LR if args.lr is None else args.lr, val_fraction=args.val_fraction,
-                 patience=args.patience or None,  # 0 = off
-                 seed=args.seed, device=args.device, out_dir=out, resume=args.resume,
-                 progress=False if args.no_progress else None,
-                 compile=getattr(args, "compile", False))
+    try:
+        result = fit(model, data, epochs=args.epochs, minutes=args.minutes,
+                     batch_size=args.batch_size, lr=DEFAULT_LR if args.lr is None else args.lr,
+                     val_fraction=args.val_fraction, patience=args.patience or None,  # 0 = off
+                     seed=args.seed, device=args.device, out_dir=out, resume=args.resume,
+                     progress=False if args.no_progress else None,
+                     compile=getattr(args, "compile", False))
+    except BaseException:
+        # a run that failed before its first checkpoint has nothing to resume: leave no files
+        if not args.resume and main and not (out / CHECKPOINT_NAME).exists():
+            (out / "run.json").unlink(missing_ok=True)
+            if made_out and not any(out.iterdir()):
+                out.rmdir()
+        raise
     summary = {"data": args.data, "seed": args.seed, **result.summary()}
     model.cpu()
     if main:
@@ -201,6 +227,8 @@ def train_cmd(p: argparse.ArgumentParser) -> Handler:
     add_train_arguments(p)
 
     def run(args: argparse.Namespace) -> int:
+        if args.task and args.preset not in TRAIN_HOOKS:
+            raise AekitError(f"--task is for --preset restore, not {args.preset}")
         if args.preset in TRAIN_HOOKS:  # a job with its own loop (e.g. restore: random crops)
             if not args.resume:  # (the hook says itself whether it can resume)
                 resolve_run_args(args)
@@ -252,13 +280,15 @@ def encode_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True, help="output .npy")
     p.add_argument("--layer", default=None, help="layer name, as `aekit info MODEL` lists them (default: code)")
-    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--batch-size", type=positive_int, default=1024,
+                   help="samples encoded at a time (default 1024)")
     add_data_options(p)
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
         if not args.out.endswith(".npy"):
             raise AekitError("--out must end in .npy")
+        check_not_data(args.data, args.out)
         model = load_model(args.model)
         data = load_data_for(args, args.data, model)
         shape = encode_to_npy(model, data, args.out, args.layer, args.batch_size,
@@ -275,12 +305,14 @@ def reconstruct_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True, help=".npy (all samples) or .png (grid: originals over reconstructions)")
-    p.add_argument("-n", type=int, default=16, help="samples in a .png grid (default 16)")
-    p.add_argument("--zoom", type=int, default=1, help="enlarge a .png grid N× (nearest neighbour)")
+    p.add_argument("-n", type=positive_int, default=16, help="samples in a .png grid (default 16)")
+    p.add_argument("--zoom", type=positive_int, default=1,
+                   help="enlarge a .png grid N× (nearest neighbour; default 1)")
     add_data_options(p)
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
+        check_not_data(args.data, args.out)
         model = load_model(args.model)
         data = load_data_for(args, args.data, model)
         suffix = Path(args.out).suffix.lower()

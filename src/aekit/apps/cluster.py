@@ -8,6 +8,7 @@ codes of the same size, all in the same run.
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from aekit.apps import Handler, command
 from aekit.apps.common import (
     add_data_options,
     add_json_flag,
+    check_not_data,
     check_out_dir,
     emit,
     format_table,
@@ -118,10 +120,12 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
     def run(args: argparse.Namespace) -> int:
         if args.k < 2:
             raise AekitError(f"--k must be ≥ 2, got {args.k}")
-        if args.gamma <= 0:
+        if not args.gamma > 0 or not math.isfinite(args.gamma):  # (NaN passed `<= 0`)
             raise AekitError(f"--gamma must be > 0, got {args.gamma}")
         if args.assignments and not args.assignments.endswith(".npy"):
             raise AekitError("--assignments must end in .npy")
+        if args.assignments:
+            check_not_data(args.data, args.assignments)
         if args.out:
             check_out_dir(Path(args.out))  # before training, not after
         t_start = time.perf_counter()

@@ -69,6 +69,17 @@ def count_arg(text: str) -> int:
     return v
 
 
+def positive_int(text: str) -> int:
+    """argparse type of a batch size, a count of samples, a zoom: an integer ≥ 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {v}")
+    return v
+
+
 def positive_float(text: str) -> float:
     """argparse type of a learning rate or other strictly positive real."""
     try:
@@ -127,6 +138,18 @@ def check_not_input(src: Path, dst: Path) -> None:
     if dst.exists() and dst.resolve() == src.resolve():
         raise AekitError(f"{dst}: OUT is the input file; write the result to another path "
                          "(the original would be replaced)")
+
+
+def check_not_data(spec: str, out: str | Path) -> None:
+    """An output file must not be the data file it is computed from (``encode --out``,
+    ``cluster --assignments``, ``anomaly score --scores``): the data would be replaced."""
+    from aekit.data import _split_spec
+
+    name = _split_spec(spec.strip())[0] if isinstance(spec, str) and spec.strip() else ""
+    if name and Path(name).is_file() and Path(out).exists() \
+            and Path(out).resolve() == Path(name).resolve():
+        raise AekitError(f"{out}: the output is the data file itself; write it to another path "
+                         "(the data would be replaced)")
 
 
 def check_out_dir(path: Path) -> None:

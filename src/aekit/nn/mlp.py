@@ -43,6 +43,8 @@ def build_mlp(
         hidden = default_hidden(d)
     hidden = [int(w) for w in hidden]
     dec_hidden = [int(w) for w in decoder_hidden] if decoder_hidden is not None else hidden[::-1]
+    if any(w < 1 for w in hidden + dec_hidden):
+        raise AekitError(f"hidden layer widths must be ≥ 1, got {hidden} / {dec_hidden}")
     widths = [d, *hidden, code_width], [latent_dim, *dec_hidden, d]
     n_params = sum(a * b for ws in widths for a, b in zip(ws, ws[1:]))
     if n_params > MLP_MAX_PARAMETERS:  # refused before any memory is taken
