@@ -93,3 +93,18 @@ def test_dec_takes_a_plain_array():
     fit(model, x, epochs=5, progress=False)
     res = dec(model, x, 2, max_iter=50)
     assert sorted(np.bincount(predict_dec(model, x, res.centers))) == [40, 40]
+
+
+def test_class_folders_give_the_labels_the_scores_need(tmp_path, capsys):
+    # the README's promise: a folder of class folders is labelled data
+    from aekit.data.images import write_image
+
+    rng = np.random.default_rng(0)
+    for cls, level in (("dark", 0.2), ("light", 0.8)):
+        for i in range(12):
+            write_image(tmp_path / "photos" / cls / f"{i}.png",
+                        np.clip(level + rng.normal(0, 0.05, (8, 8)), 0, 1))
+    assert main(["cluster", "--data", str(tmp_path / "photos"), "--k", "2", "--channels", "1",
+                 "--image-size", "8x8", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["results"][0]["acc"] == 1.0  # dark and light: k-means on pixels splits them

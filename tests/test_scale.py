@@ -191,6 +191,13 @@ def test_export_cli(tmp_path, capsys):
     assert main(["export", str(tmp_path / "m"), str(tmp_path / "x.txt")]) == 2
     assert "must end in .onnx" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "nope"), str(out)]) == 2
+    capsys.readouterr()
+    # an opset torch cannot write, and OUT that is a folder: one line each, no graph dump
+    assert main(["export", str(tmp_path / "m"), str(tmp_path / "o.onnx"), "--opset", "5"]) == 2
+    (tmp_path / "d.onnx").mkdir()
+    assert main(["export", str(tmp_path / "m"), str(tmp_path / "d.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "opset 5" in err[0] and "is a folder" in err[1]
 
 
 def test_part_module_refuses_unknown_part():

@@ -131,3 +131,14 @@ def test_explore_writes_a_self_contained_page(models, tmp_path, capsys):
     assert out["points"] == 100 and out["map"] in ("PCA", "UMAP")
     page = (tmp_path / "e.html").read_text()
     assert "<script src" not in page and "aekit-data" in page
+
+
+def test_names_cannot_break_the_page_script(models, tmp_path, capsys):
+    from aekit.explorer import _json_for_script
+
+    text = _json_for_script({"name": "<!--<script></script>"})
+    assert "<" not in text and json.loads(text) == {"name": "<!--<script></script>"}
+    # and a map of one code is one line, not a scikit-learn traceback
+    np.save(tmp_path / "one.npy", np.zeros((1, 4), np.float32))
+    assert main(["explore", str(tmp_path / "one.npy"), "--out", str(tmp_path / "e.html")]) == 2
+    assert "at least 2" in capsys.readouterr().err

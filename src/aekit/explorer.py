@@ -73,8 +73,9 @@ def project_2d(codes: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
 
 
 def _json_for_script(obj: Any) -> str:
-    # a JSON island inside <script>: "</" must not end the element early
-    return json.dumps(obj, separators=(",", ":")).replace("</", "<\\/")
+    # a JSON island inside <script>: no "<" at all, so neither "</script>" nor "<!--"
+    # (which switches the HTML parser into a script-escape state) can occur in it
+    return json.dumps(obj, separators=(",", ":")).replace("<", "\\u003c")
 
 
 _STYLE = """

@@ -76,12 +76,26 @@ def example_input(model: Autoencoder, part: str, batch: int = 2, seed: int = 0) 
     return model.encode(x) if part == "decoder" else x
 
 
+def opset_range() -> tuple[int, int]:
+    """The ONNX opsets torch's TorchScript exporter (``dynamo=False``) writes."""
+    try:
+        from torch.onnx import _constants as c
+
+        return int(c.ONNX_MIN_OPSET), int(getattr(c, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET",
+                                                 c.ONNX_MAX_OPSET))
+    except (ImportError, AttributeError):  # pragma: no cover - a torch that moved them
+        return 7, DEFAULT_OPSET
+
+
 def export_onnx(model: Autoencoder, out: str | os.PathLike[str], part: str = "full",
                 opset: int = DEFAULT_OPSET) -> Path:
     """Write ``part`` of ``model`` as an ONNX file at ``out`` (atomically), batch axis dynamic.
 
     Input name ``x`` (or ``z`` for the decoder), output ``z`` (or ``x_hat``)."""
     out = Path(out)
+    lo, hi = opset_range()
+    if not lo <= opset <= hi:  # (torch's own refusal comes after a 50-line graph dump)
+        raise AekitError(f"opset {opset} is not one this torch exports: {lo}–{hi}")
     module = part_module(model.cpu().eval(), part)
     example = example_input(model, part)
     in_name = "z" if part == "decoder" else "x"
@@ -96,7 +110,8 @@ def export_onnx(model: Autoencoder, out: str | os.PathLike[str], part: str = "fu
                     opset_version=opset, dynamo=False, do_constant_folding=True)
         except Exception as e:  # noqa: BLE001 — the exporter raises many types
             first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-            raise AekitError(f"cannot export the {part} of this {model.config.preset} model to "
+            what = "whole model" if part == "full" else part
+            raise AekitError(f"cannot export the {what} of this {model.config.preset} model to "
                              f"ONNX: {first}") from None
         _add_metadata(tmp, model, part)
     return out

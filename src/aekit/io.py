@@ -33,6 +33,8 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     The suffix keeps tools that infer a format from the extension (Pillow, numpy) happy.
     """
     path = Path(path)
+    if path.is_dir():
+        raise AekitError(f"{path} is a folder; give a file name to write")
     make_parent(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix + ".tmp",

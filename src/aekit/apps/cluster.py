@@ -135,6 +135,11 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
         if args.k > len(data):
             raise AekitError(f"--k {args.k} is more than the {len(data)} samples")
         y = data.labels()
+        if y is None and Path(args.data).is_dir():  # a folder of class folders
+            from aekit.data.images import class_folder_labels
+
+            folders = class_folder_labels(args.data)
+            y = None if folders is None else np.asarray(folders)
         progress = False if args.json else None
         rows: list[dict[str, Any]] = []
         summary: dict[str, Any] = {}

@@ -30,10 +30,11 @@ from aekit.apps.common import (
     format_table,
     load_data_for,
     load_model,
+    positive_int,
     seed_arg,
 )
 from aekit.data import ArrayData
-from aekit.data.images import list_images
+from aekit.data.images import class_folder_labels, list_images
 from aekit.errors import AekitError, DataError
 from aekit.explorer import make_thumbnails, project_2d, render_explorer, render_search_page
 from aekit.index import ANN_FILE, CodeIndex
@@ -69,12 +70,9 @@ def item_names(spec: str, data: ArrayData) -> tuple[list[str], list[Any] | None]
     path = Path(spec)
     labels = data.labels()
     if path.is_dir():
-        files = list_images(path)
-        names = [str(f) for f in files]
+        names = [str(f) for f in list_images(path)]
         if labels is None:
-            parts = [f.relative_to(path).parts for f in files]
-            if all(len(p) > 1 for p in parts):
-                labels = [p[0] for p in parts]
+            labels = class_folder_labels(path)
     elif path.is_file() and len(data) == 1:
         names = [str(path)]
     else:
@@ -157,6 +155,8 @@ def index_cmd(p: argparse.ArgumentParser) -> Handler:
                 raise AekitError("--model is required to build a new index")
             if (out / INDEX_FILE).exists():
                 raise AekitError(f"{out} already holds an index; use --add to append or another --out")
+            if out.exists() and not out.is_dir():
+                raise AekitError(f"{out} is a file; --out names the index folder")
             if out.is_dir() and any(out.iterdir()):
                 raise AekitError(f"{out} is a folder that holds other files; give a new or empty "
                                  "folder for the index")
@@ -293,9 +293,12 @@ def explore_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("source", help="index folder, or codes .npy / .npz (x = codes, y = labels)")
     p.add_argument("--out", required=True, help="output .html")
     p.add_argument("--data", default=None, help="with a codes file: the images (and labels) they came from")
-    p.add_argument("--clusters", type=int, default=10, help="k-means colours when there are no labels")
-    p.add_argument("--neighbours", type=int, default=8, help="neighbours listed on click (default 8)")
-    p.add_argument("--max-points", type=int, default=5000, help="random sample above this (default 5000)")
+    p.add_argument("--clusters", type=positive_int, default=10,
+                   help="k-means colours when there are no labels (default 10)")
+    p.add_argument("--neighbours", type=positive_int, default=8,
+                   help="neighbours listed on click (default 8)")
+    p.add_argument("--max-points", type=positive_int, default=5000,
+                   help="random sample above this (default 5000)")
     p.add_argument("--seed", type=seed_arg, default=0)
     add_data_options(p)
     add_json_flag(p)
@@ -305,8 +308,8 @@ def explore_cmd(p: argparse.ArgumentParser) -> Handler:
             raise AekitError("--out must end in .html")
         codes, names, labels, thumbs, metric = load_codes_source(args.source, args)
         n_all = len(codes)
-        if n_all == 0:
-            raise DataError(f"{args.source}: no codes")
+        if n_all < 2:
+            raise DataError(f"{args.source}: {n_all} code(s); a map needs at least 2")
         keep = np.arange(n_all)
         if n_all > args.max_points:
             keep = np.sort(np.random.default_rng(args.seed).choice(n_all, args.max_points, replace=False))

@@ -104,6 +104,14 @@ def fit_to_size(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(res[top: top + h, left: left + w], 0, 1)
 
 
+def class_folder_labels(folder: str | os.PathLike[str]) -> list[str] | None:
+    """The first sub-folder of each image under ``folder`` (in :func:`list_images` order)
+    when every image sits in one — a folder of class folders — else None."""
+    folder = Path(folder)
+    parts = [f.relative_to(folder).parts for f in list_images(folder)]
+    return [p[0] for p in parts] if parts and all(len(p) > 1 for p in parts) else None
+
+
 def load_image_folder(folder: str | os.PathLike[str], size: tuple[int, int] = (64, 64),
                       channels: int = 3) -> np.ndarray:
     """Every image under ``folder`` resized/cropped to ``size``: uint8 (N, C, H, W)."""

@@ -150,8 +150,8 @@ def resolve_run_data(run_dir: Path, spec: str | None,
     val_fraction = float(run.get("val_fraction", 0.1))  # `aekit train`'s default
     _, held = data.split(val_fraction, seed=seed)
     if len(held) >= 16:
-        return held, f"data: the held-out {val_fraction:.0%} of {spec} (seed {seed})"
-    return data, f"data: {spec}"
+        return held, f"data: the held-out {val_fraction:g} of {spec} (seed {seed})"
+    return data, f"data: {spec} (the training data: too little was held out to show)"
 
 
 def build_run_report(run_dir: str | Path, data_spec: str | None = None,
@@ -199,7 +199,9 @@ def build_run_report(run_dir: str | Path, data_spec: str | None = None,
         s = sections["codes"]
         with torch.no_grad():
             z = torch.cat([model.encode(xb).flatten(1) for xb in sample.iter_batches(512)]).numpy()
-        if z.shape[1] == 2:
+        if len(z) < 2:
+            z2, how = None, "one sample: no map of its code"
+        elif z.shape[1] == 2:
             z2, how = z, "the 2-d codes"
         elif z.shape[1] == 1:
             z2, how = np.c_[z[:, 0], np.zeros(len(z))], "the 1-d codes"
@@ -208,9 +210,12 @@ def build_run_report(run_dir: str | Path, data_spec: str | None = None,
 
             z2 = PCA(2, random_state=0).fit_transform(z)
             how = f"the {z.shape[1]}-d codes projected on their first 2 principal components"
-        s.figure(figures.png_bytes(figures.code_scatter([(how, z2)], sample.labels()))
-                 , f"{how}, {len(z)} samples" + (", coloured by label" if sample.y is not None
-                                                 else ""), "codes")
+        if z2 is None:
+            s.note(how)
+        else:
+            s.figure(figures.png_bytes(figures.code_scatter([(how, z2)], sample.labels())),
+                     f"{how}, {len(z)} samples" + (", coloured by label" if sample.y is not None
+                                                   else ""), "codes")
         # -- activations -----------------------------------------------------------------------
         s = sections["activations"]
         xb = sample.batch(np.arange(min(len(sample), 512)))
