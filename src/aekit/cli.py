@@ -16,7 +16,24 @@ from aekit.apps import APP_MODULES, COMMANDS
 from aekit.errors import AekitError
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows an option's default where its help does not already say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        silent = (default is None or isinstance(default, bool) or default == argparse.SUPPRESS
+                  or default in ([], ""))
+        if action.option_strings and not silent and "default" not in text:
+            text += " (default %(default)s)"
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, not usage + error
         sys.stderr.write(f"aekit: error: {message} (see `{self.prog} --help`)\n")
         raise SystemExit(2)

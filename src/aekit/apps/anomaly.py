@@ -90,11 +90,11 @@ def anomaly_cmd(p: argparse.ArgumentParser) -> Handler:
                    help="time series (T,) or (T, C): each window of this many steps is a sample")
     f.add_argument("--stride", type=positive_int, default=1,
                    help="time series: window step (default 1)")
-    f.add_argument("--seed", type=seed_arg, default=0, help="seed (default 0)")
-    f.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    f.add_argument("--seed", type=seed_arg, default=0, help="random seed")
+    f.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     s = sub.add_parser("score", help="score data with a fitted detector")
     s.add_argument("--model", required=True, help="detector directory from `aekit anomaly fit`")
-    s.add_argument("--data", required=True)
+    s.add_argument("--data", required=True, help="data spec to score")
     s.add_argument("--scores", default=None, metavar="OUT", help="write scores to .csv or .npy")
     s.add_argument("--normal-label", default=None,
                    help="with labelled data: the normal class; reports ROC-AUC and PR-AUC")

@@ -276,8 +276,8 @@ def evaluate_cmd(p: argparse.ArgumentParser) -> Handler:
 
 @command("encode", help="codes (or any layer's activations) of data, to .npy")
 def encode_cmd(p: argparse.ArgumentParser) -> Handler:
-    p.add_argument("--model", required=True)
-    p.add_argument("--data", required=True)
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--data", required=True, help="data spec (see `aekit datasets`)")
     p.add_argument("--out", required=True, help="output .npy")
     p.add_argument("--layer", default=None, help="layer name, as `aekit info MODEL` lists them (default: code)")
     p.add_argument("--batch-size", type=positive_int, default=1024,
@@ -302,8 +302,8 @@ def encode_cmd(p: argparse.ArgumentParser) -> Handler:
 
 @command("reconstruct", help="reconstructions of data, to .npy or an image grid .png")
 def reconstruct_cmd(p: argparse.ArgumentParser) -> Handler:
-    p.add_argument("--model", required=True)
-    p.add_argument("--data", required=True)
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--data", required=True, help="data spec (see `aekit datasets`)")
     p.add_argument("--out", required=True, help=".npy (all samples) or .png (grid: originals over reconstructions)")
     p.add_argument("-n", type=positive_int, default=16, help="samples in a .png grid (default 16)")
     p.add_argument("--zoom", type=positive_int, default=1,

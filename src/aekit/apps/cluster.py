@@ -97,7 +97,7 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--data", required=True, help="data spec")
     p.add_argument("--k", type=int, required=True, help="number of clusters")
     p.add_argument("--model", default=None, help="trained model (default: pretrain one here)")
-    p.add_argument("--method", choices=METHODS, default="kmeans")
+    p.add_argument("--method", choices=METHODS, default="kmeans", help="clustering of the codes")
     p.add_argument("--latent-dim", type=int, default=10, help="code size when pretraining (default 10)")
     p.add_argument("--hidden", type=parse_widths, default=list(DEC_HIDDEN),
                    help="encoder widths when pretraining (default DEC's 500,500,2000)")
@@ -112,8 +112,8 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--no-baselines", action="store_true", help="skip k-means on pixels and PCA")
     p.add_argument("--out", default=None, help="save the (pretrained / refined) model here")
     p.add_argument("--assignments", default=None, metavar="OUT.npy", help="write cluster labels")
-    p.add_argument("--seed", type=seed_arg, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=seed_arg, default=0, help="random seed")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     add_data_options(p)
     add_json_flag(p)
 

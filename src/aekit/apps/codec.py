@@ -80,7 +80,7 @@ def compress_cmd(p: argparse.ArgumentParser) -> Handler:
                       help="target bits per pixel: the quality whose file is nearest")
     add_refine_flag(p)
     add_model_flag(p)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
@@ -147,7 +147,7 @@ def decompress_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("input", help="an .aek file, or a folder of them")
     p.add_argument("output", help="the PNG file (or the folder for a folder)")
     add_model_flag(p)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
@@ -237,7 +237,7 @@ def codec_eval_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--no-msssim", action="store_true", help="skip MS-SSIM (faster)")
     add_refine_flag(p)
     add_model_flag(p)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:

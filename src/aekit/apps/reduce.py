@@ -219,8 +219,8 @@ def compare_pca_cmd(p: argparse.ArgumentParser) -> Handler:
                         help="wall-clock budget of each autoencoder fit, in minutes")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
                    help=f"default {DEFAULT_BATCH}: small sets need the steps (see the README)")
-    p.add_argument("--lr", type=positive_float, default=2e-3)
-    p.add_argument("--seed", type=seed_arg, default=0)
+    p.add_argument("--lr", type=positive_float, default=2e-3, help="learning rate")
+    p.add_argument("--seed", type=seed_arg, default=0, help="random seed")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--out", default=None, help="folder for the figures "
                    "(default runs/compare-pca-<data>-<time>)")

@@ -110,8 +110,9 @@ class Restorer:
         if model_dir is None:
             name = zoo_name(task, scale)
             if name not in available():
-                raise AekitError(f"the pretrained model {name!r} is not in this install; train it "
-                                 f"with `python scripts/train_zoo.py --only {name}` or pass --model")
+                raise AekitError(f"the pretrained model {name!r} is not in this install; train "
+                                 f"one with `aekit train --preset restore --task {task}` and pass "
+                                 "--model (or reinstall aekit)")
             model_dir = str(zoo_path(name))
         model = Autoencoder.from_pretrained(model_dir)
         trained_for = model.config.extra.get("task")
@@ -363,7 +364,7 @@ def denoise_cmd(p: argparse.ArgumentParser) -> Handler:
 def colorize_cmd(p: argparse.ArgumentParser) -> Handler:
     add_common(p)
     p.add_argument("--saturation", type=float, default=None, metavar="S",
-                   help="multiply the network's colour (chroma) by S: 0 = grey, 1 = its raw "
+                   help="multiply the network's colour (chroma) by S, 0–4: 0 = grey, 1 = its raw "
                         "colours (default: the gain stored with the model; the zoo's is "
                         "chosen for PSNR on Set14, so its colours are muted)")
     return lambda args: run_task(args, "colorize")

@@ -299,7 +299,7 @@ def explore_cmd(p: argparse.ArgumentParser) -> Handler:
                    help="neighbours listed on click (default 8)")
     p.add_argument("--max-points", type=positive_int, default=5000,
                    help="random sample above this (default 5000)")
-    p.add_argument("--seed", type=seed_arg, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0, help="random seed")
     add_data_options(p)
     add_json_flag(p)
 

@@ -55,7 +55,7 @@ def add_fit_options(p: argparse.ArgumentParser, default_epochs: int) -> None:
     budget.add_argument("--epochs", type=int, default=None,
                         help=f"training epochs (default {default_epochs})")
     budget.add_argument("--minutes", type=float, default=None, help="wall-clock training budget")
-    p.add_argument("--seed", type=seed_arg, default=0)
+    p.add_argument("--seed", type=seed_arg, default=0, help="random seed")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
