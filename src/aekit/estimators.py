@@ -33,6 +33,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from aekit.data.arrays import ArrayData
+from aekit.errors import AekitError
 from aekit.models import PRESETS, Autoencoder, preset_config
 from aekit.training import fit as fit_model
 
@@ -128,7 +129,7 @@ class AutoencoderEstimatorBase(BaseEstimator):
             try:
                 config = preset_config(self.preset, shape, self.n_components, **overrides)
                 model = Autoencoder(config)
-            except (TypeError, ValueError, KeyError) as e:  # model_options that build nothing
+            except (TypeError, ValueError, KeyError, AekitError) as e:  # options that build nothing
                 raise ValueError(f"preset {self.preset!r} with model_options "
                                  f"{self.model_options!r} does not build a model: "
                                  f"{e.__class__.__name__}: {e}") from None

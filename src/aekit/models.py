@@ -130,8 +130,12 @@ _preset("denoising", "denoising: trained to undo Gaussian noise σ = 0.25 on the
 _preset("contractive", "contractive: penalises ‖∂z/∂x‖²_F (Rifai et al. 2011), sigmoid code",
         arch="mlp", arch_options={"hidden": []}, code_options={"activation": "sigmoid"},
         penalties={"contractive": {"weight": 3.0}})
+# variational: a Bernoulli likelihood (cross-entropy) for [0, 1] data, as Kingma & Welling;
+# with squared error (a unit-variance Gaussian in pixel units) the reconstruction term was so
+# small beside the KL that the code nearly collapsed (digits, 16-d, 100 epochs: 5 active
+# units, explained variance 0.22; with cross-entropy 0.68)
 _preset("variational", "variational (VAE): Gaussian code, KL to N(0, I), samples from the prior",
-        arch="mlp", arch_options={"hidden": [256, 128]}, code="gaussian")
+        arch="mlp", arch_options={"hidden": [256, 128]}, code="gaussian", loss="auto")
 # topic: dropout 0.4 on θ (decoder_dropout; the encoder keeps 0.2) raised the mean NPMI of 50
 # Reuters topics from 0.158 to 0.21 (0.2 → 0.4; 0.6 gave 0.23 but many duplicate topics,
 # diversity 0.37), benchmarks/text.py

@@ -129,6 +129,16 @@ def load_csv(path: Path, label_col: str | None = None) -> tuple[np.ndarray, np.n
     try:
         x = np.array(body, dtype=np.float32)
     except ValueError:
+        names = [c for i, c in enumerate(header) if i != y_idx] if header else None
+        for r, row in enumerate(body):  # name the first cell that is not a number
+            for c, cell in enumerate(row):
+                try:
+                    float(cell)
+                except ValueError:
+                    col = f"column {names[c]!r}" if names else f"column {c + 1}"
+                    line = r + (2 if header else 1)
+                    raise DataError(f"{path}: every feature column must be numeric; line {line}, "
+                                    f"{col} holds {cell!r}") from None
         raise DataError(f"{path}: every feature column must be numeric") from None
     return x, y
 
