@@ -8,7 +8,9 @@ published numbers from ANCHORS.md.
 * denoise σ = 15/25/50 (seeded noise, unclipped, as the papers): Set12, BSD68 (grey), CBSD68
   (colour, through the grey model on opponent planes); noisy input, scikit-image non-local
   means (σ given), zoo model alone and with the 8-view self-ensemble; BM3D/DnCNN.
-* upscale ×2/×3/×4 on Set14: Y-channel PSNR, `scale` border pixels cropped; bicubic vs zoo.
+* upscale ×2/×3/×4 on Set14: Y-channel PSNR (a grey image: its own values, as the papers'
+  code), `scale` border pixels cropped; bicubic vs zoo.
+* every restored image is rounded to 8-bit levels before scoring, as a saved PNG would be.
 * colorize on CBSD68: PSNR-RGB of grey-as-colour vs zoo model (with its stored chroma gain,
   chosen on Set14, and raw).
 * unwatermark on CBSD68 with seeded watermarks in held-out texts/fonts: watermarked input,
@@ -73,9 +75,22 @@ def subset(files: list[Path], quick: bool, n: int = 4) -> list[Path]:
     return files[:: max(1, len(files) // n)][:n] if quick else files
 
 
+def to_8bit(img: np.ndarray) -> np.ndarray:
+    """``img`` in [0, 1] rounded to 8-bit levels: what a saved PNG holds, and what the papers
+    score (DnCNN's ``im2uint8``); scoring unrounded floats adds up to 0.01 dB."""
+    return np.round(np.clip(img, 0, 1) * 255) / 255
+
+
 def restore(r: Restorer, img: np.ndarray, **kw) -> np.ndarray:
     y, _ = r.apply(Picture(chw(img.astype(np.float32))), **kw)
-    return hwc(y)
+    return to_8bit(hwc(y))
+
+
+def sr_luma(img: np.ndarray, grey: bool) -> np.ndarray:
+    """What super-resolution papers score: studio-range BT.601 Y (MATLAB ``rgb2ycbcr``) of a
+    colour image, and a grey image's own values (their code converts only 3-channel images;
+    taking Y of Set14's grey ``bridge`` too scaled its errors by 219/255, +1.3 dB on it)."""
+    return img[..., 0] if grey else y_channel(img)
 
 
 # ------------------------------------------------------------------------------- sections
@@ -99,7 +114,7 @@ def bench_denoise(data: Path, quick: bool, an: dict[str, list[str]]) -> list[dic
                 s = sigma / 255
                 nlm = denoise_nl_means(noisy, h=0.8 * s, sigma=s, patch_size=5, patch_distance=6,
                                        fast_mode=True, channel_axis=-1 if mode == "RGB" else None)
-                acc["nlm"].append(psnr(np.clip(nlm, 0, 1), clean))
+                acc["nlm"].append(psnr(to_8bit(nlm), clean))
                 t = time.perf_counter()
                 out = restore(r, noisy)
                 acc["secs"].append(time.perf_counter() - t)
@@ -132,6 +147,7 @@ def bench_upscale(data: Path, quick: bool, an: dict[str, list[str]]) -> list[dic
         r8 = Restorer.load("upscale", scale=scale, ensemble=8)
         bic, zoo, zoo8, secs = [], [], [], []
         for f in files:
+            grey = read_image(f).ndim == 2
             hr = read_image(f, "RGB")
             h, w = (hr.shape[0] // scale) * scale, (hr.shape[1] // scale) * scale
             hr = hr[:h, :w]
@@ -146,10 +162,10 @@ def bench_upscale(data: Path, quick: bool, an: dict[str, list[str]]) -> list[dic
             sr = restore(r, lr)
             secs.append(time.perf_counter() - t)
             b = slice(scale, -scale)
-            yh = y_channel(hr)[b, b]
-            bic.append(psnr(y_channel(hwc(up))[b, b], yh))
-            zoo.append(psnr(y_channel(sr)[b, b], yh))
-            zoo8.append(psnr(y_channel(restore(r8, lr))[b, b], yh))
+            yh = sr_luma(hr, grey)[b, b]
+            bic.append(psnr(sr_luma(hwc(up), grey)[b, b], yh))
+            zoo.append(psnr(sr_luma(sr, grey)[b, b], yh))
+            zoo8.append(psnr(sr_luma(restore(r8, lr), grey)[b, b], yh))
 
         def get(k: str, si: int = si) -> str:
             return pub[k].split("/")[si].strip() if pub.get(k) else "—"
@@ -170,7 +186,7 @@ def bench_colorize(data: Path, quick: bool) -> list[dict]:
     base, zoo, zoo_raw, secs = [], [], [], []
     for f in files:
         rgb = read_image(f, "RGB")
-        grey = rgb @ LUMA
+        grey = to_8bit(rgb @ LUMA)  # an 8-bit grey photo
         base.append(psnr(np.repeat(grey[..., None], 3, 2), rgb))
         t = time.perf_counter()
         out = restore(r, grey)
@@ -191,10 +207,11 @@ def bench_unwatermark(data: Path, quick: bool) -> list[dict]:
     for k, f in enumerate(files):
         clean = read_image(f, "RGB")
         marked, alpha = watermark_image(clean, np.random.default_rng(7000 + k), split="test")
+        marked = to_8bit(marked)  # an 8-bit marked photo
         mask = alpha > 0.01
         acc["marked"].append(psnr(marked, clean))
-        acc["biharm"].append(psnr(inpaint_biharmonic(marked, mask, channel_axis=-1,
-                                                     split_into_regions=True), clean))
+        acc["biharm"].append(psnr(to_8bit(inpaint_biharmonic(marked, mask, channel_axis=-1,
+                                                             split_into_regions=True)), clean))
         t = time.perf_counter()
         acc["blind"].append(psnr(restore(r, marked), clean))
         acc["secs"].append(time.perf_counter() - t)

@@ -199,7 +199,7 @@ def decompress_cmd(p: argparse.ArgumentParser) -> Handler:
 
 def rd_report(result: dict[str, Any]) -> str:
     """The text table of ``aekit codec-eval`` and ``benchmarks/codec.py``."""
-    from aekit.rd import curve_label
+    from aekit.rd import ANCHOR_MAX_BPP, curve_label
 
     head = (f"rate–distortion on {result['images']} images (means per quality point; bpp from "
             "file bytes, PSNR on RGB 0–255)")
@@ -214,7 +214,8 @@ def rd_report(result: dict[str, Any]) -> str:
         lines.append(format_table([{"bpp": b, **{n: v.get(n) for n in names}}
                                    for b, v in result["psnr_at"].items()]))
     if "bd_rate" in result:
-        lines += ["", "BD-rate of aekit (Bjøntegaard 2001; negative = fewer bits at equal PSNR): "
+        lines += ["", "BD-rate of aekit (Bjøntegaard 2001, cubic fit; negative = fewer bits at "
+                  f"equal PSNR; JPEG/WebP points ≤ {ANCHOR_MAX_BPP:g} bpp): "
                   + ", ".join(f"vs {k} {v:+.1f} %" if v is not None and math.isfinite(v)
                               else f"vs {k} — (the PSNR ranges do not overlap)"
                               for k, v in result["bd_rate"].items())]
