@@ -331,6 +331,10 @@ def test_outputs_never_replace_the_data_they_come_from(capsys, model_dir, tmp_pa
     (["--task", "upscale"], "--task is for --preset restore"),
     (["--freeze"], "go with --init-encoder-from"),
     (["--val-fraction", "0.9999"], "no samples left to train on"),
+    (["--option", 'corruption_options={"sigma": 0.5}'], "without a corruption"),
+    (["--option", 'penalties={"kl_sparsity": {"rho": 0.05}}'], "needs a code in (0, 1)"),
+    (["--image-size", "28x28"], "apply to a folder of images"),  # digits: nothing to resize
+    (["--label-col", "y"], "names a column of a .csv"),
 ])
 def test_train_option_mistakes_are_one_line_and_leave_no_files(capsys, tmp_path, argv, needle):
     out = tmp_path / "never"

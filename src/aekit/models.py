@@ -224,6 +224,13 @@ class Autoencoder(nn.Module):
                              f'{{"l1": {{"weight": 0.1}}}}, got {config.penalties!r}')
         self.penalties = {name: PENALTIES.build(name, **opts)
                           for name, opts in config.penalties.items()}
+        if "kl_sparsity" in self.penalties and not (
+                config.code == "dense" and config.code_options.get("activation") == "sigmoid"):
+            raise AekitError("kl_sparsity needs a code in (0, 1): code 'dense' with "
+                             "code_options={\"activation\": \"sigmoid\"} (as preset sparse-kl)")
+        if config.corruption is None and config.corruption_options:
+            raise AekitError(f"corruption_options {config.corruption_options} without a "
+                             "corruption: set corruption= too (e.g. gaussian)")
         self.corruption = (CORRUPTIONS.build(config.corruption, **config.corruption_options)
                            if config.corruption else None)
         # data-space normalisation; "standard" statistics are set by fit() from training data

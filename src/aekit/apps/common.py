@@ -162,6 +162,17 @@ def load_data_for(args: argparse.Namespace, spec: str, model: Autoencoder | None
     """Resolve a data spec; with a model, images of a folder are fitted to its input size."""
     size = getattr(args, "image_size", None)
     channels = getattr(args, "channels", None)
+    from aekit.data import _split_spec
+    from aekit.data.images import IMAGE_SUFFIXES
+
+    path = Path(_split_spec(spec.strip())[0]) if isinstance(spec, str) and spec.strip() else None
+    is_images = path is not None and (path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES)
+    is_table = path is not None and path.suffix.lower() in (".csv", ".tsv", ".txt")
+    if (size or channels) and not is_images:  # (a model's own size is applied below)
+        raise AekitError("--image-size and --channels apply to a folder of images or an image "
+                         f"file, not {spec}")
+    if getattr(args, "label_col", None) and not is_table:
+        raise AekitError(f"--label-col names a column of a .csv file, not of {spec}")
     if model is not None and len(model.input_shape) == 3:
         size = size or tuple(model.input_shape[1:])
         channels = channels or model.input_shape[0]
