@@ -319,7 +319,7 @@ def test_outputs_never_replace_the_data_they_come_from(capsys, model_dir, tmp_pa
     assert main(["encode", "--model", str(model_dir), "--data", str(data), "--out", str(data)]) == 2
     assert main(["cluster", "--data", str(data), "--k", "2", "--assignments", str(data)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all("the data file itself" in e for e in err)
+    assert len(err) == 2 and all("OUT is the input file" in e for e in err)
     assert data.read_bytes() == before
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aekit.data import ArrayData, resolve
+from aekit.data import ArrayData, resolve, spec_path
 from aekit.errors import AekitError, DataError
 from aekit.models import Autoencoder
 
@@ -47,37 +47,27 @@ def parse_size(text: str) -> tuple[int, int]:
     return parts[0], parts[1]
 
 
-def seed_arg(text: str) -> int:
-    """argparse type of ``--seed``: an integer ≥ 0 (what NumPy's and torch's generators take)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"the seed must be an integer ≥ 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"the seed must be an integer ≥ 0, got {v}")
-    return v
+def int_at_least(low: int, what: str = "an integer"):  # noqa: ANN201 — an argparse type
+    """An argparse type: an integer ≥ ``low`` (one line naming ``what`` otherwise)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer ≥ {low}, got {text!r}") \
+                from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"{what} must be an integer ≥ {low}, got {v}")
+        return v
+
+    return parse
 
 
-def count_arg(text: str) -> int:
-    """argparse type of a count that may be 0: an integer ≥ 0."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {v}")
-    return v
-
-
-def positive_int(text: str) -> int:
-    """argparse type of a batch size, a count of samples, a zoom: an integer ≥ 1."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {v}")
-    return v
+#: ``--seed``: what NumPy's and torch's generators take
+seed_arg = int_at_least(0, "the seed")
+#: a count that may be 0 (``--patience``, ``--exact-below``)
+count_arg = int_at_least(0, "the value")
+#: a batch size, a number of samples, a zoom
+positive_int = int_at_least(1, "the value")
 
 
 def positive_float(text: str) -> float:
@@ -143,13 +133,9 @@ def check_not_input(src: Path, dst: Path) -> None:
 def check_not_data(spec: str, out: str | Path) -> None:
     """An output file must not be the data file it is computed from (``encode --out``,
     ``cluster --assignments``, ``anomaly score --scores``): the data would be replaced."""
-    from aekit.data import _split_spec
-
-    name = _split_spec(spec.strip())[0] if isinstance(spec, str) and spec.strip() else ""
-    if name and Path(name).is_file() and Path(out).exists() \
-            and Path(out).resolve() == Path(name).resolve():
-        raise AekitError(f"{out}: the output is the data file itself; write it to another path "
-                         "(the data would be replaced)")
+    path = spec_path(spec)
+    if path is not None and path.is_file():
+        check_not_input(path, Path(out))
 
 
 def check_out_dir(path: Path) -> None:
@@ -162,10 +148,9 @@ def load_data_for(args: argparse.Namespace, spec: str, model: Autoencoder | None
     """Resolve a data spec; with a model, images of a folder are fitted to its input size."""
     size = getattr(args, "image_size", None)
     channels = getattr(args, "channels", None)
-    from aekit.data import _split_spec
     from aekit.data.images import IMAGE_SUFFIXES
 
-    path = Path(_split_spec(spec.strip())[0]) if isinstance(spec, str) and spec.strip() else None
+    path = spec_path(spec)
     is_images = path is not None and (path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES)
     is_table = path is not None and path.suffix.lower() in (".csv", ".tsv", ".txt")
     if (size or channels) and not is_images:  # (a model's own size is applied below)

@@ -56,6 +56,14 @@ def _split_spec(spec: str) -> tuple[str, str | None, dict[str, str]]:
     return spec, split, options
 
 
+def spec_path(spec: str) -> Path | None:
+    """The path a data spec names, without its ``:split`` and ``?options`` (it may not exist:
+    ``digits`` is a dataset name); None for an empty spec."""
+    if not isinstance(spec, str) or not spec.strip():
+        return None
+    return Path(_split_spec(spec.strip())[0])
+
+
 def _apply_split(data: ArrayData, split: str | None) -> ArrayData:
     if split in (None, "all"):
         return data
