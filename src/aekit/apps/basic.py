@@ -184,9 +184,9 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
     if args.init_encoder_from and not args.resume:
         model.load_encoder_from(args.init_encoder_from, args.transfer_layers, args.freeze)
         run["frozen"] = [n for n, p in model.named_parameters() if not p.requires_grad]
-    for name, param in model.named_parameters():  # a resumed transfer run stays frozen
-        if args.resume and name in (run.get("frozen") or []):
-            param.requires_grad_(False)
+    elif args.resume:  # a resumed transfer run keeps its layers frozen
+        for name in run.get("frozen") or []:
+            model.get_parameter(name).requires_grad_(False)
     main = is_main_process()  # under torchrun only rank 0 writes files
     made_out = False
     if args.out:
