@@ -335,6 +335,7 @@ def test_outputs_never_replace_the_data_they_come_from(capsys, model_dir, tmp_pa
     (["--option", 'penalties={"kl_sparsity": {"rho": 0.05}}'], "needs a code in (0, 1)"),
     (["--image-size", "28x28"], "apply to a folder of images"),  # digits: nothing to resize
     (["--label-col", "y"], "names a column of a .csv"),
+    (["--preset", "restore", "--task", "denoise", "--patience", "5"], "do not apply to --preset"),
 ])
 def test_train_option_mistakes_are_one_line_and_leave_no_files(capsys, tmp_path, argv, needle):
     out = tmp_path / "never"

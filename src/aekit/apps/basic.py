@@ -230,6 +230,14 @@ def train_cmd(p: argparse.ArgumentParser) -> Handler:
         if args.task and args.preset not in TRAIN_HOOKS:
             raise AekitError(f"--task is for --preset restore, not {args.preset}")
         if args.preset in TRAIN_HOOKS:  # a job with its own loop (e.g. restore: random crops)
+            unused = [flag for flag, given in (
+                ("--val-fraction", args.val_fraction is not None),
+                ("--patience", args.patience is not None), ("--freeze", args.freeze),
+                ("--init-encoder-from", args.init_encoder_from is not None),
+                ("--transfer-layers", args.transfer_layers is not None)) if given]
+            if unused:  # accepted and ignored before: the hook's loop has none of them
+                raise AekitError(f"{', '.join(unused)} do not apply to --preset {args.preset} "
+                                 "(it trains on random crops in its own loop)")
             if not args.resume:  # (the hook says itself whether it can resume)
                 resolve_run_args(args)
             return TRAIN_HOOKS[args.preset](args)
