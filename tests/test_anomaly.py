@@ -195,3 +195,18 @@ def test_frames_sparse_and_column_order(tmp_path):
     with_na[3, 1] = np.nan  # a nullable Float64 column with NA comes out as NaN
     with pytest.raises(DataError, match="NaN"):
         small(epochs=1).fit(_Frame(with_na, list("abcd")))
+
+
+def test_cli_score_of_an_image_folder_names_the_files(tmp_path, capsys):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        Image.fromarray((rng.random((8, 8)) * 255).astype(np.uint8)).save(tmp_path / f"p{i:02d}.png")
+    assert main(["anomaly", "fit", "--data", str(tmp_path), "--image-size", "8x8", "--channels",
+                 "1", "--epochs", "2", "--out", str(tmp_path / "det")]) == 0
+    capsys.readouterr()
+    assert main(["anomaly", "score", "--model", str(tmp_path / "det"), "--data", str(tmp_path),
+                 "--top", "3", "--json"]) == 0
+    top = json.loads(capsys.readouterr().out)["top"]
+    assert [r["file"] for r in top] == [str(tmp_path / f"p{r['index']:02d}.png") for r in top]

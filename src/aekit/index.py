@@ -110,6 +110,7 @@ class CodeIndex:
         train = self.codes[rng.choice(n, min(n, 64 * nlist), replace=False)]
         ann = faiss.IndexIVFFlat(faiss.IndexFlatL2(self.dim), self.dim, nlist)
         ann.cp.seed = seed
+        ann.cp.min_points_per_centroid = 1  # (small indexes: no "please provide …" warning)
         ann.train(train)
         ann.add(self.codes)
         self._ann = ann

@@ -22,7 +22,8 @@ from aekit.apps.common import (
     positive_int,
     seed_arg,
 )
-from aekit.data import ArrayData
+from aekit.data import ArrayData, spec_path
+from aekit.data.images import list_images
 from aekit.detectors import AutoencoderOutlierDetector, window_scores_to_points
 from aekit.errors import AekitError, DataError
 from aekit.io import atomic_path, load_npy, write_text_atomic
@@ -151,7 +152,10 @@ def score_action(args: argparse.Namespace) -> int:
     if args.scores:
         write_scores(args.scores, scores, flags)
     order = np.argsort(-scores)[: max(0, args.top)]
-    rows = [{"index": int(i), "score": float(scores[i]), **({"label": y[i]} if y is not None and
+    folder = spec_path(args.data)  # a folder of images: name the files, not only their index
+    files = list_images(folder) if not det.window and folder and folder.is_dir() else None
+    rows = [{"index": int(i), **({"file": str(files[i])} if files else {}),
+             "score": float(scores[i]), **({"label": y[i]} if y is not None and
             not det.window else {})} for i in order]
     obj["top"] = rows
     lines = [(f"{len(scores)} {'windows' if det.window else 'samples'} of {args.data}: "
