@@ -210,3 +210,16 @@ def test_cli_score_of_an_image_folder_names_the_files(tmp_path, capsys):
                  "--top", "3", "--json"]) == 0
     top = json.loads(capsys.readouterr().out)["top"]
     assert [r["file"] for r in top] == [str(tmp_path / f"p{r['index']:02d}.png") for r in top]
+
+
+def test_image_dtype_is_honoured_when_scoring():
+    # 8-bit images are exact by their dtype; floats given to a detector fitted on 8-bit
+    # images are ambiguous ([0, 1] or [0, 255]?) and were scored /255 again, silently
+    x8 = (np.random.default_rng(0).random((120, 8, 8)) * 255).astype(np.uint8)
+    xf = x8.astype(np.float32) / 255
+    on_floats = AutoencoderOutlierDetector(epochs=2, seed=0).fit(xf)
+    np.testing.assert_allclose(on_floats.decision_function(x8), on_floats.decision_function(xf),
+                               rtol=1e-5, atol=1e-7)
+    on_bytes = AutoencoderOutlierDetector(epochs=2, seed=0).fit(x8)
+    with pytest.raises(DataError, match="integer"):
+        on_bytes.decision_function(xf)

@@ -94,7 +94,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         if isinstance(X, ArrayData):
             if self.window:
                 return self._samples(X.x, fitting)
-            scale = None if fitting else getattr(self, "data_scale_", None)
+            scale = None if fitting else self._scale_for(X.x)
             if scale is None or scale == X.scale:
                 return X
             # the scale fixed at fit, not the one guessed from the data being scored (the
@@ -129,7 +129,25 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             raise DataError("X contains NaN or infinite values")
         # the scale of image-shaped data is fixed at fit: guessed per call from the call's own
         # maximum, one sample's score depended on what else was in the batch
-        return ArrayData(X, name="X", scale=getattr(self, "data_scale_", None))
+        return ArrayData(X, name="X", scale=None if fitting else self._scale_for(X))
+
+    def _scale_for(self, x: np.ndarray) -> float | None:
+        """The factor to data space of samples scored after fit: the fit's, except that 8- and
+        16-bit images in pixel units are exact by their dtype (a detector fitted on [0, 1]
+        floats scores PNGs right); float images given to one fitted on integer images are
+        ambiguous ([0, 1] or [0, 255]?) and refused."""
+        fixed = getattr(self, "data_scale_", None)
+        if fixed is None or x.ndim < 3 or self.model_.config.normalization != "unit":
+            return fixed
+        if x.dtype == np.uint8:
+            return 1 / 255
+        if x.dtype == np.uint16:
+            return 1 / 65535
+        if getattr(self, "input_integer_", False):
+            raise DataError(f"the detector was fitted on integer (8/16-bit) images; X is "
+                            f"{x.dtype}: give it as at fit, e.g. (X * 255).round()"
+                            ".astype(np.uint8) for [0, 1] floats")
+        return fixed
 
     def _check_params(self) -> None:
         for name in ("contamination", "lr", "val_fraction"):
@@ -156,7 +174,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any = None) -> AutoencoderOutlierDetector:
         """Train on X (unsupervised; ``y`` is ignored) and set the attributes above."""
         self._check_params()
-        for name in ("data_scale_", "feature_names_in_"):
+        for name in ("data_scale_", "feature_names_in_", "input_integer_"):
             self.__dict__.pop(name, None)  # a refit starts afresh
         data = self._samples(X, fitting=True)
         overrides: dict[str, Any] = dict(self.model_options or {})
@@ -165,6 +183,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             data.scale = 1.0  # could not reproduce negatives): standardised, in its own units
             overrides.setdefault("normalization", "standard")
         self.data_scale_ = data.scale
+        self.input_integer_ = bool(data.is_image and np.issubdtype(data.x.dtype, np.integer))
         # the weights follow ``seed`` too (they were drawn before fit() seeded), and the
         # caller's global torch generator is left as it was
         with torch.random.fork_rng(devices=[]):
@@ -240,6 +259,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             "params": {k: v for k, v in self.get_params().items()},
             "threshold": self.threshold_, "score_stats": list(self._score_stats),
             "n_train": len(self.decision_scores_), "data_scale": self.data_scale_,
+            "input_integer": self.input_integer_,
             "feature_names_in": (None if getattr(self, "feature_names_in_", None) is None
                                  else [str(c) for c in self.feature_names_in_])}
         return self.model_.save_pretrained(directory, summary=self.fit_summary_)
@@ -257,6 +277,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         det._score_stats = tuple(state["score_stats"])
         if state.get("data_scale") is not None:  # (detectors saved before it was kept: None)
             det.data_scale_ = float(state["data_scale"])
+        det.input_integer_ = bool(state.get("input_integer", False))
         if state.get("feature_names_in"):
             det.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
         det.fit_summary_ = getattr(model, "training_summary", {})
