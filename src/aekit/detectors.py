@@ -13,7 +13,8 @@ unit, the data-space score ranked better: ROC-AUC 0.999 vs 0.988). As in PyOD (`
 * ``decision_function(X)`` scores new samples, ``predict(X)`` gives 0/1 and
   ``predict_proba(X)`` the outlier probability (min–max scaled or "unify", Kriegel et al. 2011).
 
-Inputs: tabular rows (N, D); images (N, H, W) or (N, C, H, W) (uint8 or [0, 1] floats); time
+Inputs: tabular rows (N, D); images (N, H, W) or (N, C, H, W) (uint8/uint16, or floats in [0, 1]
+or [0, 255]; scored later as 8/16-bit or as the same kind of floats as at fit); time
 series (T,) or (T, C) with ``window=W``: each sliding window of W steps is one sample
 (:func:`sliding_windows`), and :func:`window_scores_to_points` maps window scores back to time
 steps.
