@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 
-from aekit.data.arrays import ArrayData
+from aekit.data.arrays import ArrayData, dtype_scale
 from aekit.errors import AekitError, DataError
 from aekit.models import Autoencoder, create_model
 from aekit.training import fit
@@ -140,10 +140,9 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         fixed = getattr(self, "data_scale_", None)
         if fixed is None or x.ndim < 3 or self.model_.config.normalization != "unit":
             return fixed
-        if x.dtype == np.uint8:
-            return 1 / 255
-        if x.dtype == np.uint16:
-            return 1 / 65535
+        exact = dtype_scale(x.dtype)
+        if exact is not None:
+            return exact
         if getattr(self, "input_integer_", False):
             raise DataError(f"the detector was fitted on integer (8/16-bit) images; X is "
                             f"{x.dtype}: give it as at fit, e.g. (X * 255).round()"

@@ -50,16 +50,14 @@ class CodeIndex:
             raise AekitError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
         if dim < 1:
             raise AekitError(f"code size must be ≥ 1, got {dim}")
-        if exact_below < 0:
-            raise AekitError(f"exact_below must be ≥ 0, got {exact_below}")
         self.dim = int(dim)
         self.metric = metric
-        self.exact_below = int(exact_below)
         self.target_recall = float(target_recall)
         width = math.ceil(dim / 8) if metric == "hamming" else dim
         self.codes = np.zeros((0, width), dtype=np.uint8 if metric == "hamming" else np.float32)
         self.nprobe: int | None = None
         self._ann = None
+        self.set_exact_below(exact_below)
 
     # -- building ------------------------------------------------------------------------
     def __len__(self) -> int:

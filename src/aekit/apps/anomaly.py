@@ -22,21 +22,22 @@ from aekit.apps.common import (
     positive_int,
     seed_arg,
 )
-from aekit.data import ArrayData, spec_path
+from aekit.data import ArrayData, load_npy, spec_path
 from aekit.data.images import list_images
 from aekit.detectors import AutoencoderOutlierDetector, window_scores_to_points
-from aekit.errors import AekitError, DataError
-from aekit.io import atomic_path, load_npy, write_text_atomic
+from aekit.errors import AekitError
+from aekit.io import atomic_path, write_text_atomic
 
 
 def load_detector_data(args: argparse.Namespace, window: int | None,
                        model: Any = None) -> ArrayData:
-    """The data of ``--data``; for a windowed detector a 1-D series (T,) in a .npy is (T, 1)."""
-    spec = args.data.strip()
-    if window and spec.lower().endswith(".npy") and Path(spec).is_file():
-        x = load_npy(Path(spec), "series", DataError)
+    """The data of ``--data``; for a windowed detector a 1-D series (T,) in a .npy is (T, 1)
+    (memory-mapped: a 2-D file is not read twice)."""
+    path = spec_path(args.data)
+    if window and path is not None and path.suffix.lower() == ".npy" and path.is_file():
+        x = load_npy(path)
         if x.ndim == 1:
-            return ArrayData(np.asarray(x).reshape(-1, 1), name=Path(spec).name)
+            return ArrayData(np.asarray(x).reshape(-1, 1), name=path.name)
     return load_data_for(args, args.data, model)
 
 

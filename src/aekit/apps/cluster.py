@@ -30,6 +30,7 @@ from aekit.apps.common import (
 )
 from aekit.clustering import METHODS, dec, gmm, kmeans
 from aekit.data import ArrayData
+from aekit.data.images import class_folder_labels
 from aekit.errors import AekitError
 from aekit.io import atomic_path
 from aekit.metrics_cluster import cluster_scores
@@ -136,8 +137,6 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
             raise AekitError(f"--k {args.k} is more than the {len(data)} samples")
         y = data.labels()
         if y is None and Path(args.data).is_dir():  # a folder of class folders
-            from aekit.data.images import class_folder_labels
-
             folders = class_folder_labels(args.data)
             y = None if folders is None else np.asarray(folders)
         progress = False if args.json else None

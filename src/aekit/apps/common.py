@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from aekit.data import ArrayData, resolve, spec_path
+from aekit.data import CSV_SUFFIXES, ArrayData, resolve, spec_path
+from aekit.data.images import IMAGE_SUFFIXES
 from aekit.errors import AekitError, DataError
 from aekit.models import Autoencoder
 
@@ -148,11 +149,9 @@ def load_data_for(args: argparse.Namespace, spec: str, model: Autoencoder | None
     """Resolve a data spec; with a model, images of a folder are fitted to its input size."""
     size = getattr(args, "image_size", None)
     channels = getattr(args, "channels", None)
-    from aekit.data.images import IMAGE_SUFFIXES
-
     path = spec_path(spec)
     is_images = path is not None and (path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES)
-    is_table = path is not None and path.suffix.lower() in (".csv", ".tsv", ".txt")
+    is_table = path is not None and path.suffix.lower() in CSV_SUFFIXES
     if (size or channels) and not is_images:  # (a model's own size is applied below)
         raise AekitError("--image-size and --channels apply to a folder of images or an image "
                          f"file, not {spec}")

@@ -56,6 +56,10 @@ def _split_spec(spec: str) -> tuple[str, str | None, dict[str, str]]:
     return spec, split, options
 
 
+#: files a spec reads as a table of numbers (:func:`load_csv`)
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+
+
 def spec_path(spec: str) -> Path | None:
     """The path a data spec names, without its ``:split`` and ``?options`` (it may not exist:
     ``digits`` is a dataset name); None for an empty spec."""
@@ -169,7 +173,7 @@ def resolve(spec: str, *, image_size: tuple[int, int] | None = None, channels: i
                 x = load_npy(path)
             elif suffix == ".npz":
                 x, y = load_npz(path)
-            elif suffix in (".csv", ".tsv", ".txt"):
+            elif suffix in CSV_SUFFIXES:
                 x, y = load_csv(path, label_col)
             elif suffix in IMAGE_SUFFIXES and image_size is not None:
                 # resized/cropped exactly as the same file inside a folder would be

@@ -35,6 +35,12 @@ def infer_layout(shape: Sequence[int]) -> str:
     raise DataError(f"data must be 2-D (N, D), 3-D (N, H, W) or 4-D images, got shape {tuple(shape)}")
 
 
+def dtype_scale(dtype: np.dtype) -> float | None:
+    """The exact factor of 8- and 16-bit images to [0, 1] (by their dtype's range); None for
+    other dtypes, whose scale depends on their values."""
+    return {np.dtype(np.uint8): 1 / 255, np.dtype(np.uint16): 1 / 65535}.get(np.dtype(dtype))
+
+
 def infer_scale(x: np.ndarray, sample: int = 4096) -> float:
     """Factor taking stored values to the model's data space.
 
@@ -44,10 +50,9 @@ def infer_scale(x: np.ndarray, sample: int = 4096) -> float:
     a [0, 1] image with a few values over 1), which :meth:`ArrayData.in_unit_range` tells
     apart so that training standardises them. Tabular data keeps its units (the model
     standardises it)."""
-    if x.dtype == np.uint8:
-        return 1 / 255
-    if x.dtype == np.uint16:
-        return 1 / 65535
+    exact = dtype_scale(x.dtype)
+    if exact is not None:
+        return exact
     if x.ndim >= 3 and np.issubdtype(x.dtype, np.number):
         flat = np.asarray(x[: min(len(x), sample)], dtype=np.float64)
         lo = float(np.nanmin(flat)) if flat.size else 0.0
@@ -154,7 +159,7 @@ class ArrayData:
     def in_unit_range(self, chunk: int = 65536) -> bool:
         """Whether every value, scaled, lies in [0, 1] (what a sigmoid output can reproduce);
         one pass in chunks over data that is not 8/16-bit."""
-        if self.x.dtype in (np.uint8, np.uint16, np.bool_):
+        if dtype_scale(self.x.dtype) is not None or self.x.dtype == np.bool_:
             return True
         from aekit.data.stream import PageReleaser
 
