@@ -51,7 +51,7 @@ def build_mlp(
         raise AekitError(
             f"a dense (MLP) autoencoder on {d:,} inputs would have {n_params / 1e6:,.0f} M "
             f"weights (~{16 * n_params / 2**30:,.0f} GB to train); make the samples smaller "
-            "(--image-size resizes a folder's images) or use the conv preset")
+            "(--image-size resizes images, a folder's or one file) or use the conv preset")
 
     enc: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
     width = d
