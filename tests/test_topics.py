@@ -26,7 +26,9 @@ from aekit.text.measures import (
     topic_diversity,
 )
 from aekit.text.modelling import (
+    REAL_TWIN,
     attribute_counts,
+    bit_probabilities,
     encode_counts,
     topic_ranking,
     topic_word,
@@ -178,6 +180,12 @@ def test_semantic_hashing_retrieves_same_topic_documents(corpus):
     chance = float((np.asarray(y.sum(0)).ravel() / len(labels)) ** 2 @ np.ones(y.shape[1]))
     p = precision_at_k(bits, y, bits, y, 10, "hamming", exclude=np.arange(len(labels)))
     assert p > 0.75 and p > 2.5 * chance, (p, chance)
+    # the query side of the asymmetric search: the probabilities the bits are thresholded from
+    prob = bit_probabilities(model, counts)
+    assert np.array_equal(prob > 0.5, bits > 0.5)
+    p_asym = precision_at_k(prob, y, bits, y, 10, "expected_hamming",
+                            exclude=np.arange(len(labels)))
+    assert p_asym > 0.75 and p_asym > 2.5 * chance, (p_asym, chance)
 
 
 def test_precision_at_k_counts_ties_at_their_expectation():
@@ -231,6 +239,22 @@ def test_npmi_and_diversity_by_hand():
     assert topic_diversity(np.array([[0, 1], [1, 2]])) == 0.75
 
 
+def test_expected_hamming_ranks_what_hamming_ties():
+    db = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [1, 1, 1, 1]], dtype=np.float32)
+    prob = np.array([[0.9, 0.6, 0.1, 0.1]])  # its bits 1100: db rows 0 and 1 both 1 bit away
+    _, dist = nearest((prob > 0.5).astype(np.float32), db, 3, "hamming")
+    assert dist[0].tolist() == [1, 1, 2]
+    idx, dist = nearest(prob, db, 3, "expected_hamming")
+    # Σ|p − b|: row 0 0.1 + 0.6 + 0.1 + 0.1, row 1 0.9 + 0.4 + 0.2, row 2 0.1 + 0.4 + 1.8
+    assert idx[0].tolist() == [0, 1, 2] and dist[0] == pytest.approx([0.9, 1.5, 2.3])
+    # 0/1 queries: the plain Hamming distance
+    bits = np.array([[1, 0, 1, 1]], dtype=np.float32)
+    assert nearest(bits, db, 3, "expected_hamming")[1][0] == pytest.approx(
+        nearest(bits, db, 3, "hamming")[1][0])
+    with pytest.raises(ValueError, match="bit probabilities"):
+        nearest(prob * 3, db, 3, "expected_hamming")
+
+
 def test_hamming_search_orders_by_distance():
     db = np.array([[0, 0, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0]], dtype=np.float32)
     idx, dist = nearest(np.array([[1, 0, 0, 0]], dtype=np.float32), db, 3, "hamming")
@@ -266,12 +290,37 @@ def test_cli_topics_then_docsearch(tmp_path, capsys):
 
     # an index of bits
     idx = tmp_path / "index"
-    assert main(["docindex", str(path), "--text-col", "body", "--bits", "16", "--epochs", "20",
-                 "--min-df", "1", "--out", str(idx), "--no-progress"]) == 0
+    assert main(["docindex", str(path), "--text-col", "body", "--label-col", "topic", "--bits",
+                 "16", "--epochs", "20", "--min-df", "1", "--out", str(idx), "--no-progress"]) == 0
     assert "16-bit" in capsys.readouterr().out
     assert main(["docsearch", str(idx), "--doc", "d0", "-k", "4", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
+    assert res["metric"] == "expected_hamming" and len(res["results"]) == 4
+    assert all(h["id"] != "d0" for h in res["results"])
+    # an index without the bits' probabilities (made before they were kept) ranks by Hamming
+    docs = json.loads((idx / "documents.json").read_text())
+    (idx / docs.pop("probabilities")).rename(tmp_path / "probs.npy")
+    (idx / "documents.json").write_text(json.dumps(docs))
+    assert main(["docsearch", str(idx), "--doc", "d0", "-k", "4", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
     assert res["metric"] == "hamming" and len(res["results"]) == 4
+    assert all(float(h["hamming"]).is_integer() for h in res["results"])
+    # a new text keeps its bits' probabilities: the expected Hamming distance ranks the index
+    assert main(["docsearch", str(idx), texts[7], "-k", "400", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    dist = {h["id"]: h["hamming"] for h in res["results"]}
+    assert res["metric"] == "expected_hamming" and list(dist.values()) == sorted(dist.values())
+    # round(p) minimises Σ|p − b|: the text's own document (its bits) is at the least distance
+    assert dist["d7"] == min(dist.values()) and not float(dist["d7"]).is_integer()
+    # a real-valued index: the variational twin, compared by cosine
+    dense = tmp_path / "dense"
+    assert main(["docindex", str(path), "--text-col", "body", "--bits", "8", "--dense",
+                 "--epochs", "5", "--min-df", "1", "--out", str(dense), "--no-progress"]) == 0
+    assert "8-d dense" in capsys.readouterr().out
+    assert Autoencoder.from_pretrained(dense).config.code == REAL_TWIN
+    assert main(["docsearch", str(dense), texts[7], "-k", "3", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["metric"] == "cosine" and all(-1 <= h["similarity"] <= 1 for h in res["results"])
 
 
 def test_cli_topics_preset_chooses_the_decoder(tmp_path, capsys):
@@ -393,6 +442,12 @@ def test_damaged_index_files_are_one_line(tmp_path, capsys):
         code, err = run_cli(["docsearch", str(idx), "--doc", "1"], capsys)
         assert code == 2 and len(err) == 1 and words in err[0], err
     (idx / "documents.json").write_text(json.dumps(docs))
+    probs = np.load(idx / "bit_probabilities.npy")
+    for damage in (probs[:, :5], 1 - probs, probs * np.nan):  # another size; not these bits
+        np.save(idx / "bit_probabilities.npy", damage)
+        code, err = run_cli(["docsearch", str(idx), "--doc", "1"], capsys)
+        assert code == 2 and len(err) == 1 and "does not match" in err[0], err
+    np.save(idx / "bit_probabilities.npy", probs)
     np.save(idx / "codes.npy", np.zeros((120, 5), np.float32))  # codes of another size
     code, err = run_cli(["docsearch", str(idx), "--doc", "1"], capsys)
     assert code == 2 and len(err) == 1 and "5-d codes" in err[0], err

@@ -74,9 +74,13 @@ class DocBinaryCode(Code):
         super().__init__(latent_dim)
         self.kl_weight = kl_weight
 
+    def probabilities(self, h: Tensor) -> Tensor:
+        """P(bit = 1) of each bit (B, bits); the code is ``probabilities > ½``. Float32:
+        under bf16 autocast 1 − 1e-6 rounds to 1 and the KL's log(1 − q) to −inf."""
+        return torch.sigmoid(h.float())
+
     def forward(self, h: Tensor, sample: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
-        # float32: under bf16 autocast 1 − 1e-6 rounds to 1 and the KL's log(1 − q) to −inf
-        p = torch.sigmoid(h.float())  # (B, bits)
+        p = self.probabilities(h)  # (B, bits)
         if not sample:
             return (p > 0.5).to(p.dtype), {}
         b = (torch.rand_like(p) < p).to(p.dtype)

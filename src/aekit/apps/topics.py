@@ -30,10 +30,11 @@ from aekit.errors import AekitError, DataError, ModelFileError
 from aekit.io import atomic_path, load_npy, read_json, staged_dir, write_json_atomic
 
 DOCS_NAME = "documents.json"
+PROBS_NAME = "bit_probabilities.npy"
 TOPICS_NAME = "topics.json"
 SNIPPET_CHARS = 160
 #: how documents.json says codes are compared (aekit.text.measures.nearest)
-METRICS = ("cosine", "hamming")
+METRICS = ("cosine", "hamming")  # a text query on a hamming index: expected_hamming
 
 
 def add_corpus_options(p: argparse.ArgumentParser) -> None:
@@ -50,7 +51,7 @@ def add_vocab_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop-words", default="english", help="'english' (default) or 'none'")
 
 
-def add_fit_options(p: argparse.ArgumentParser, default_epochs: int) -> None:
+def add_fit_options(p: argparse.ArgumentParser, default_epochs: int | str) -> None:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, default=None,
                         help=f"training epochs (default {default_epochs})")
@@ -93,11 +94,19 @@ def snippet(text: str) -> str:
     return flat if len(flat) <= SNIPPET_CHARS else flat[:SNIPPET_CHARS - 1] + "…"
 
 
-def save_documents(out: Path, corpus, codes: np.ndarray, codes_name: str, metric: str) -> None:
+def save_documents(out: Path, corpus, codes: np.ndarray, codes_name: str, metric: str,
+                   probabilities: np.ndarray | None = None) -> None:
+    """The documents' codes (and, for bits, the probabilities they were thresholded from:
+    ``docsearch --doc`` ranks by the expected Hamming distance with them) and documents.json."""
     with atomic_path(out / codes_name, suffix=".npy") as tmp:
         np.save(tmp, codes.astype(np.float32))
+    extra = {}
+    if probabilities is not None:
+        with atomic_path(out / PROBS_NAME, suffix=".npy") as tmp:
+            np.save(tmp, probabilities.astype(np.float32))
+        extra["probabilities"] = PROBS_NAME
     write_json_atomic(out / DOCS_NAME, {
-        "corpus": corpus.name, "codes": codes_name, "metric": metric, "ids": corpus.ids,
+        "corpus": corpus.name, "codes": codes_name, "metric": metric, **extra, "ids": corpus.ids,
         "labels": corpus.labels, "snippets": [snippet(t) for t in corpus.texts]})
 
 
@@ -204,24 +213,30 @@ def docindex_cmd(p: argparse.ArgumentParser) -> Handler:
                                   "or reuters[:train|:test]")
     p.add_argument("--bits", type=int, default=32, help="code size (default 32)")
     p.add_argument("--dense", action="store_true",
-                   help="real-valued code compared by cosine instead of bits compared by Hamming "
-                        "distance")
+                   help="real-valued (variational) code compared by cosine instead of bits "
+                        "compared by Hamming distance")
     p.add_argument("--out", default=None, help="output directory (default runs/docindex-…)")
     add_corpus_options(p)
     add_vocab_options(p)
-    add_fit_options(p, 60)
+    add_fit_options(p, "60; bits: up to 300, stopped early when validation stops improving")
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
-        from aekit.text.modelling import encode_counts, train_doc_hash
+        from aekit.text.modelling import (
+            REAL_TWIN,
+            bit_probabilities,
+            encode_counts,
+            train_doc_hash,
+        )
 
         t0 = time.perf_counter()
         if args.out:
             check_out_dir(Path(args.out))  # before training, not after
         corpus, vocab, counts = prepare(args)
-        model, result = train_doc_hash(counts, args.bits, code="dense" if args.dense
+        model, result = train_doc_hash(counts, args.bits, code=REAL_TWIN if args.dense
                                        else "doc_binary", **fit_kwargs(args))
         codes = encode_counts(model, counts)
+        probs = None if args.dense else bit_probabilities(model, counts)
         out = Path(args.out) if args.out else unique_run_dir(run_stem("docindex", args.corpus))
         summary = {"corpus": args.corpus, **result.summary()}
         model.config.extra.update({"task": "docsearch", "vocabulary": "vocab.json"})
@@ -229,7 +244,7 @@ def docindex_cmd(p: argparse.ArgumentParser) -> Handler:
         with staged_dir(out) as stage:  # a failed write leaves an earlier index in OUT whole
             model.save_pretrained(stage, summary=summary)
             vocab.save(stage)
-            save_documents(stage, corpus, codes, "codes.npy", metric)
+            save_documents(stage, corpus, codes, "codes.npy", metric, probs)
         kind = f"{args.bits}-d dense" if args.dense else f"{args.bits}-bit"
         obj = {"out": str(out), "documents": len(corpus), "vocabulary": len(vocab),
                "code": kind, "metric": metric, "training": summary,
@@ -273,7 +288,17 @@ def load_index(directory: str):
     if codes.shape[1] != model.config.latent_dim:
         raise ModelFileError(f"{codes_file} holds {codes.shape[1]}-d codes but the model makes "
                              f"{model.config.latent_dim}-d ones")
-    return model, Vocabulary.load(d), docs, ids, codes
+    probs = None
+    if docs.get("probabilities") is not None and docs.get("metric") == "hamming":
+        if not isinstance(docs["probabilities"], str):
+            raise ModelFileError(f"{docs_path} is not a valid document list (bad probabilities)")
+        probs_file = d / docs["probabilities"]
+        probs = load_npy(probs_file, "bit probabilities", ModelFileError).astype(np.float32)
+        if (probs.shape != codes.shape or not np.isfinite(probs).all()
+                or not np.array_equal(probs > 0.5, codes > 0.5)):
+            raise ModelFileError(f"{probs_file} does not match {codes_file} (shape "
+                                 f"{probs.shape}, or not the probabilities of those bits)")
+    return model, Vocabulary.load(d), docs, ids, codes, probs
 
 
 @command("docsearch", help="documents most similar to a query text (or to --doc ID)")
@@ -289,13 +314,13 @@ def docsearch_cmd(p: argparse.ArgumentParser) -> Handler:
         import scipy.sparse as sp
 
         from aekit.text.measures import nearest
-        from aekit.text.modelling import encode_counts
+        from aekit.text.modelling import bit_probabilities, encode_counts
 
         if (args.query is None) == (args.doc is None):
             raise AekitError("give a query text or --doc ID (one of them)")
         if args.k < 1:
             raise AekitError(f"-k must be at least 1, got {args.k}")
-        model, vocab, docs, ids, codes = load_index(args.index)
+        model, vocab, docs, ids, codes, probs = load_index(args.index)
         metric = docs.get("metric", "cosine")
         exclude = None
         if args.doc is not None:
@@ -303,28 +328,36 @@ def docsearch_cmd(p: argparse.ArgumentParser) -> Handler:
                 qi = ids.index(str(args.doc))
             except ValueError:
                 raise DataError(f"no document with id {args.doc!r} in {args.index}") from None
-            q = codes[qi:qi + 1]
+            if probs is not None:  # ranked as a new text is (below)
+                q, metric = probs[qi:qi + 1], "expected_hamming"
+            else:
+                q = codes[qi:qi + 1]
             exclude = np.array([qi])
             query_desc = f"document {args.doc}"
         else:
             counts = vocab.counts([args.query])
             if counts.nnz == 0:
                 raise DataError("the query has no word of the model's vocabulary")
-            q = encode_counts(model, sp.csr_matrix(counts))
+            if metric == "hamming" and hasattr(model.code, "probabilities"):
+                # a new text keeps its bits' probabilities: ranked by the expected Hamming
+                # distance, documents the plain distance ties are told apart
+                q, metric = bit_probabilities(model, sp.csr_matrix(counts)), "expected_hamming"
+            else:
+                q = encode_counts(model, sp.csr_matrix(counts))
             query_desc = repr(args.query)
         if len(ids) - (exclude is not None) < 1:
             raise DataError("the index has no other document")
         idx, scores = nearest(q, codes, args.k, metric, exclude)
         labels = docs.get("labels")
         snippets = docs.get("snippets") or [""] * len(ids)
+        score_key = "similarity" if metric == "cosine" else "hamming"
         results = []
         for rank, (i, s) in enumerate(zip(idx[0], scores[0]), 1):
-            r = {"rank": rank, "id": ids[i], metric if metric == "hamming" else "similarity":
-                 float(s), "text": snippets[i]}
+            r = {"rank": rank, "id": ids[i], score_key: round(float(s), 4), "text": snippets[i]}
             if labels:
                 r["labels"] = ",".join(labels[i])
             results.append(r)
-        cols = ["rank", "id", "hamming" if metric == "hamming" else "similarity"]
+        cols = ["rank", "id", score_key]
         cols += (["labels"] if labels else []) + ["text"]
         table = format_table([{**r, "text": r["text"][:70]} for r in results], cols)
         emit(args, {"query": args.query, "doc": args.doc, "metric": metric, "results": results},

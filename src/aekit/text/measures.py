@@ -104,23 +104,44 @@ def hamming(q_packed: np.ndarray, db_packed: np.ndarray) -> np.ndarray:
     return out
 
 
+#: how codes are compared: cosine similarity, Hamming distance of bits, expected Hamming
+#: distance of a query's bit probabilities to db bits (asymmetric)
+METRICS = ("cosine", "hamming", "expected_hamming")
+
+
 def _distance_chunks(queries: np.ndarray, db: np.ndarray, metric: str,
                      exclude: np.ndarray | None, chunk: int):
     """(start, end, distances (end − start, len(db))) for chunks of queries: Hamming
-    distances, or negated cosine similarities; an excluded db row is at +inf."""
+    distances, expected Hamming distances, or negated cosine similarities; an excluded db row
+    is at +inf.
+
+    ``expected_hamming`` is asymmetric (Gordo et al. 2014, "Asymmetric distances for binary
+    embeddings"): the db holds bits b, a query its bits' probabilities p (before they are
+    thresholded), and the distance is the Hamming distance expected if the query's bits were
+    drawn from p, Σ p(1 − b) + (1 − p)b. It ranks the db documents a plain Hamming distance
+    ties (10 bits have 11 distances), and for 0/1 queries it is the Hamming distance."""
     if metric == "hamming":
         qp, dp = pack_bits(queries), pack_bits(db)
+    elif metric == "expected_hamming":
+        qf = np.asarray(queries, dtype=np.float64)
+        if qf.size and (qf.min() < 0 or qf.max() > 1):
+            raise ValueError("expected_hamming queries are bit probabilities in [0, 1]")
+        bf = (np.asarray(db) > 0.5).astype(np.float64)
+        b_ones = bf.sum(1)
     elif metric == "cosine":
         def unit(a: np.ndarray) -> np.ndarray:
             a = np.asarray(a, dtype=np.float32)
             return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
         qn, dn = unit(queries), unit(db)
     else:
-        raise ValueError(f"metric must be cosine or hamming, got {metric!r}")
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
     for s in range(0, len(queries), chunk):
         e = min(s + chunk, len(queries))
         if metric == "hamming":
             dist = hamming(qp[s:e], dp).astype(np.float64)
+        elif metric == "expected_hamming":
+            q = qf[s:e]
+            dist = q.sum(1, keepdims=True) + b_ones[None] - 2.0 * (q @ bf.T)
         else:
             dist = -(qn[s:e] @ dn.T).astype(np.float64)
         if exclude is not None:
@@ -135,7 +156,7 @@ def nearest(queries: np.ndarray, db: np.ndarray, k: int = 10, metric: str = "cos
             exclude: np.ndarray | None = None, chunk: int = 512
             ) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest db rows of each query: (indices (Q, k), scores (Q, k)); scores are cosine
-    similarities or Hamming distances. ``exclude[i]`` (a db index or −1) is never returned
+    similarities or (expected) Hamming distances. ``exclude[i]`` (a db index or −1) is never returned
     for query i (a document is not its own neighbour). Ties keep db order (stable sort)."""
     k = min(k, len(db) - (0 if exclude is None else 1))
     idx_out, score_out = [], []
@@ -143,7 +164,7 @@ def nearest(queries: np.ndarray, db: np.ndarray, k: int = 10, metric: str = "cos
         idx = np.argsort(dist, axis=1, kind="stable")[:, :k]
         idx_out.append(idx)
         d = np.take_along_axis(dist, idx, 1)
-        score_out.append(d if metric == "hamming" else -d)
+        score_out.append(-d if metric == "cosine" else d)
     return np.concatenate(idx_out), np.concatenate(score_out)
 
 
