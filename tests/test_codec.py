@@ -20,7 +20,7 @@ from aekit.cli import main
 from aekit.codec import CodecFormatError
 from aekit.errors import AekitError
 from aekit.models import Autoencoder, create_model
-from aekit.rd import bd_rate, ms_ssim, psnr255, synthetic_photo
+from aekit.rd import PSNR_CAP, bd_rate, ms_ssim, psnr255, synthetic_photo
 
 GOLDEN = Path(__file__).parent / "expected" / "codec_golden.json"
 
@@ -269,7 +269,7 @@ def test_truncated_flipped_magic_version_unknown_model(tiny):
     model, _ = tiny
     data = _valid(tiny)
     for n in (0, 3, 10, 35, 36, 40, len(data) - 1):
-        with pytest.raises(CodecFormatError, match="truncated|magic"):
+        with pytest.raises(CodecFormatError, match="truncated|magic|empty"):
             codec.decompress(model, data[:n])
     for bit in range(0, 8 * len(data), 37):
         bad = bytearray(data)
@@ -287,8 +287,19 @@ def test_truncated_flipped_magic_version_unknown_model(tiny):
     other.code.export_tables()
     with pytest.raises(CodecFormatError, match="made by codec model"):
         codec.decompress(other, data)
-    with pytest.raises(CodecFormatError, match="trailing"):
+    with pytest.raises(CodecFormatError, match="1 unexpected trailing byte$"):
         codec.decompress(model, data + b"\0")
+    with pytest.raises(CodecFormatError, match="empty"):
+        codec.decompress(model, b"")
+    # a damaged version byte (header CRC left as it was) is damage, not a newer format
+    head = bytearray(data[:32])
+    head[4] = 9
+    with pytest.raises(CodecFormatError, match="version 9.*damaged"):
+        codec.decompress(model, bytes(head) + data[32:])
+    head = bytearray(data[:32])
+    head[7] = 1  # the reserved byte, CRC made valid
+    with pytest.raises(CodecFormatError, match="reserved byte is 1"):
+        codec.decompress(model, bytes(head) + struct.pack(">I", zlib.crc32(head)) + data[36:])
 
 
 def _repack(data: bytes, payload: bytes) -> bytes:
@@ -460,6 +471,68 @@ def test_cli_refuses_outputs_that_would_lose_a_file(tiny, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "zz.png" in err[0] and "1 of 2 files failed" in err[1]
     assert (tmp_path / "out" / "a.aek").is_file()
+
+def test_decompress_beside_the_inputs_never_replaces_a_photo(tiny, tmp_path, capsys):
+    from PIL import Image
+
+    _, path = tiny
+    m = ["--model", str(path)]
+    f = tmp_path / "f"
+    (f / "sub").mkdir(parents=True)
+    Image.fromarray(synthetic_photo(20, 24, seed=8)).save(f / "a.png")
+    Image.fromarray(synthetic_photo(20, 24, seed=9)).save(f / "sub" / "b.png")
+    before = {p: p.read_bytes() for p in f.rglob("*.png")}
+    assert main(["compress", str(f), str(f), *m, "--refine", "0"]) == 0  # .aek beside each
+    assert (f / "a.aek").is_file() and (f / "sub" / "b.aek").is_file()
+    capsys.readouterr()
+    assert main(["decompress", str(f), str(f), *m]) == 2  # a.aek → over the photo a.png
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already in the folder IN" in err[0], err
+    assert {p: p.read_bytes() for p in f.rglob("*.png")} == before
+    # the upper-case suffix compress accepts is found in a folder too
+    (f / "a.aek").rename(f / "A2.AEK")
+    assert main(["decompress", str(f), str(tmp_path / "o"), *m, "--json"]) == 0
+    names = sorted(Path(r["output"]).name for r in json.loads(capsys.readouterr().out)["files"])
+    assert names == ["A2.png", "b.png"]
+
+
+def test_bpp_out_of_reach_is_said(tiny, tmp_path, capsys):
+    from PIL import Image
+
+    _, path = tiny
+    Image.fromarray(synthetic_photo(32, 40, seed=8)).save(tmp_path / "p.png")
+    for bpp, words in (("0.0001", "lowest"), ("60", "highest")):
+        assert main(["compress", str(tmp_path / "p.png"), str(tmp_path / "p.aek"), "--bpp", bpp,
+                     "--model", str(path), "--refine", "0"]) == 0
+        err = capsys.readouterr().err
+        assert "out of the codec's reach" in err and words in err, err
+
+
+def test_psnr_of_an_exact_copy_is_capped():
+    img = np.full((8, 8, 3), 128, np.uint8)
+    assert psnr255(img, img) == PSNR_CAP  # an infinite term would make a curve's mean infinite
+    assert psnr255(img, img + 1) == pytest.approx(48.13, abs=0.01)
+
+
+def test_codec_eval_refuses_a_bad_file_or_out_before_evaluating(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    import aekit.rd
+
+    def never(*a, **k):
+        raise AssertionError("evaluated before the inputs were checked")
+
+    monkeypatch.setattr(aekit.rd, "evaluate_folder", never)
+    src = tmp_path / "imgs"
+    src.mkdir()
+    Image.fromarray(synthetic_photo(32, 40, seed=1)).save(src / "a.png")
+    (tmp_path / "file").write_text("x")
+    assert main(["codec-eval", str(src), "--out", str(tmp_path / "file" / "sub")]) == 2
+    (src / "z.png").write_bytes(b"not an image")
+    assert main(["codec-eval", str(src)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "is a file" in err[0] and "z.png" in err[1], err
+
 
 def test_codec_eval_cli(tmp_path, capsys):
     from PIL import Image

@@ -338,6 +338,35 @@ def test_unwatermark_blind_and_with_mask(photo, tmp_path):
     assert psnr(got, photo) > psnr(before, photo)
 
 
+@pytest.mark.parametrize("kind", ["white", "zero-one", "soft-edge", "alpha-layer"])
+def test_mask_forms_a_user_saves(photo, tmp_path, kind):
+    """0/255, a 0/1 array saved as it is, anti-aliased strokes, strokes on a transparent layer."""
+    marked, alpha = watermark_image(photo, np.random.default_rng(3))
+    src = save(tmp_path / "marked.png", marked)
+    mask = alpha > 0.01
+    m8 = {"white": mask * 255, "zero-one": mask * 1, "soft-edge": alpha * 60,
+          "alpha-layer": mask * 255}[kind].astype(np.uint8)
+    if kind == "alpha-layer":  # black strokes, drawn opaque on a transparent layer
+        Image.fromarray(np.dstack([np.zeros_like(m8)] * 3 + [m8]), "RGBA").save(tmp_path / "m.png")
+    else:
+        Image.fromarray(m8).save(tmp_path / "m.png")
+    out = tmp_path / "o.png"
+    assert main(["unwatermark", str(src), str(out), "--mask", str(tmp_path / "m.png")]) == 0
+    got, before = load(out), load(src)
+    changed = np.abs(got - before).max(2) > 0
+    assert changed.any() and not changed[~mask].any()
+    assert psnr(got, photo) > psnr(before, photo) + 3
+
+
+def test_a_mask_that_marks_nothing_is_one_line(photo, tmp_path, capsys):
+    src = save(tmp_path / "p.png", photo)
+    Image.fromarray(np.full(photo.shape[:2], 3, np.uint8)).save(tmp_path / "m.png")  # near black
+    out = tmp_path / "o.png"
+    assert main(["unwatermark", str(src), str(out), "--mask", str(tmp_path / "m.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "marks no pixel" in err and "\n" not in err and not out.exists()
+
+
 @needs_zoo
 def test_unwatermark_leaves_an_unmarked_photo_as_it_was(photo, tmp_path):
     """The shipped model is gated: where it sees no mark it does not touch a pixel."""
@@ -398,8 +427,26 @@ def test_folder_in_folder_out_and_a_bad_file(photo, tmp_path, capsys):
     assert len(obj["files"]) == 2
     assert (tmp_path / "out" / "sub" / "b.jpg").is_file()
     (src / "c.png").write_bytes(b"not an image")
-    assert main(["denoise", str(src), str(tmp_path / "out2")]) == 2
+    assert main(["denoise", str(src), str(tmp_path / "out2"), "--json"]) == 2
     assert not (tmp_path / "out2" / "c.png").exists()
+    # --json still says what was written and what failed
+    obj = json.loads(capsys.readouterr().out)
+    assert sorted(Path(f["out"]).name for f in obj["files"]) == ["a.png", "b.jpg"]
+    assert [Path(f["in"]).name for f in obj["failed"]] == ["c.png"]
+    assert (tmp_path / "out2" / "a.png").is_file()
+
+
+def test_a_model_that_cannot_restore_is_one_error_before_any_photo(photo, tmp_path, capsys):
+    mlp = tmp_path / "mlp"  # the core's digits model: (1, 8, 8) images, so it looked like one
+    create_model("vanilla", (1, 8, 8), 4).save_pretrained(mlp)
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        save(src / name, photo)
+    assert main(["denoise", str(src), str(tmp_path / "out"), "--model", str(mlp)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a restoration model" in err[0], err
+    assert not (tmp_path / "out").exists()
 
 
 @needs_zoo

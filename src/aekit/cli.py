@@ -80,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except AekitError as e:
+        from aekit.apps.common import FilesFailed
+
+        if isinstance(e, FilesFailed) and getattr(args, "json", False):
+            import json
+
+            print(json.dumps({"files": e.done, "failed": e.failed, "error": str(e)}, indent=1))
         sys.stderr.write(f"aekit: error: {e}\n")
         return 2
     except KeyboardInterrupt:

@@ -547,6 +547,8 @@ def pack(channels: int, quality: int, mid: bytes, width: int, height: int, paylo
 
 def parse(data: bytes) -> tuple[AekHeader, bytes]:
     """Check and split an ``.aek`` file; every failure is one CodecFormatError line."""
+    if not data:
+        raise CodecFormatError("the file is empty")
     if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
         raise CodecFormatError("not an .aek file (bad magic bytes)")
     if len(data) < HEADER_SIZE:
@@ -554,21 +556,28 @@ def parse(data: bytes) -> tuple[AekHeader, bytes]:
                                f"is {HEADER_SIZE})")
     _, version, channels, quality, reserved, mid, width, height, plen, pcrc = \
         HEADER.unpack_from(data)
-    if version not in VERSIONS:
-        raise CodecFormatError(f"unsupported .aek format version {version} (this aekit reads "
-                               f"versions {VERSIONS[0]}–{VERSIONS[-1]})")
     (hcrc,) = struct.unpack_from(">I", data, HEADER.size)
-    if zlib.crc32(data[: HEADER.size]) != hcrc:
+    header_ok = zlib.crc32(data[: HEADER.size]) == hcrc
+    if version not in VERSIONS:  # a damaged byte is not a newer format: say which it is
+        why = ("from a newer aekit?" if header_ok else
+               "the header is also corrupt (CRC mismatch), so the file is damaged")
+        raise CodecFormatError(f"unsupported .aek format version {version} (this aekit reads "
+                               f"versions {VERSIONS[0]}–{VERSIONS[-1]}; {why})")
+    if not header_ok:
         raise CodecFormatError("the header is corrupt (CRC mismatch)")
-    if channels not in (1, 3) or reserved != 0:
+    if channels not in (1, 3):
         raise CodecFormatError(f"the header has an invalid mode ({channels} channels)")
+    if reserved != 0:
+        raise CodecFormatError(f"the header's reserved byte is {reserved}, not 0")
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE and width * height <= MAX_PIXELS):
         raise CodecFormatError(f"the header has an invalid image size {width}×{height}")
     payload = data[HEADER_SIZE:]
     if len(payload) < plen:
         raise CodecFormatError(f"the file is truncated ({len(payload)} of {plen} payload bytes)")
     if len(payload) > plen:
-        raise CodecFormatError(f"the file has {len(payload) - plen} unexpected trailing bytes")
+        extra = len(payload) - plen
+        raise CodecFormatError(f"the file has {extra} unexpected trailing "
+                               f"byte{'s' if extra > 1 else ''}")
     if zlib.crc32(payload) != pcrc:
         raise CodecFormatError("the payload is corrupt (CRC mismatch)")
     return AekHeader(version, channels, quality, mid, width, height, plen, pcrc), payload

@@ -125,6 +125,9 @@ def save_picture(path: str | os.PathLike[str], pixels: np.ndarray, like: Picture
         raise AekitError(f"{path}: unknown image format {suffix or '(no suffix)'}; "
                          "use .png, .jpg, .webp, .tif, …")
     c = pixels.shape[0]
+    if suffix == ".pgm" and c != 1:
+        raise AekitError(f"{path}: a .pgm holds a grey image and this one is in colour; use .ppm "
+                         "or .png")
     hwc = pixels[0] if c == 1 else pixels.transpose(1, 2, 0)
     bits = like.bits if like is not None else 8
     if bits == 16 and c == 1 and alpha is None and fmt in ("PNG", "TIFF"):
@@ -137,7 +140,8 @@ def save_picture(path: str | os.PathLike[str], pixels: np.ndarray, like: Picture
         im = Image.fromarray(data)
     kwargs: dict[str, Any] = {}
     if like is not None and like.exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
-        kwargs["exif"] = like.exif if fmt != "TIFF" else _without_layout(like.exif)
+        # an input TIFF's layout tags (size, bit depth, strips) describe that file, not this one
+        kwargs["exif"] = _without_layout(like.exif)
     if like is not None and like.icc and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
         kwargs["icc_profile"] = like.icc
     if fmt == "JPEG":

@@ -447,8 +447,11 @@ class Autoencoder(nn.Module):
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as e:
-            first = str(e).strip().splitlines()[0]
-            raise ModelFileError(f"{weights} does not fit its config: {first}") from None
+            # "Error(s) in loading state_dict for …:" then one line per mismatch: the first
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+            first = lines[1] if len(lines) > 1 else lines[0] if lines else "unknown mismatch"
+            more = f" (and {len(lines) - 2} more)" if len(lines) > 2 else ""
+            raise ModelFileError(f"{weights} does not fit its config: {first[:300]}{more}") from None
         model.training_summary = meta.get("training", {})
         return model.eval()
 

@@ -69,9 +69,15 @@ def list_images(folder: str | Path) -> list[Path]:
     return images.list_images(folder, required=True)
 
 
+#: PSNR of an exact copy (a flat image JPEG or WebP codes losslessly): a mean over images
+#: with one infinite term would be infinite and blank a whole curve
+PSNR_CAP = 100.0
+
+
 def psnr255(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of 8-bit images; an exact copy scores PSNR_CAP."""
     err = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return math.inf if err == 0 else 10 * math.log10(255.0**2 / err)
+    return PSNR_CAP if err == 0 else min(PSNR_CAP, 10 * math.log10(255.0**2 / err))
 
 
 # ----------------------------------------------------------------------------------- MS-SSIM

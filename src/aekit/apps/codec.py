@@ -77,7 +77,8 @@ def compress_cmd(p: argparse.ArgumentParser) -> Handler:
                            "count (best); default: the level nearest CompressAI's quality 4 "
                            "(λ = 0.013, about 0.5 bpp on photos)")
     rate.add_argument("--bpp", type=float, default=None,
-                      help="target bits per pixel: the quality whose file is nearest")
+                      help="target bits per pixel: the quality whose unrefined file is "
+                           "nearest (then refined, a few %% smaller)")
     add_refine_flag(p)
     add_model_flag(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -111,6 +112,11 @@ def compress_cmd(p: argparse.ArgumentParser) -> Handler:
             try:
                 if args.bpp is not None:
                     data, q = codec.compress_to_bpp(model, img, args.bpp, args.refine)
+                    got = codec.bpp_of(data, img.shape[1], img.shape[0])
+                    if q in (0, n_q - 1) and abs(got - args.bpp) > 0.25 * args.bpp:
+                        warn(f"{inp}: {args.bpp:g} bpp is out of the codec's reach for this "
+                             f"image; the {'lowest' if got > args.bpp else 'highest'} quality "
+                             f"gives {got:.3f} bpp")
                 else:
                     q = codec.default_quality(model) if args.quality is None else args.quality - 1
                     data = codec.compress(model, img, q, args.refine)
@@ -159,7 +165,8 @@ def decompress_cmd(p: argparse.ArgumentParser) -> Handler:
         if not src.exists():
             raise DataError(f"{src}: no such file or folder")
         if src.is_dir():
-            inputs = sorted(src.rglob("*.aek"))
+            inputs = sorted(p for p in src.rglob("*") if p.suffix.lower() == ".aek"
+                            and p.is_file())  # X.AEK too: compress writes any case
             if not inputs:
                 raise DataError(f"{src} holds no .aek files")
         else:
@@ -242,7 +249,8 @@ def codec_eval_cmd(p: argparse.ArgumentParser) -> Handler:
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
-        from aekit.rd import evaluate_folder, list_images, plot_rd
+        from aekit import codec
+        from aekit.rd import evaluate_folder, list_images, plot_rd, read_image
 
         if args.out:
             check_out_dir(Path(args.out))  # before the evaluation, not after
@@ -251,6 +259,11 @@ def codec_eval_cmd(p: argparse.ArgumentParser) -> Handler:
             if args.limit < 1:
                 raise AekitError(f"--limit must be ≥ 1, got {args.limit}")
             images = images[: args.limit]
+        for path in images:  # a bad file: one line now, not after the others' evaluation
+            try:
+                codec.check_image(read_image(path))
+            except AekitError as e:
+                raise type(e)(f"{path}: {e}" if str(path) not in str(e) else str(e)) from None
         model = load_codec(args.model)
         result = evaluate_folder(images, model, msssim=not args.no_msssim,
                                  progress=False if args.no_progress else None,

@@ -109,19 +109,30 @@ def each_file(pairs: list[tuple[Path, Path]], one: Callable[[Path, Path], dict[s
     one file an error is raised as it is; with several, each failing file gets its own
     ``aekit: error:`` line and the others are still processed, then one error says how many
     failed. ``items``: the pairs wrapped in a progress bar, if any."""
-    rows, failed = [], 0
+    rows: list[dict[str, Any]] = []
+    failed: list[dict[str, str]] = []
     for src, dst in pairs if items is None else items:
         try:
             rows.append(one(src, dst))
         except AekitError as e:
             if len(pairs) == 1:
                 raise
-            failed += 1
+            failed.append({"in": str(src), "error": str(e)})
             sys.stderr.write(f"aekit: error: {e}\n")
     if failed:
-        raise AekitError(f"{failed} of {len(pairs)} files failed (see above); "
-                         f"{len(rows)} written")
+        raise FilesFailed(f"{len(failed)} of {len(pairs)} files failed (see above); "
+                          f"{len(rows)} written", rows, failed)
     return rows
+
+
+class FilesFailed(AekitError):
+    """Some files of a folder failed: ``done`` the rows of those written, ``failed`` each
+    failure's input and message (``--json`` prints both, so a script learns what was written)."""
+
+    def __init__(self, message: str, done: list[dict[str, Any]],
+                 failed: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.done, self.failed = done, failed
 
 
 def check_not_input(src: Path, dst: Path) -> None:
@@ -140,9 +151,15 @@ def check_not_data(spec: str, out: str | Path) -> None:
 
 
 def check_out_dir(path: Path) -> None:
-    """Fail early (before any training) when a model folder OUT is an existing file."""
+    """Fail early (before any training or evaluation) when a folder OUT is an existing file
+    or cannot be made because a file stands where one of its parent folders would go."""
     if path.exists() and not path.is_dir():
         raise AekitError(f"{path} is a file; --out names a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise AekitError(f"{path}: {parent} is a file, so the folder cannot be made")
+            break
 
 
 def load_data_for(args: argparse.Namespace, spec: str, model: Autoencoder | None = None) -> ArrayData:
@@ -195,10 +212,14 @@ def plan_outputs(src: Path, dst_text: str, inputs: list[Path], out_suffixes: Ite
             pairs = [(p, out.with_suffix(suffix)) for p, out in pairs]
         seen: dict[Path, Path] = {}
         originals = {p.resolve() for p in inputs}
+        beside = dst.resolve() == src.resolve()  # results next to the inputs
         for p, out in pairs:
             if out.resolve() in originals:  # OUT inside IN: an input's result onto another input
                 raise AekitError(f"{out} is one of the inputs ({p} would be written over it); "
                                  "write the results to a folder outside IN")
+            if beside and out.exists():  # decompress IN IN: photo.aek's result → photo.png
+                raise AekitError(f"{out} is already in the folder IN and {p}'s result would "
+                                 "replace it; write the results to a folder outside IN")
             if out in seen:
                 raise AekitError(f"{seen[out]} and {p} would both be written to {out}; rename "
                                  "one of them")

@@ -116,7 +116,11 @@ class Restorer:
             model_dir = str(zoo_path(name))
         model = Autoencoder.from_pretrained(model_dir)
         trained_for = model.config.extra.get("task")
-        if trained_for and trained_for != task:
+        if not trained_for:
+            raise AekitError(f"{model_dir} is not a restoration model (a {model.config.arch!r} "
+                             "model whose config names no task); train one with `aekit train "
+                             f"--preset restore --task {task}`")
+        if trained_for != task:
             raise AekitError(f"{model_dir} was trained to {trained_for}, not to {task}")
         if len(model.input_shape) != 3:
             raise AekitError(f"{model_dir} is not an image model (input {model.input_shape})")
@@ -177,7 +181,10 @@ class Restorer:
             x = x.to(self.device).contiguous(memory_format=torch.channels_last)
             with torch.no_grad():
                 if self.task == "denoise":
-                    k = max(1.0, (sigma or 0) / (SIGMA_MAX * 255))  # σ > 50: scale to σ = 50
+                    # σ above the model's range: scale the photo down to it. A grey model sees
+                    # colour noise σ as σ/√3 in each decorrelated plane (rgb_to_opponent)
+                    split = 3 ** 0.5 if self.channels == 1 and x.shape[1] == 3 else 1.0
+                    k = max(1.0, (sigma or 0) / split / (SIGMA_MAX * 255))
                     y = self._net(x / k) * k
                 elif self.task == "colorize":
                     lum = luminance(x)
@@ -252,12 +259,29 @@ def plan_files(src: str, dst: str) -> list[tuple[Path, Path]]:
     return plan_outputs(s, dst, files, IMAGE_SUFFIXES, IMAGE_SUFFIXES)
 
 
+#: a mask pixel marks what is to be removed where it is above this share of white: the
+#: anti-aliased edge of a stroke is marked too (a watermark's own edge is soft), JPEG noise
+#: in the black is not
+MASK_LEVEL = 0.02
+
+
 def read_mask(path: str, size: tuple[int, int]) -> np.ndarray:
-    m = read_image(path, "L")
-    if m.shape != size:
+    """The pixels to fill, (H, W) bool: white or grey (not black) in a grey or colour mask;
+    opaque in a mask with transparency (strokes drawn on a transparent layer); 1 in a 0/1
+    mask (what NumPy and OpenCV code saves)."""
+    m = read_image(path)
+    if m.shape[:2] != size:
         raise DataError(f"{path}: the mask is {m.shape[1]}×{m.shape[0]} but the image is "
                         f"{size[1]}×{size[0]}")
-    m = m > 0.5
+    if m.ndim == 3 and m.shape[2] in (2, 4) and m[..., -1].min() < 1:  # transparency: strokes
+        m = m[..., -1]
+    elif m.ndim == 3:
+        m = m[..., :3].max(2) if m.shape[2] >= 3 else m[..., 0]
+    top = float(m.max(initial=0.0))
+    m = m > (0 if top <= 1.5 / 255 else MASK_LEVEL)  # a 0/1 mask: its 1s are 1/255
+    if not m.any():
+        raise DataError(f"{path}: the mask marks no pixel (mark what is to be removed in white "
+                        "on black, or opaque on a transparent layer)")
     if m.all():
         raise DataError(f"{path}: the mask covers the whole image, so nothing is left to fill "
                         "it from; mark only what is to be removed (white)")
@@ -280,7 +304,10 @@ def run_task(args: argparse.Namespace, task: str) -> int:
     tile = None if args.tile is None else int(args.tile)
     if tile is not None and tile != 0 and tile < MIN_TILE:
         raise AekitError(f"--tile must be 0 (whole image) or at least {MIN_TILE} pixels")
-    r: Restorer | None = None  # loaded at the first photo, then used for all
+    # one model for every photo, loaded before the first: a model that cannot do the job is
+    # one error, not one per photo
+    r = Restorer.load(task, args.model, scale=scale, device=args.device, tile=tile,
+                      ensemble=args.ensemble, saturation=saturation)
     show = sys.stderr.isatty() and not args.json
     bar = None
     if show and len(pairs) > 1:
@@ -288,11 +315,7 @@ def run_task(args: argparse.Namespace, task: str) -> int:
 
         bar = tqdm(total=len(pairs), unit="image", file=sys.stderr, dynamic_ncols=True, leave=False)
     def one(src: Path, dst: Path) -> dict[str, Any]:
-        nonlocal r
         pic = read_picture(src)
-        if r is None:
-            r = Restorer.load(task, args.model, scale=scale, device=args.device, tile=tile,
-                              ensemble=args.ensemble, saturation=saturation)
         mask = read_mask(mask_path, pic.size) if mask_path else None
         out_dtype = np.uint16 if pic.bits == 16 else np.uint8
         tiles = (len(tile_starts(pic.size[0], r.tile, r.overlap))

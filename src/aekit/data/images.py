@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from aekit.errors import DataError
+from aekit.errors import DataError, warn
 from aekit.io import atomic_path
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
@@ -36,14 +37,21 @@ def read_image(path: str | os.PathLike[str], mode: str | None = None) -> np.ndar
     if path.is_dir():
         raise DataError(f"{path}: is a folder, expected an image file")
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            im.load()
+        with warnings.catch_warnings():
+            # 89–179 megapixels: Pillow warns (two lines from inside Pillow); past that it
+            # refuses, which is the one line below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                frames = getattr(im, "n_frames", 1)
+                im = ImageOps.exif_transpose(im)
+                im.load()
     except Image.DecompressionBombError:
         raise DataError(f"{path}: too large to read (over Pillow's limit of "
                         f"{Image.MAX_IMAGE_PIXELS * 2:,} pixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: not a readable image ({e.__class__.__name__})") from None
+    if frames > 1:
+        warn(f"{path}: only the first of its {frames} frames is read")
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(im, dtype=np.float64)
         arr = arr / (65535.0 if arr.max() > 255 or im.mode.startswith("I;16") else 255.0)
