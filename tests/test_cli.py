@@ -364,3 +364,25 @@ def test_resume_keeps_the_budget_and_the_frozen_layers(capsys, model_dir, tmp_pa
     first = got.parametrised_encoder_layers()[0]
     for k, v in getattr(src.encoder, first).state_dict().items():
         assert torch.equal(v, getattr(got.encoder, first).state_dict()[k]), k
+
+
+def test_version_answers_without_loading_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from aekit.cli import main; rc = main(['--version']); "
+            "assert rc == 0 and 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)[:3]")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("aekit ")
+
+
+def test_registries_are_complete_whichever_module_is_imported_first():
+    import subprocess
+    import sys
+
+    code = ("from aekit.codes import CODES; from aekit.corruptions import CORRUPTIONS; "
+            "assert {'quantized', 'doc_binary', 'binary', 'logistic_normal'} <= set(CODES.names()); "
+            "assert {'watermark', 'downsample', 'grayscale'} <= set(CORRUPTIONS.names())")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr

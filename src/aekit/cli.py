@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     for mod in APP_MODULES:
         importlib.import_module(mod)
     parser = _Parser(prog="aekit", description="Autoencoders for every job, one command each.")
-    parser.add_argument("--version", action="version", version=f"aekit {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"aekit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
     for name in COMMANDS._items:  # registration order = the order of APP_MODULES
         p = sub.add_parser(name, help=COMMANDS.help(name), description=COMMANDS.help(name))
@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
                 stream.reconfigure(errors="backslashreplace")
             except (ValueError, OSError):  # pragma: no cover - a stream that refuses
                 pass
+    if (sys.argv[1:] if argv is None else argv) in (["--version"], ["-V"]):
+        # before the commands load torch (seconds): a version check is instant
+        sys.stdout.write(f"aekit {__version__}\n")
+        return 0
     try:
         parser = build_parser()
     except Exception as e:  # noqa: BLE001 — a broken install (a dependency that fails to import)

@@ -91,3 +91,10 @@ class GaussianCode(Code):
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
         return z, {"kl": self.beta * kl.flatten(1).sum(1).mean()}
+
+
+# the codes of other modules, so CODES is complete whichever module a user imports first
+# (at the end: they import Code and CODES from this module)
+import aekit.codes_binary  # noqa: E402,F401
+import aekit.codes_quantized  # noqa: E402,F401
+import aekit.codes_text  # noqa: E402,F401

@@ -339,17 +339,3 @@ def quantize_pmf(pmf: np.ndarray, precision: int) -> np.ndarray:
             diff += 1
         i += 1
     return counts
-
-
-def _register_preset() -> None:
-    from aekit.models import PRESETS
-
-    PRESETS.add("codec", {
-        "arch": "codec", "arch_options": {"channels": 128}, "code": "quantized",
-        "code_options": {}, "normalization": "unit", "loss": "mse"},
-        help="learned image codec: GDN transforms, rounded code, factorized entropy model "
-             "with per-image table choice, "
-             "a ladder of qualities in one model (`aekit compress`)")
-
-
-_register_preset()

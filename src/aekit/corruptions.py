@@ -74,3 +74,8 @@ class MaskNoise(Corruption):
         else:
             keep = torch.rand_like(x) >= self.p
         return torch.where(keep, x, torch.full_like(x, self.fill))
+
+
+# the restoration corruptions (grayscale, watermark, downsample, blur, holes), so CORRUPTIONS
+# is complete whichever module a user imports first (at the end: they import from this one)
+import aekit.corruptions_restore  # noqa: E402,F401

@@ -24,11 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-import aekit.codes  # noqa: F401  (registers codes)
-import aekit.codes_binary  # noqa: F401  (registers the binary code)
-import aekit.codes_text  # noqa: F401  (logistic_normal, doc_binary: the text presets' codes)
-import aekit.corruptions  # noqa: F401
-import aekit.corruptions_restore  # noqa: F401  (grayscale, watermark, downsample, blur, holes)
+import aekit.codes  # noqa: F401  (registers every code: dense … quantized, doc_binary)
+import aekit.corruptions  # noqa: F401  (registers every corruption, the restoration ones too)
 import aekit.nn  # noqa: F401  (registers architectures)
 import aekit.penalties  # noqa: F401
 from aekit.codes import CODES
@@ -158,6 +155,10 @@ _preset("doc-hash", "semantic hashing (Salakhutdinov & Hinton 2009): TF-IDF in, 
         arch="bow", arch_options={"hidden": [500], "input": "tfidf", "act": "relu"},
         code="doc_binary", code_options={"kl_weight": 1.0}, loss="multinomial",
         normalization="unit")
+_preset("codec", "learned image codec: GDN transforms, rounded code, factorized entropy model "
+        "with per-image table choice, a ladder of qualities in one model (`aekit compress`)",
+        arch="codec", arch_options={"channels": 128}, code="quantized", code_options={},
+        normalization="unit", loss="mse")
 
 
 def preset_config(preset: str, input_shape: Sequence[int], latent_dim: int = 32,
@@ -482,9 +483,6 @@ def count_parameters(model: nn.Module) -> int:
 def input_numel(model: Autoencoder) -> int:
     return math.prod(model.input_shape)
 
-
-# the quantized code and the codec preset (registered after PRESETS exists)
-import aekit.codes_quantized  # noqa: E402,F401
 
 # the restoration preset (`restore`) and its per-task overrides need PRESETS defined above
 import aekit.presets_restore  # noqa: E402,F401
