@@ -151,8 +151,10 @@ def test_npz_csv_and_memmap(tmp_path):
 
 def test_non_numeric_and_pickled_npy_refused(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(DataError, match="not a plain numeric"):
-        resolve(str(tmp_path / "obj.npy"))
+    np.save(tmp_path / "words.npy", np.array([["a", "b"], ["c", "d"]]))
+    for name in ("obj.npy", "words.npy"):  # pickled objects; strings
+        with pytest.raises(DataError, match="not a valid .npy file of numbers"):
+            resolve(str(tmp_path / name))
     (tmp_path / "t.csv").write_text("a,b\n1,x\n")
     with pytest.raises(DataError, match="line 2, column 'b' holds 'x'"):  # where, not only what
         resolve(str(tmp_path / "t.csv"))

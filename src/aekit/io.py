@@ -125,16 +125,17 @@ def file_digest(path: str | os.PathLike[str], algo: str = "sha256") -> str:
 
 
 def load_npy(path: str | os.PathLike[str], what: str = "array",
-             error: type[Exception] = AekitError) -> Any:
-    """A ``.npy`` array, never unpickled; a missing or damaged file is one ``error`` line
-    (NumPy's own message about pickled data would point a user at unpickling it)."""
+             error: type[Exception] = AekitError, *, mmap: bool = False) -> Any:
+    """A numeric ``.npy`` array (bool, int or float), never unpickled; a missing, damaged or
+    non-numeric file is one ``error`` line (NumPy's own message about pickled data would point
+    a user at unpickling it). ``mmap``: memory-mapped, read as it is used (a data set)."""
     import numpy as np
 
     path = Path(path)
     if not path.is_file():
         raise error(f"{path} is missing")
     try:
-        arr = np.load(path, allow_pickle=False)
+        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError, EOFError):
         raise error(f"{path} is not a valid .npy file of {what}") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf" or arr.ndim == 0:

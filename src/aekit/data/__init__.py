@@ -30,6 +30,7 @@ from aekit.data.images import IMAGE_SUFFIXES, load_image_uint8, read_image
 from aekit.data.standard import STANDARD
 from aekit.data.stream import image_folder_array, parse_flag
 from aekit.errors import DataError
+from aekit.io import load_npy as io_load_npy
 
 __all__ = ["ArrayData", "resolve", "list_datasets", "infer_layout"]
 
@@ -76,12 +77,8 @@ def _apply_split(data: ArrayData, split: str | None) -> ArrayData:
 
 
 def load_npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as e:
-        raise DataError(f"{path}: not a plain numeric .npy file ({e})") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e})") from None
+    """A data set's ``.npy``: numeric, memory-mapped (:func:`aekit.io.load_npy`)."""
+    return io_load_npy(path, "numbers", DataError, mmap=True)
 
 
 def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
