@@ -223,3 +223,24 @@ def test_image_dtype_is_honoured_when_scoring():
     on_bytes = AutoencoderOutlierDetector(epochs=2, seed=0).fit(x8)
     with pytest.raises(DataError, match="integer"):
         on_bytes.decision_function(xf)
+
+
+def test_parameter_errors_are_value_errors_and_empty_x_is_named():
+    with pytest.raises(ValueError, match="contamination"):  # as scikit-learn's would be
+        AutoencoderOutlierDetector(contamination=0.7).fit(low_rank(20))
+    det = small(epochs=2).fit(low_rank(60))
+    with pytest.raises(DataError, match="0 samples"):
+        det.decision_function(np.zeros((0, 16), np.float32))
+    with pytest.raises(ValueError, match="latent_dim=16 must be smaller than the 16 features"):
+        AutoencoderOutlierDetector(latent_dim=16, epochs=1).fit(low_rank(30))
+
+
+def test_a_damaged_saved_detector_is_one_model_file_error(tmp_path):
+    from aekit.errors import ModelFileError
+
+    small(epochs=2).fit(low_rank(60)).save(tmp_path / "d")
+    meta = json.loads((tmp_path / "d" / "config.json").read_text())
+    meta["config"]["extra"]["detector"]["threshold"] = "x"
+    (tmp_path / "d" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="state is damaged"):
+        AutoencoderOutlierDetector.load(tmp_path / "d")

@@ -648,3 +648,15 @@ def test_a_fine_tune_can_change_the_ladder_and_keeps_every_shared_quality(tmp_pa
     kept = Autoencoder.from_pretrained(tmp_path / "ft2")
     assert torch.equal(kept.code.lambdas, tuned.code.lambdas)
     assert torch.equal(kept.code.log_gain, tuned.code.log_gain)
+
+
+def test_python_quality_is_a_checked_zero_based_index(tiny):
+    from aekit.errors import ParameterError
+
+    model, _ = tiny
+    img = synthetic_photo(24, 24, seed=3)
+    n = codec.n_qualities(model)
+    for bad in (n, -1, 2.0, True):
+        with pytest.raises(ParameterError, match=f"0-based index, an integer 0–{n - 1}"):
+            codec.compress(model, img, bad, refine_steps=0)
+    assert codec.decompress(model, codec.compress(model, img, n - 1, refine_steps=0)).shape == img.shape

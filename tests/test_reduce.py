@@ -346,3 +346,39 @@ def test_report_renders_in_headless_chromium(capsys, run_dir, tmp_path):
     img = np.asarray(Image.open(io.BytesIO(shot)).convert("L"), dtype=np.float32)
     assert img.shape[0] > 900  # the whole page, longer than one screen
     assert img.std() > 20 and len(np.unique(img)) > 50  # not blank: text, plots and pictures
+
+
+def test_channels_last_images_are_read_as_aekit_data_reads_them():
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 8, 8, 3))  # (N, H, W, C)
+    kw = {"preset": "conv", "max_epochs": 2, "random_state": 0}
+    last = AutoencoderTransformer(4, **kw).fit(x)
+    assert last.model_.input_shape == (3, 8, 8)  # not 8 channels of 8×3 images
+    first = AutoencoderTransformer(4, **kw).fit(x.transpose(0, 3, 1, 2))
+    np.testing.assert_allclose(last.transform(x), first.transform(x.transpose(0, 3, 1, 2)),
+                               rtol=1e-4, atol=1e-5)
+    back = last.inverse_transform(last.transform(x))
+    assert back.shape == x.shape
+    np.testing.assert_allclose(back, first.inverse_transform(first.transform(
+        x.transpose(0, 3, 1, 2))).transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-5)
+
+
+def test_set_params_without_refit_keeps_the_fitted_code_size(digits):
+    x, _ = digits
+    est = AutoencoderTransformer(4, max_epochs=1, random_state=0).fit(x[:200])
+    est.set_params(n_components=6)  # takes effect at the next fit
+    z = est.transform(x[:5])
+    assert z.shape == (5, 4) and len(est.get_feature_names_out()) == 4
+    assert est.inverse_transform(z).shape == (5, 64)
+
+
+def test_a_damaged_saved_estimator_is_one_model_file_error(tmp_path, digits):
+    from aekit.errors import ModelFileError
+
+    x, _ = digits
+    AutoencoderTransformer(4, max_epochs=1, random_state=0).fit(x[:100]).save(tmp_path / "e")
+    meta = json.loads((tmp_path / "e" / "config.json").read_text())
+    del meta["config"]["extra"]["sklearn"]["fitted"]["input_shape"]
+    (tmp_path / "e" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="state is damaged"):
+        AutoencoderTransformer.load(tmp_path / "e")

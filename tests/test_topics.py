@@ -448,6 +448,13 @@ def test_damaged_index_files_are_one_line(tmp_path, capsys):
         code, err = run_cli(["docsearch", str(idx), "--doc", "1"], capsys)
         assert code == 2 and len(err) == 1 and "does not match" in err[0], err
     np.save(idx / "bit_probabilities.npy", probs)
+    outside = tmp_path / "outside.npy"  # a document list naming a file elsewhere
+    np.save(outside, np.load(idx / "codes.npy"))
+    for name in (str(outside), "../outside.npy"):
+        (idx / "documents.json").write_text(json.dumps({**docs, "codes": name}))
+        code, err = run_cli(["docsearch", str(idx), "--doc", "1"], capsys)
+        assert code == 2 and len(err) == 1 and "must name a file in" in err[0], err
+    (idx / "documents.json").write_text(json.dumps(docs))
     np.save(idx / "codes.npy", np.zeros((120, 5), np.float32))  # codes of another size
     code, err = run_cli(["docsearch", str(idx), "--doc", "1"], capsys)
     assert code == 2 and len(err) == 1 and "5-d codes" in err[0], err

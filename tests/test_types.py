@@ -1,5 +1,7 @@
 """Each classic type's defining property, against `vanilla` trained on the same data and budget."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -195,3 +197,73 @@ def test_an_mlp_too_big_to_train_is_refused_before_it_is_built():
     with pytest.raises(aekit.AekitError, match="dense"):
         aekit.create_model("deep", (3, 480, 500), 16)
     assert aekit.create_model("deep", (3, 64, 64), 16) is not None  # a real size still builds
+
+
+def test_integer_images_are_scaled_as_fit_scales_them():
+    # fit() reads uint8 as levels /255; encode() took the raw 0–255 values (codes ~1000× off)
+    u8 = np.random.default_rng(0).integers(0, 256, (20, 1, 8, 8), dtype=np.uint8)
+    m = aekit.create_model("deep", (1, 8, 8), 4, seed=0)
+    with torch.no_grad():
+        ref = m.encode(u8 / 255.0)
+        assert torch.allclose(m.encode(u8), ref, atol=1e-6)
+        assert torch.allclose(m.encode(torch.from_numpy(u8)), ref, atol=1e-6)
+        assert torch.allclose(m.reconstruct(u8), m.reconstruct(u8 / 255.0), atol=1e-6)
+        assert m(u8).x_hat.shape == (20, 1, 8, 8)  # forward takes NumPy as encode does
+
+
+def test_create_model_seed_makes_the_weights_repeatable():
+    state = torch.random.get_rng_state()
+    a, b = (aekit.create_model("deep", (16,), 4, seed=3) for _ in range(2))
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's generator untouched
+    c = aekit.create_model("deep", (16,), 4, seed=4)
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+
+
+def test_fit_refuses_data_a_sigmoid_output_cannot_reproduce():
+    # a "unit" model (sigmoid output) on 0–16 table values trained to an output stuck at 1
+    x = np.random.default_rng(0).random((40, 8)).astype(np.float32) * 16
+    with pytest.raises(aekit.AekitError, match="outside \\[0, 1\\].*normalization='standard'"):
+        aekit.fit(aekit.create_model("deep", (8,), 2), x, epochs=1, progress=False)
+    m = aekit.create_model("deep", (8,), 2, normalization="standard")
+    assert aekit.fit(m, x, epochs=1, progress=False).epochs == 1
+
+
+def test_decode_of_a_wrong_code_width_is_one_aekit_error():
+    m = aekit.create_model("deep", (16,), 4)
+    with pytest.raises(aekit.AekitError, match="decodes \\(batch, 4\\) codes"):
+        m.decode(torch.zeros(2, 5))
+
+
+def test_a_config_asking_for_a_huge_input_is_refused_before_allocating(tmp_path):
+    from aekit.errors import ModelFileError
+    from aekit.models import Autoencoder
+
+    m = aekit.create_model("conv", (1, 16, 16), 4)
+    m.save_pretrained(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    meta["config"]["input_shape"] = [3, 60000, 60000]
+    (tmp_path / "m" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="over aekit's limit"):
+        Autoencoder.from_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text("[" * 100000 + "]" * 100000)  # deep nesting
+    with pytest.raises(ModelFileError):
+        Autoencoder.from_pretrained(tmp_path / "m")
+
+
+def test_devices_that_are_not_here_are_value_errors():
+    from aekit.training import pick_device
+
+    for dev in ("gpu", "mps", "tpu"):
+        if dev == "mps" and torch.backends.mps.is_available():
+            continue
+        with pytest.raises(ValueError, match="device"):
+            pick_device(dev)
+
+
+def test_resume_with_another_model_is_one_clear_error(tmp_path):
+    x = np.random.default_rng(0).random((40, 8)).astype(np.float32)
+    aekit.fit(aekit.create_model("deep", (8,), 2), x, epochs=2, out_dir=tmp_path, progress=False)
+    other = aekit.create_model("deep", (8,), 3)  # another code size
+    with pytest.raises(aekit.AekitError, match="checkpoint is of another model"):
+        aekit.fit(other, x, epochs=3, out_dir=tmp_path, resume=True, progress=False)

@@ -42,13 +42,14 @@ import math
 import struct
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from aekit.codes_quantized import ADAPT_CHOICES, PRECISION, QuantizedCode, code_lambda
-from aekit.errors import AekitError
+from aekit.errors import AekitError, ParameterError
 from aekit.models import Autoencoder
 from aekit.nn.codec import STRIDE
 from aekit.training import bf16_autocast_pays
@@ -608,8 +609,7 @@ def integer_latents(code: QuantizedCode, h: Tensor, quality: int) -> np.ndarray:
 def encode_at(model: Autoencoder, img: np.ndarray, h: Tensor, quality: int) -> bytes:
     """An ``.aek`` file of ``img`` whose analysis output is ``h``, at a 0-based quality."""
     code = check_codec_model(model)
-    if not 0 <= quality < code.n_qualities:
-        raise AekitError(f"quality must be 1–{code.n_qualities}, got {quality + 1}")
+    quality = check_quality(model, quality)
     y = integer_latents(code, h, quality)
     channels = 1 if img.ndim == 2 else 3
     # the choices cost 4 (format 2) or 4.6 (format 3) bits a channel, which a small image
@@ -695,8 +695,19 @@ def compress(model: Autoencoder, img: np.ndarray, quality: int,
     """uint8 image → ``.aek`` bytes at a 0-based quality index; ``refine_steps`` > 0 spends
     that many gradient steps per image on a better latent (:func:`refine`; slower encoder)."""
     img = check_image(img)
+    quality = check_quality(model, quality)
     h = refine(model, img, analyse(model, img), quality, refine_steps)
     return encode_at(model, img, h, quality)
+
+
+def check_quality(model: Autoencoder, quality: Any) -> int:
+    """A 0-based quality index of this model (the CLI's --quality counts from 1)."""
+    n = check_codec_model(model).n_qualities
+    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) \
+            or not 0 <= quality < n:
+        raise ParameterError(f"quality is a 0-based index, an integer 0–{n - 1}, got {quality!r} "
+                             f"(the CLI's --quality 1–{n} counts from 1)")
+    return int(quality)
 
 
 def compress_ladder(model: Autoencoder, img: np.ndarray,

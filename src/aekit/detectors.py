@@ -31,7 +31,7 @@ import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 
 from aekit.data.arrays import ArrayData, dtype_scale
-from aekit.errors import AekitError, DataError
+from aekit.errors import AekitError, DataError, ModelFileError, ParameterError
 from aekit.models import Autoencoder, create_model
 from aekit.training import fit
 
@@ -128,6 +128,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             X = X.astype(np.float32, copy=False)
         if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
             raise DataError("X contains NaN or infinite values")
+        if len(X) == 0:
+            raise DataError(f"X has 0 samples (shape {X.shape}); at least 1 is needed")
         # the scale of image-shaped data is fixed at fit: guessed per call from the call's own
         # maximum, one sample's score depended on what else was in the batch
         return ArrayData(X, name="X", scale=None if fitting else self._scale_for(X))
@@ -153,17 +155,17 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         for name in ("contamination", "lr", "val_fraction"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
-                raise AekitError(f"{name} must be a number, got {v!r}")
+                raise ParameterError(f"{name} must be a number, got {v!r}")
         for name in ("latent_dim", "epochs", "batch_size", "stride", "seed"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise AekitError(f"{name} must be an integer, got {v!r}")
+                raise ParameterError(f"{name} must be an integer, got {v!r}")
         if not 0 < self.contamination <= 0.5:
-            raise AekitError(f"contamination must be in (0, 0.5], got {self.contamination}")
+            raise ParameterError(f"contamination must be in (0, 0.5], got {self.contamination}")
         if self.score_space not in ("data", "normalized"):
-            raise AekitError(f"score_space must be 'data' or 'normalized', got {self.score_space!r}")
+            raise ParameterError(f"score_space must be 'data' or 'normalized', got {self.score_space!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.latent_dim < 1:
-            raise AekitError("epochs, batch_size and latent_dim must be ≥ 1")
+            raise ParameterError("epochs, batch_size and latent_dim must be ≥ 1")
 
     def _check_fitted(self) -> None:
         from sklearn.utils.validation import check_is_fitted
@@ -182,6 +184,10 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         if not unit:  # tables, and image-shaped data that is not in [0, 1] (a sigmoid output
             data.scale = 1.0  # could not reproduce negatives): standardised, in its own units
             overrides.setdefault("normalization", "standard")
+        if self.latent_dim >= math.prod(data.input_shape):
+            raise ParameterError(f"latent_dim={self.latent_dim} must be smaller than the "
+                                 f"{math.prod(data.input_shape)} features: a code as large as "
+                                 "the input can copy it, and every sample would score low")
         self.data_scale_ = data.scale
         self.input_integer_ = bool(data.is_image and np.issubdtype(data.x.dtype, np.integer))
         # the weights follow ``seed`` too (they were drawn before fit() seeded), and the
@@ -248,7 +254,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
 
             p = np.clip(erf((scores - mean) / (max(std, 1e-12) * math.sqrt(2))), 0, 1)
         else:
-            raise AekitError(f"method must be 'linear' or 'unify', got {method!r}")
+            raise ParameterError(f"method must be 'linear' or 'unify', got {method!r}")
         return np.stack([1 - p, p], axis=1)
 
     # -- files -----------------------------------------------------------------------------
@@ -271,15 +277,20 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         if not state:
             raise AekitError(f"{directory} is a model but not an anomaly detector "
                              "(train one with `aekit anomaly fit`)")
-        det = cls(**state["params"])
-        det.model_ = model
-        det.threshold_ = float(state["threshold"])
-        det._score_stats = tuple(state["score_stats"])
-        if state.get("data_scale") is not None:  # (detectors saved before it was kept: None)
-            det.data_scale_ = float(state["data_scale"])
-        det.input_integer_ = bool(state.get("input_integer", False))
-        if state.get("feature_names_in"):
-            det.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
+        try:
+            det = cls(**state["params"])
+            det._check_params()
+            det.model_ = model
+            det.threshold_ = float(state["threshold"])
+            det._score_stats = tuple(float(v) for v in state["score_stats"])
+            if state.get("data_scale") is not None:  # (saved before it was kept: None)
+                det.data_scale_ = float(state["data_scale"])
+            det.input_integer_ = bool(state.get("input_integer", False))
+            if state.get("feature_names_in"):
+                det.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:  # hand-edited, damaged
+            raise ModelFileError(f"{directory}: the saved detector's state is damaged "
+                                 f"({e.__class__.__name__}: {e})") from None
         det.fit_summary_ = getattr(model, "training_summary", {})
         det.n_features_in_ = math.prod(model.input_shape)
         return det

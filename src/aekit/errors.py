@@ -17,5 +17,9 @@ class DataError(AekitError, ValueError):
     """Data that cannot be used: missing, empty, NaN/inf, wrong shape or format."""
 
 
+class ParameterError(AekitError, ValueError):
+    """A parameter out of its range or of the wrong kind (a ValueError, as scikit-learn's)."""
+
+
 class ModelFileError(AekitError):
     """A model directory or weights file that is missing, truncated or tampered with."""

@@ -92,11 +92,26 @@ class AutoencoderEstimatorBase(BaseEstimator):
                              f"{self.input_shape_}.")
         return X
 
+    def _channels_last(self) -> bool:
+        """(N, H, W, C) images, told apart from (N, C, H, W) as ``aekit.data`` does."""
+        from aekit.data.arrays import infer_layout
+
+        if len(self.input_shape_) != 3:
+            return False
+        try:
+            return infer_layout((1, *self.input_shape_)) == "NHWC"
+        except AekitError:  # no channel-like axis: channels first, as the shape says
+            return False
+
     def _model_shape(self) -> tuple[int, ...]:
         s = self.input_shape_
+        if self._channels_last():
+            return (s[2], s[0], s[1])
         return (1, *s) if len(s) == 2 else s  # (H, W) → one channel; (D,) and (C, H, W) stay
 
     def _as_model_input(self, X: np.ndarray) -> np.ndarray:
+        if self._channels_last():
+            X = X.transpose(0, 3, 1, 2)
         return np.ascontiguousarray(X, dtype=np.float32).reshape(len(X), *self._model_shape())
 
     def _resolved_normalization(self, X: np.ndarray) -> str:
@@ -169,6 +184,9 @@ class AutoencoderEstimatorBase(BaseEstimator):
         out = [self.model_.decode(torch.from_numpy(zt[s:s + batch_size]).to(self._device()))
                .cpu().numpy() for s in range(0, len(zt), batch_size)]
         rec = np.concatenate(out) if out else np.empty((0, *self._model_shape()), np.float32)
+        rec = rec.reshape(len(Z), *self._model_shape())
+        if self._channels_last():
+            rec = rec.transpose(0, 2, 3, 1)
         return rec.reshape(len(Z), *self.input_shape_).astype(Z.dtype, copy=False)
 
     def _squared_error(self, X: np.ndarray) -> np.ndarray:
@@ -206,18 +224,22 @@ class AutoencoderEstimatorBase(BaseEstimator):
         meta = model.config.extra.pop(SKLEARN_KEY, None)
         if not meta or meta.get("class") != cls.__name__:
             raise ModelFileError(f"{directory} does not hold a saved {cls.__name__}")
-        est = cls(**meta["params"])
-        fitted = meta["fitted"]
-        est.model_ = model
-        est.input_shape_ = tuple(fitted["input_shape"])
-        est.n_features_in_ = int(fitted["n_features_in"])
-        est.n_iter_ = fitted["n_iter"]
-        est.best_epoch_ = fitted["best_epoch"]
-        est.fit_time_ = fitted["fit_time"]
-        if "feature_names_in" in fitted:
-            est.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
-        est.history_ = model.training_summary.get("history", [])
-        est._load_extra_state(meta)
+        try:
+            est = cls(**meta["params"])
+            fitted = meta["fitted"]
+            est.model_ = model
+            est.input_shape_ = tuple(int(v) for v in fitted["input_shape"])
+            est.n_features_in_ = int(fitted["n_features_in"])
+            est.n_iter_ = fitted["n_iter"]
+            est.best_epoch_ = fitted["best_epoch"]
+            est.fit_time_ = fitted["fit_time"]
+            if "feature_names_in" in fitted:
+                est.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
+            est.history_ = model.training_summary.get("history", [])
+            est._load_extra_state(meta)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:  # hand-edited, damaged
+            raise ModelFileError(f"{directory}: the saved {cls.__name__}'s state is damaged "
+                                 f"({e.__class__.__name__}: {e})") from None
         return est
 
     def _extra_state(self) -> dict[str, Any]:
@@ -301,7 +323,8 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
 
     @property
     def _n_features_out(self) -> int:
-        return self.n_components
+        # the fitted code's size: set_params(n_components=…) takes effect at the next fit
+        return self.model_.config.latent_dim if hasattr(self, "model_") else self.n_components
 
     def fit(self, X: Any, y: Any = None) -> AutoencoderTransformer:
         """Train the autoencoder to reconstruct X (y is ignored)."""
@@ -319,9 +342,9 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """Decode codes back to data space, in the shape of the samples ``fit`` saw."""
         check_is_fitted(self)
         Z = check_array(X, dtype=[np.float64, np.float32])
-        if Z.shape[1] != self.n_components:
-            raise ValueError(f"X has {Z.shape[1]} features, but inverse_transform expects "
-                             f"n_components={self.n_components} code features.")
+        if Z.shape[1] != self._n_features_out:
+            raise ValueError(f"X has {Z.shape[1]} features, but inverse_transform expects the "
+                             f"{self._n_features_out} code features of the fitted model.")
         return self._decode(Z)
 
     def score_samples(self, X: Any) -> np.ndarray:

@@ -154,3 +154,5 @@ def read_json(path: str | os.PathLike[str], what: str, *, missing: str | None = 
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise error(f"{path} is not a valid {what} ({e})") from None
+    except RecursionError:  # a crafted file of deeply nested brackets
+        raise error(f"{path} is not a valid {what} (nested too deeply)") from None

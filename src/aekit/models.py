@@ -100,6 +100,11 @@ class AEOutput:
 PRESETS: Registry = Registry("preset")
 
 
+#: values in one sample (input_shape): a config asking for more (e.g. a crafted file's
+#: [3, 60000, 60000]) is refused before its normalisation buffers would be allocated
+MAX_INPUT_NUMEL = 1 << 26
+
+
 def _preset(name: str, help: str, **overrides: Any) -> None:
     PRESETS.add(name, overrides, help=help)
 
@@ -182,10 +187,18 @@ def preset_config(preset: str, input_shape: Sequence[int], latent_dim: int = 32,
     return ModelConfig(**cfg)
 
 
-def create_model(preset: str, input_shape: Sequence[int], latent_dim: int = 32,
-                 **overrides: Any) -> Autoencoder:
-    """Build a model from a preset name: ``create_model("deep", (1, 28, 28), 30)``."""
-    return Autoencoder(preset_config(preset, input_shape, latent_dim, **overrides))
+def create_model(preset: str, input_shape: Sequence[int], latent_dim: int = 32, *,
+                 seed: int | None = None, **overrides: Any) -> Autoencoder:
+    """Build a model from a preset name: ``create_model("deep", (1, 28, 28), 30)``.
+
+    ``seed``: the initial weights drawn from it (repeatable; torch's global generator is
+    left as it was); None draws them from the global generator."""
+    config = preset_config(preset, input_shape, latent_dim, **overrides)
+    if seed is None:
+        return Autoencoder(config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return Autoencoder(config)
 
 
 # ------------------------------------------------------------------------------------- model
@@ -198,6 +211,9 @@ class Autoencoder(nn.Module):
         shape = tuple(config.input_shape)
         if not shape or any(s <= 0 for s in shape):
             raise AekitError(f"bad input shape {shape}")
+        if math.prod(shape) > MAX_INPUT_NUMEL:  # before any buffer of this size is made
+            raise AekitError(f"input shape {shape} has {math.prod(shape):,} values per sample, "
+                             f"over aekit's limit of {MAX_INPUT_NUMEL:,}")
         if config.latent_dim <= 0:
             raise AekitError(f"latent_dim must be positive, got {config.latent_dim}")
         if config.normalization not in ("unit", "standard"):
@@ -210,6 +226,8 @@ class Autoencoder(nn.Module):
         sigmoid_out = config.output_activation == "sigmoid" or (
             config.output_activation == "auto" and config.normalization == "unit")
         #: the loss actually used ("auto" resolved)
+        #: the output is squashed into [0, 1] (fit() refuses data a sigmoid cannot reproduce)
+        self.sigmoid_output = sigmoid_out and config.loss != "multinomial"
         self.loss_kind = ("bce" if sigmoid_out else "mse") if config.loss == "auto" else config.loss
         if self.loss_kind == "bce" and not sigmoid_out:
             raise AekitError("loss 'bce' needs data and outputs in [0, 1] (normalization 'unit', "
@@ -274,13 +292,25 @@ class Autoencoder(nn.Module):
 
     def as_batch(self, x: Any) -> Tensor:
         """A batch as a tensor on the model's device; NumPy arrays are converted and floats
-        take the model's dtype (float64 data would not multiply float32 weights)."""
-        if not isinstance(x, Tensor):
-            x = torch.as_tensor(np.asarray(x))
+        take the model's dtype (float64 data would not multiply float32 weights). 8- and
+        16-bit integers are scaled to [0, 1] by their range, as :func:`aekit.fit` scales them
+        (``aekit.data.dtype_scale``), except for a count model's word counts."""
+        from aekit.data.arrays import dtype_scale
+
         p = next(self.parameters(), None)
-        if p is None:
-            return x
-        return x.to(p.device, dtype=p.dtype) if x.is_floating_point() else x.to(p.device)
+        dtype = p.dtype if p is not None else torch.float32
+        scale = None
+        if not isinstance(x, Tensor):
+            arr = np.asarray(x)
+            scale = dtype_scale(arr.dtype)
+            x = torch.as_tensor(arr.astype(np.float32) if scale is not None else arr)
+        elif x.dtype == torch.uint8:
+            scale = 1 / 255
+        if scale is not None and self.config.loss != "multinomial":
+            x = x.to(dtype) * scale
+        elif not x.is_floating_point():
+            x = x.to(dtype)
+        return x.to(p.device, dtype=p.dtype) if p is not None else x
 
     def encode(self, x: Tensor) -> Tensor:
         """Data-space batch (B, *input_shape) → code z, deterministic (a VAE gives its mean)."""
@@ -291,6 +321,9 @@ class Autoencoder(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         """Code → reconstruction in data space (a multinomial model: word probabilities)."""
         z = self.as_batch(z)
+        if z.dim() < 2 or z.shape[1] != self.config.latent_dim:
+            raise AekitError(f"codes have shape {tuple(z.shape)}; the model decodes "
+                             f"(batch, {self.config.latent_dim}) codes")
         if self.config.loss == "multinomial":
             return self._output(self.decoder(z))
         return self.denormalize(self._output(self.decoder(z)))
@@ -302,6 +335,8 @@ class Autoencoder(nn.Module):
         """Corrupt (in training), encode, decode; ``losses`` holds every term of the loss.
 
         ``target`` defaults to ``x`` (an autoencoder reconstructs its clean input)."""
+        x = self.as_batch(x)
+        target = None if target is None else self.as_batch(target)
         self.check_input(x)
         target = x if target is None else target
         # corrupted after normalising: noise σ is in the units the model sees (standard

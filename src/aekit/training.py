@@ -39,7 +39,7 @@ import torch
 from aekit import distributed
 from aekit.data.arrays import ArrayData
 from aekit.data.stream import PageReleaser
-from aekit.errors import AekitError, DataError
+from aekit.errors import AekitError, DataError, ParameterError
 from aekit.io import atomic_path, write_text_atomic
 from aekit.models import Autoencoder
 
@@ -76,10 +76,15 @@ def pick_device(device: str = "auto") -> torch.device:
         return torch.device("cpu")
     try:
         dev = torch.device(device)
-    except RuntimeError:
-        raise AekitError(f"unknown device {device!r}; use auto, cpu, cuda or mps") from None
+    except (RuntimeError, TypeError):
+        raise ParameterError(f"unknown device {device!r}; use auto, cpu, cuda or mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise AekitError("device 'cuda' asked for but no CUDA GPU is available")
+        raise ParameterError("device 'cuda' asked for but no CUDA GPU is available")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) is not None
+                                  and torch.backends.mps.is_available()):
+        raise ParameterError("device 'mps' asked for but this machine has no Apple GPU")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ParameterError(f"unknown device {device!r}; use auto, cpu, cuda or mps")
     return dev
 
 
@@ -236,7 +241,14 @@ def load_checkpoint(path: Path, model: Autoencoder, optimizer: torch.optim.Optim
         groups = json.loads(meta["param_groups"])
     except Exception as e:  # noqa: BLE001 — safetensors/json raise many types
         raise AekitError(f"{path}: cannot resume from this checkpoint ({e})") from None
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    try:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    except RuntimeError as e:  # another architecture, code size or input shape
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        first = lines[1] if len(lines) > 1 else (lines[0] if lines else "")
+        raise AekitError(f"{path}: the checkpoint is of another model, so it cannot be "
+                         f"resumed with this one ({first[:200]}); resume with the model it was "
+                         "made with, or train without resume") from None
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
     opt_state: dict[int, dict[str, torch.Tensor]] = {}
     for k, v in tensors.items():
@@ -391,6 +403,11 @@ def fit(
     if tuple(data.input_shape) != model.input_shape:
         raise DataError(f"{data.name}: samples have shape {tuple(data.input_shape)} but the model "
                         f"expects {model.input_shape}")
+    recon = tgt if tgt is not None else data  # what the output must reproduce
+    if getattr(model, "sigmoid_output", False) and not recon.in_unit_range():
+        raise DataError(f"{recon.name}: values outside [0, 1], which the model's sigmoid output "
+                        "cannot reproduce; make the model with normalization='standard' (what "
+                        "`aekit train` picks for such data), or scale the data into [0, 1]")
 
     seed = int(seed)  # np.int64 from a parameter grid: torch's generators want a Python int
     torch.manual_seed(seed)

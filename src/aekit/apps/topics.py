@@ -269,8 +269,17 @@ def load_index(directory: str):
     docs = read_json(docs_path, "document list", error=ModelFileError,
                      missing=f"{docs_path} is missing: make the directory with `aekit topics` "
                              "or `aekit docindex`")
+    def member(key: str) -> Path:
+        """A file the document list names: a plain name inside the index folder (a path
+        elsewhere, absolute or through .., is refused: the folder may come from anyone)."""
+        name = docs[key]
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise ModelFileError(f"{docs_path} is not a valid document list ({key} must name "
+                                 f"a file in {d}, got {name!r})")
+        return d / name
+
     try:
-        codes_file = d / docs["codes"]
+        codes_file = member("codes")
         ids = [str(i) for i in docs["ids"]]
     except (KeyError, TypeError) as e:
         raise ModelFileError(f"{docs_path} is not a valid document list ({e})") from None
@@ -290,9 +299,7 @@ def load_index(directory: str):
                              f"{model.config.latent_dim}-d ones")
     probs = None
     if docs.get("probabilities") is not None and docs.get("metric") == "hamming":
-        if not isinstance(docs["probabilities"], str):
-            raise ModelFileError(f"{docs_path} is not a valid document list (bad probabilities)")
-        probs_file = d / docs["probabilities"]
+        probs_file = member("probabilities")
         probs = load_npy(probs_file, "bit probabilities", ModelFileError).astype(np.float32)
         if (probs.shape != codes.shape or not np.isfinite(probs).all()
                 or not np.array_equal(probs > 0.5, codes > 0.5)):
