@@ -282,7 +282,7 @@ def test_cli_topics_then_docsearch(tmp_path, capsys):
     assert main(["docsearch", str(out), "--doc", "d3", "-k", "5", "--json"]) == 0
     hits = json.loads(capsys.readouterr().out)["results"]
     assert len(hits) == 5 and all(h["id"] != "d3" for h in hits)
-    assert sum(h["labels"] == labels[3][0] for h in hits) >= 3
+    assert sum(h["labels"] == [labels[3][0]] for h in hits) >= 3  # a list: labels may hold commas
     # query by text: the text of document 7 finds document 7 first
     assert main(["docsearch", str(out), texts[7], "-k", "3"]) == 0
     printed = capsys.readouterr().out
@@ -360,6 +360,48 @@ def test_corpus_formats(tmp_path):
     assert c.texts == ["hello, world", "bye"] and c.labels == [["a", "b"], ["c"]]
 
 
+def test_a_quote_left_open_is_an_error_not_one_long_document(tmp_path):
+    rows = [f"{i}," + ('"' if i == 5 else "") + f"word{i} apple pear" for i in range(40)]
+    (tmp_path / "q.csv").write_text("id,text\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match="quote"):  # it read 6 documents, the 6th all the rest
+        load_corpus(str(tmp_path / "q.csv"))
+
+
+def test_repeated_ids_are_made_unique_with_a_warning(tmp_path, capsys):
+    (tmp_path / "d.csv").write_text("id,Text\n7,apples\n7,pears\n8,plums\n7,figs\n")
+    c = load_corpus(str(tmp_path / "d.csv"))  # "Text" is found as the text column
+    assert c.ids == ["7", "7#2", "8", "7#3"] and c.texts[1] == "pears"
+    assert "repeat an earlier one" in capsys.readouterr().err
+    (tmp_path / "d.jsonl").write_text('{"id": null, "text": "apples"}\n{"text": "pears"}\n')
+    assert load_corpus(str(tmp_path / "d.jsonl")).ids == ["1", "2"]  # null is no id
+
+
+def test_a_top_level_file_does_not_unlabel_the_folders(tmp_path):
+    for lab in ("sport", "politics"):
+        (tmp_path / lab).mkdir()
+        (tmp_path / lab / "a.txt").write_text(f"a story about {lab}\n")
+    (tmp_path / "top.txt").write_text("a story about nothing\n")
+    c = load_corpus(str(tmp_path))
+    assert dict(zip(c.ids, c.labels)) == {"politics/a.txt": ["politics"],
+                                          "sport/a.txt": ["sport"], "top.txt": []}
+
+
+@pytest.mark.parametrize("text,flags,words", [
+    ("the and of it is was\n" * 20, [], "no word of two or more letters"),
+    ("same words here always\n" * 20, ["--max-df", "1.0"], "at least 2"),
+    ("apples and pears\npears and plums\n" * 5, ["--min-df", "1.5"], "--min-df"),
+    ("apples and pears\npears and plums\n" * 5, ["--max-df", "inf"], "--max-df"),
+    ("apples and pears\npears and plums\n" * 5, ["--top", "0"], "--top"),
+    ("apples and pears\npears and plums\n" * 5, ["--topics", "9"], "more than the vocabulary"),
+])
+def test_vocabulary_and_topic_options_say_what_is_wrong(tmp_path, capsys, text, flags, words):
+    (tmp_path / "d.txt").write_text(text)
+    argv = ["topics", str(tmp_path / "d.txt"), "--min-df", "1", "--epochs", "1", "--no-progress"]
+    argv += flags if "--topics" in flags else ["--topics", "2", *flags]
+    code, err = run_cli(argv, capsys)
+    assert code == 2 and len(err) == 1 and words in err[0], err
+
+
 # -------------------------------------------------------------------------- bad inputs
 def run_cli(argv, capsys):
     code = main(argv)
@@ -413,6 +455,11 @@ def test_non_utf8_bytes_decode_with_a_warning(tmp_path, capsys):
 def test_docsearch_bad_inputs(tmp_path, capsys):
     code, err = run_cli(["docsearch", str(tmp_path), "query"], capsys)
     assert code == 2 and len(err) == 1 and "documents.json is missing" in err[0]
+    (tmp_path / "c.csv").write_text("text\napples\n")
+    code, err = run_cli(["docsearch", str(tmp_path / "c.csv"), "query"], capsys)
+    assert code == 2 and len(err) == 1 and "is a file" in err[0]
+    code, err = run_cli(["topics", "reuters:dev", "--topics", "3"], capsys)
+    assert code == 2 and len(err) == 1 and "unknown split 'dev'" in err[0]
     code, err = run_cli(["docsearch", str(tmp_path)], capsys)
     assert code == 2 and len(err) == 1 and "query text or --doc" in err[0]
 
@@ -447,7 +494,30 @@ def test_damaged_index_files_are_one_line(tmp_path, capsys):
         np.save(idx / "bit_probabilities.npy", damage)
         code, err = run_cli(["docsearch", str(idx), "--doc", "1"], capsys)
         assert code == 2 and len(err) == 1 and "does not match" in err[0], err
+    np.save(idx / "bit_probabilities.npy", probs * 2)  # out of [0, 1]
+    code, err = run_cli(["docsearch", str(idx), "--doc", "1"], capsys)
+    assert code == 2 and len(err) == 1 and "does not match" in err[0], err
+    (idx / "bit_probabilities.npy").unlink()  # only --doc needs them: a warning, not an error
+    code, err = run_cli(["docsearch", str(idx), "some words"], capsys)
+    assert code in (0, 2) and all("internal error" not in e for e in err)
+    code, err = run_cli(["docsearch", str(idx), "--doc", "1"], capsys)
+    assert code == 0 and len(err) == 1 and "plain Hamming distance" in err[0], err
     np.save(idx / "bit_probabilities.npy", probs)
+    for damage, words in ((lambda d: d.update(labels=[None] * len(d["ids"])), "labels"),
+                          (lambda d: d.update(snippets=[1] * len(d["ids"])), "snippets")):
+        bad = dict(docs)
+        damage(bad)
+        (idx / "documents.json").write_text(json.dumps(bad))
+        code, err = run_cli(["docsearch", str(idx), "--doc", "1"], capsys)
+        assert code == 2 and len(err) == 1 and words in err[0], err
+    (idx / "documents.json").write_text(json.dumps(docs))
+    vocab = json.loads((idx / "vocab.json").read_text())
+    for bad in ({**vocab, "words": vocab["words"][:1]}, {**vocab, "words": vocab["words"] * 2},
+                {**vocab, "tokenizer": {"foo": 1}}):
+        (idx / "vocab.json").write_text(json.dumps(bad))
+        code, err = run_cli(["docsearch", str(idx), "--doc", "1"], capsys)
+        assert code == 2 and len(err) == 1 and "not a valid vocabulary" in err[0], err
+    (idx / "vocab.json").write_text(json.dumps(vocab))
     outside = tmp_path / "outside.npy"  # a document list naming a file elsewhere
     np.save(outside, np.load(idx / "codes.npy"))
     for name in (str(outside), "../outside.npy"):

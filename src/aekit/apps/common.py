@@ -264,6 +264,11 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
+def plural(n: int, word: str) -> str:
+    """``1 document``, ``2 documents``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def format_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
     """A plain aligned text table."""
     if not rows:

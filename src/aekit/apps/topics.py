@@ -23,6 +23,7 @@ from aekit.apps.common import (
     check_out_dir,
     emit,
     format_table,
+    plural,
     seed_arg,
     unique_run_dir,
 )
@@ -148,14 +149,15 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
             raise AekitError(f"--topics must be at least 2, got {args.topics}")
         if args.restarts < 1:
             raise AekitError(f"--restarts must be at least 1, got {args.restarts}")
+        if args.top < 1:
+            raise AekitError(f"--top must be at least 1, got {args.top}")
         if args.out:
             check_out_dir(Path(args.out))  # before training, not after
         corpus, vocab, counts = prepare(args)
         if args.topics > len(vocab):
-            from aekit.errors import warn
-
-            warn(f"--topics {args.topics} is more than the vocabulary's {len(vocab)} words: "
-                 "the topics will repeat each other")
+            raise DataError(f"--topics {args.topics} is more than the vocabulary's {len(vocab)} "
+                            "words (a topic is a distribution over them; the topics would "
+                            "repeat each other)")
         if args.reference:
             # --text-col names the corpus's column; a folder or .txt reference has none
             ref = load_corpus(args.reference, args.text_col if is_table(args.reference) else None)
@@ -175,7 +177,7 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
             summary["restarts"] = restarts
         model.config.extra.update({"task": "topics", "vocabulary": "vocab.json"})
         out = Path(args.out) if args.out else unique_run_dir(run_stem("topics", args.corpus))
-        shown = top_words(tw, max(1, args.top))
+        shown = top_words(tw, args.top)
         topics = [{"topic": k + 1, "npmi": float(npmi[k]),
                    "words": [vocab.words[i] for i in shown[k]]} for k in range(args.topics)]
         obj = {"out": str(out), "documents": len(corpus), "vocabulary": len(vocab),
@@ -192,8 +194,8 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
         lines += ["",
                   (f"mean NPMI {npmi.mean():.3f} (top 10 words, document co-occurrence in "
                    f"{ref_name}); topic diversity {diversity:.2f} (top 25 words)"),
-                  (f"{len(corpus)} documents, {len(vocab)}-word vocabulary; trained "
-                   f"{summary['epochs']} epochs in {summary['seconds']:.1f} s"),
+                  (f"{plural(len(corpus), 'document')}, {len(vocab)}-word vocabulary; "
+                   f"trained {plural(summary['epochs'], 'epoch')} in {summary['seconds']:.1f} s"),
                   *([f"best of {args.restarts} restarts by training-corpus NPMI: seed "
                      f"{restarts['picked_seed']} (scores "
                      f"{', '.join(f'{v:.3f}' for v in restarts['train_npmi'])})"]
@@ -250,7 +252,8 @@ def docindex_cmd(p: argparse.ArgumentParser) -> Handler:
                "code": kind, "metric": metric, "training": summary,
                "seconds": round(time.perf_counter() - t0, 2)}
         emit(args, obj, f"indexed {len(corpus)} documents with {kind} codes ({len(vocab)}-word "
-                        f"vocabulary; {summary['epochs']} epochs in {summary['seconds']:.1f} s)\n"
+                        f"vocabulary; {plural(summary['epochs'], 'epoch')} in "
+                        f"{summary['seconds']:.1f} s)\n"
                         f"saved index to {out}")
         return 0
 
@@ -264,6 +267,9 @@ def load_index(directory: str):
 
     d = Path(directory)
     docs_path = d / DOCS_NAME
+    if d.is_file():
+        raise ModelFileError(f"{d} is a file; docsearch takes the folder `aekit docindex` or "
+                             "`aekit topics` wrote")
     if not d.is_dir():
         raise ModelFileError(f"{d}: no such directory")
     docs = read_json(docs_path, "document list", error=ModelFileError,
@@ -286,6 +292,12 @@ def load_index(directory: str):
     bad = [key for key in ("labels", "snippets")
            if docs.get(key) is not None and (not isinstance(docs[key], list)
                                              or len(docs[key]) != len(ids))]
+    if "labels" not in bad and docs.get("labels") is not None and not all(
+            isinstance(ls, list) and all(isinstance(v, str) for v in ls) for ls in docs["labels"]):
+        bad.append("labels (each a list of strings)")
+    if "snippets" not in bad and docs.get("snippets") is not None and not all(
+            isinstance(t, str) for t in docs["snippets"]):
+        bad.append("snippets (each a string)")
     if docs.get("metric", "cosine") not in METRICS:
         bad.append(f"metric {docs.get('metric')!r}")
     if bad:
@@ -293,6 +305,8 @@ def load_index(directory: str):
     codes = load_npy(codes_file, "document codes", ModelFileError)
     if codes.ndim != 2 or len(codes) != len(ids):
         raise ModelFileError(f"{codes_file} has shape {codes.shape} for {len(ids)} documents")
+    if not np.isfinite(codes).all():
+        raise ModelFileError(f"{codes_file} holds NaN or infinite codes")
     model = Autoencoder.from_pretrained(d)
     if codes.shape[1] != model.config.latent_dim:
         raise ModelFileError(f"{codes_file} holds {codes.shape[1]}-d codes but the model makes "
@@ -300,8 +314,14 @@ def load_index(directory: str):
     probs = None
     if docs.get("probabilities") is not None and docs.get("metric") == "hamming":
         probs_file = member("probabilities")
+        if not probs_file.is_file():  # only --doc needs them: it ranks by Hamming distance
+            from aekit.errors import warn
+
+            warn(f"{probs_file} is missing: --doc queries rank by plain Hamming distance")
+            return model, Vocabulary.load(d), docs, ids, codes, None
         probs = load_npy(probs_file, "bit probabilities", ModelFileError).astype(np.float32)
         if (probs.shape != codes.shape or not np.isfinite(probs).all()
+                or probs.min(initial=0) < 0 or probs.max(initial=0) > 1
                 or not np.array_equal(probs > 0.5, codes > 0.5)):
             raise ModelFileError(f"{probs_file} does not match {codes_file} (shape "
                                  f"{probs.shape}, or not the probabilities of those bits)")
@@ -362,13 +382,15 @@ def docsearch_cmd(p: argparse.ArgumentParser) -> Handler:
         for rank, (i, s) in enumerate(zip(idx[0], scores[0]), 1):
             r = {"rank": rank, "id": ids[i], score_key: round(float(s), 4), "text": snippets[i]}
             if labels:
-                r["labels"] = ",".join(labels[i])
+                r["labels"] = list(labels[i])
             results.append(r)
         cols = ["rank", "id", score_key]
         cols += (["labels"] if labels else []) + ["text"]
-        table = format_table([{**r, "text": r["text"][:70]} for r in results], cols)
+        table = format_table([{**r, "text": r["text"][:70], **({"labels": ",".join(r["labels"])}
+                                                              if labels else {})}
+                              for r in results], cols)
         emit(args, {"query": args.query, "doc": args.doc, "metric": metric, "results": results},
-             f"{len(results)} documents nearest to {query_desc} ({metric}):\n{table}")
+             f"{plural(len(results), 'document')} nearest to {query_desc} ({metric}):\n{table}")
         return 0
 
     return run

@@ -123,9 +123,38 @@ def load_corpus(spec: str, text_col: str | None = None, label_col: str | None = 
         else:
             raise DataError(f"{path}: unsupported corpus file type {suffix or '(none)'}; use a "
                             "folder of .txt files, a .txt (one document per line), .csv or .jsonl")
+    elif ":" in name and (name.rsplit(":", 1)[0] == "reuters"
+                          or Path(name.rsplit(":", 1)[0]).exists()):
+        raise DataError(f"{spec}: unknown split {name.rsplit(':', 1)[1]!r}; use :train, :test "
+                        "or :all")
     else:
         raise DataError(f"{name}: no such file or folder (and not a known corpus: reuters)")
+    corpus = unique_ids(corpus)
     return drop_empty_documents(corpus) if drop_empty else corpus
+
+
+def unique_ids(corpus: Corpus) -> Corpus:
+    """Ids name documents (``docsearch --doc ID``): a repeated one is made unique with a
+    suffix (``7``, ``7#2``, …) and a warning, not left to shadow the later documents."""
+    seen: dict[str, int] = {}
+    ids, repeated = [], []
+    for i in corpus.ids:
+        n = seen.get(i, 0) + 1
+        seen[i] = n
+        if n > 1:
+            repeated.append(i)
+            new = f"{i}#{n}"
+            while new in seen:
+                n += 1
+                new = f"{i}#{n}"
+            seen[new] = 1
+            i = new
+        ids.append(i)
+    if repeated:
+        warn(f"{corpus.name}: {len(repeated)} document id(s) repeat an earlier one (first: "
+             f"{repeated[0]!r}); the repeats are named id#2, id#3, …")
+        corpus.ids = ids
+    return corpus
 
 
 def drop_empty_documents(corpus: Corpus) -> Corpus:
@@ -147,7 +176,7 @@ def load_folder(path: Path) -> Corpus:
     if not files:
         raise DataError(f"{path}: the folder has no .txt files (the corpus is empty)")
     rel = [p.relative_to(path) for p in files]
-    labelled = all(len(r.parts) > 1 for r in rel)
+    labelled = any(len(r.parts) > 1 for r in rel)  # a file at the top has no label
     texts, bad = [], []
     for p in files:
         text, problem = _decode(read_bytes(p))
@@ -158,7 +187,8 @@ def load_folder(path: Path) -> Corpus:
         warn(f"{path}: {len(bad)} file(s) not valid UTF-8 (first: {bad[0][0].relative_to(path)}, "
              f"{bad[0][1]}); undecodable bytes were replaced")
     return Corpus(texts, [r.as_posix() for r in rel],
-                  [[r.parts[0]] for r in rel] if labelled else None, path.name)
+                  [[r.parts[0]] if len(r.parts) > 1 else [] for r in rel] if labelled else None,
+                  path.name)
 
 
 def load_lines(path: Path) -> Corpus:
@@ -185,8 +215,9 @@ def _pick_text_col(path: Path, columns: list[str], text_col: str | None) -> str:
                             f"{', '.join(columns) or 'none'})")
         return text_col
     for c in DEFAULT_TEXT_COLS:
-        if c in columns:
-            return c
+        for have in columns:  # "Text" is a text column too
+            if have.strip().lower() == c:
+                return have
     raise DataError(f"{path}: no text column; name it with --text-col (columns: "
                     f"{', '.join(columns) or 'none'})")
 
@@ -201,11 +232,13 @@ def load_table(path: Path, text_col: str | None, label_col: str | None) -> Corpu
     text = read_text(path)
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     csv.field_size_limit(1 << 30)
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # strict: a quote left open ran to the end of the file as one document, silently
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         rows = list(reader)
     except csv.Error as e:
-        raise DataError(f"{path}: not a readable CSV file ({e})") from None
+        raise DataError(f"{path}: not a readable CSV file (line {reader.line_num}: {e}; is a "
+                        "quote \" left open?)") from None
     columns = [c for c in (reader.fieldnames or []) if c is not None]
     if not columns:
         raise DataError(f"{path}: the file is empty (no header, no documents)")
@@ -238,6 +271,7 @@ def load_jsonl(path: Path, text_col: str | None, label_col: str | None) -> Corpu
             raise DataError(f"{path}: line {n} has no {col!r} field")
         value = obj[col]
         texts.append("" if value is None else str(value))
-        ids.append(str(obj["id"]) if "id" in obj and col != "id" else str(len(ids) + 1))
+        ids.append(str(obj["id"]) if obj.get("id") is not None and col != "id"
+                   else str(len(ids) + 1))
         labels.append(_labels(obj.get(label_col)) if label_col else [])
     return Corpus(texts, ids, labels if label_col else None, path.name)

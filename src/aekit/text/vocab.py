@@ -15,6 +15,8 @@ from aekit.errors import DataError, ModelFileError
 from aekit.io import read_json, write_json_atomic
 
 VOCAB_NAME = "vocab.json"
+#: the CountVectorizer settings a vocabulary file may carry
+TOKENIZER_KEYS = {"lowercase", "token_pattern", "stop_words"}
 #: words of two or more letters: numbers and codes say little about a topic
 TOKEN_PATTERN = r"(?u)\b[^\W\d_][^\W\d_]+\b"
 
@@ -54,9 +56,17 @@ class Vocabulary:
                       missing=f"{path} is missing: not a text model directory")
         try:
             words = [str(w) for w in d["words"]]
-        except (KeyError, TypeError) as e:
+            tokenizer = dict(d.get("tokenizer", {}))
+            selection = dict(d.get("selection", {}))
+        except (KeyError, TypeError, ValueError) as e:
             raise ModelFileError(f"{path} is not a valid vocabulary file ({e})") from None
-        return cls(words, dict(d.get("tokenizer", {})), dict(d.get("selection", {})))
+        bad = (f"{len(words)} words" if len(words) < 2 else
+               "a word listed twice" if len(set(words)) < len(words) else
+               f"tokenizer options {sorted(set(tokenizer) - TOKENIZER_KEYS)}"
+               if set(tokenizer) - TOKENIZER_KEYS else None)
+        if bad:
+            raise ModelFileError(f"{path} is not a valid vocabulary file ({bad})")
+        return cls(words, tokenizer, selection)
 
 
 def build_vocabulary(texts: list[str], size: int = 2000, min_df: float = 2, max_df: float = 0.5,
@@ -69,8 +79,14 @@ def build_vocabulary(texts: list[str], size: int = 2000, min_df: float = 2, max_
         raise DataError(f"the vocabulary needs at least 2 words, asked for {size}")
     if stop_words not in (None, "", "none", "english"):  # what scikit-learn ships
         raise DataError(f"stop words must be 'english' or 'none', got {stop_words!r}")
-    if not min_df >= 0 or not max_df > 0:
-        raise DataError(f"--min-df must be ≥ 0 and --max-df > 0, got {min_df} and {max_df}")
+    # a count (a whole number ≥ 1) or a share of the documents (< 1), as --help says
+    if not (0 <= min_df < 1 or (min_df >= 1 and float(min_df).is_integer())):
+        raise DataError(f"--min-df is a share of the documents (0 to < 1) or a whole count "
+                        f"(≥ 1), got {min_df}")
+    if not (0 < max_df <= 1 or (max_df > 1 and float(max_df).is_integer()
+                                 and max_df < float("inf"))):
+        raise DataError(f"--max-df is a share of the documents (> 0 to 1) or a whole count "
+                        f"(> 1), got {max_df}")
     tokenizer = {"lowercase": lowercase, "token_pattern": token_pattern,
                  "stop_words": stop_words if stop_words not in ("none", "") else None}
     if isinstance(min_df, float) and min_df.is_integer() and min_df >= 1:
@@ -81,9 +97,17 @@ def build_vocabulary(texts: list[str], size: int = 2000, min_df: float = 2, max_
     try:
         vec.fit(texts)
     except ValueError as e:  # "empty vocabulary; perhaps the documents only contain stop words"
-        msg = str(e).split(";")[0]
-        raise DataError(f"no vocabulary could be built from {len(texts)} documents ({msg}); "
+        # the cause first: no word at all, or words the frequency limits removed
+        tokens = CountVectorizer(**tokenizer).build_analyzer()
+        if not any(tokens(t) for t in texts):
+            raise DataError(f"no vocabulary could be built from {len(texts)} documents: they "
+                            "hold no word of two or more letters that is not a stop word "
+                            "(--stop-words none keeps stop words)") from None
+        raise DataError(f"no vocabulary could be built from {len(texts)} documents ({e}); "
                         "lower --min-df or raise --max-df") from None
     words = [str(w) for w in vec.get_feature_names_out()]
+    if len(words) < 2:
+        raise DataError(f"the vocabulary has {len(words)} word ({', '.join(words)}) after "
+                        "stop words and the --min-df/--max-df limits; a model needs at least 2")
     return Vocabulary(words, tokenizer, {"size": size, "min_df": min_df, "max_df": max_df,
                                          "documents": len(texts)})
