@@ -267,3 +267,11 @@ def test_resume_with_another_model_is_one_clear_error(tmp_path):
     other = aekit.create_model("deep", (8,), 3)  # another code size
     with pytest.raises(aekit.AekitError, match="checkpoint is of another model"):
         aekit.fit(other, x, epochs=3, out_dir=tmp_path, resume=True, progress=False)
+
+
+def test_fractional_epochs_and_code_sizes_are_refused():
+    x = np.random.default_rng(0).random((20, 4)).astype(np.float32)
+    with pytest.raises(ValueError, match="whole number"):
+        aekit.fit(aekit.create_model("vanilla", (4,), 2), x, epochs=2.5, progress=False)
+    with pytest.raises(aekit.AekitError, match="whole number"):
+        aekit.create_model("vanilla", (4,), 2.7)

@@ -169,6 +169,8 @@ _preset("codec", "learned image codec: GDN transforms, rounded code, factorized 
 def preset_config(preset: str, input_shape: Sequence[int], latent_dim: int = 32,
                   **overrides: Any) -> ModelConfig:
     """A preset's config for this input, with per-field overrides (dicts are merged)."""
+    if isinstance(latent_dim, bool) or not float(latent_dim).is_integer():
+        raise AekitError(f"latent_dim must be a whole number, got {latent_dim}")
     base = copy.deepcopy(PRESETS.get(preset))
     cfg: dict[str, Any] = {"input_shape": [int(s) for s in input_shape],
                            "latent_dim": int(latent_dim), "preset": preset}

@@ -375,8 +375,10 @@ def fit(
     """
     if epochs is None and minutes is None:
         epochs = 30
-    if epochs is not None and epochs < 1:
-        raise AekitError(f"epochs must be ≥ 1, got {epochs}")
+    if epochs is not None and (isinstance(epochs, bool) or not float(epochs).is_integer()
+                               or epochs < 1):
+        raise ParameterError(f"epochs must be a whole number ≥ 1, got {epochs}")
+    epochs = None if epochs is None else int(epochs)
     if minutes is not None and minutes <= 0:
         raise AekitError(f"minutes must be > 0, got {minutes}")
     data = as_array_data(data)
