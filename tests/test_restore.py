@@ -576,3 +576,37 @@ def test_zoo_lists_the_shipped_models(capsys):
     runs = [*meta.get("earlier_runs", []), meta]
     assert rows["denoise-grey"]["runs"] == len(runs) > 1
     assert rows["denoise-grey"]["minutes"] == pytest.approx(sum(r["minutes"] for r in runs), abs=0.1)
+
+
+def test_train_restore_repeats_with_the_same_seed_and_says_what_is_wrong(photo, tmp_path, capsys):
+    from safetensors.numpy import load_file
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    save(data / "a.png", photo)
+    base = ["train", "--preset", "restore", "--data", str(data), "--image-size", "48x48",
+            "--batch-size", "2", "--option", 'arch_options={"widths": [8, 16]}', "--no-progress"]
+    for run in ("a", "b"):  # the weights were drawn before --seed was applied
+        assert main([*base, "--task", "upscale", "--epochs", "1", "--seed", "3",
+                     "--out", str(tmp_path / run)]) == 0
+    a, b = (load_file(tmp_path / run / "model.safetensors") for run in ("a", "b"))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    capsys.readouterr()
+    for flags, words in ((["--task", "upscale-xx"], "bad task"),
+                         (["--task", "colorize", "--channels", "1"], "colour photos"),
+                         (["--task", "denoise", "--epochs", "0"], "--epochs must be at least 1")):
+        assert main([*base, *flags, "--out", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0], err
+    assert not (tmp_path / "bad").exists()
+
+
+def test_an_inpaint_model_refines_unwatermark_mask_fills(photo, tmp_path, capsys):
+    out, cfg = train_tiny("inpaint", photo, tmp_path, 0.02)
+    marked, alpha = watermark_image(photo, np.random.default_rng(3))
+    src = save(tmp_path / "marked.png", marked)
+    save(tmp_path / "m.png", (alpha > 0.01).astype(np.float32))
+    assert main(["unwatermark", str(src), str(tmp_path / "o.png"), "--model", str(out),
+                 "--mask", str(tmp_path / "m.png")]) == 0
+    assert main(["unwatermark", str(src), str(tmp_path / "o2.png"), "--model", str(out)]) == 2
+    assert "needs one" in capsys.readouterr().err

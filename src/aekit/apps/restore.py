@@ -72,6 +72,11 @@ GATE_THRESHOLD = 0.01
 GATE_INFERENCE_THRESHOLD = 0.9
 
 
+#: (command, a model's task) pairs that work together besides a task's own: a model trained
+#: on the ``holes`` corruption (task inpaint) refines ``unwatermark --mask`` fills
+COMPATIBLE_TASKS = {("unwatermark", "inpaint")}
+
+
 def zoo_name(task: str, scale: int = 2) -> str:
     """The zoo model a command uses. Colour photos are denoised by the grey model too, on
     three decorrelated planes (:func:`aekit.imaging.rgb_to_opponent`, CBM3D's way): on
@@ -120,7 +125,7 @@ class Restorer:
             raise AekitError(f"{model_dir} is not a restoration model (a {model.config.arch!r} "
                              "model whose config names no task); train one with `aekit train "
                              f"--preset restore --task {task}`")
-        if trained_for != task:
+        if trained_for != task and (task, trained_for) not in COMPATIBLE_TASKS:
             raise AekitError(f"{model_dir} was trained to {trained_for}, not to {task}")
         if len(model.input_shape) != 3:
             raise AekitError(f"{model_dir} is not an image model (input {model.input_shape})")
@@ -308,6 +313,9 @@ def run_task(args: argparse.Namespace, task: str) -> int:
     # one error, not one per photo
     r = Restorer.load(task, args.model, scale=scale, device=args.device, tile=tile,
                       ensemble=args.ensemble, saturation=saturation)
+    if r.model.config.extra.get("task") != task and not mask_path:
+        raise AekitError(f"{args.model} was trained to {r.model.config.extra.get('task')}: it "
+                         f"refines the fill of a --mask, and needs one")
     show = sys.stderr.isatty() and not args.json
     bar = None
     if show and len(pairs) > 1:
@@ -633,8 +641,11 @@ def zoo_recipe(name: str):
 
     def recipe(out_dir: Path, *, device: str = "auto", minutes: float = default_minutes,
                seed: int = 0, init: str | None = None, objective: str | None = None,
-               patch: int | None = None, lr: float | None = None) -> dict[str, Any]:
-        """``init``: a saved model (e.g. the shipped one) to start from instead of scratch;
+               patch: int | None = None, lr: float | None = None,
+               steps: int | None = None) -> dict[str, Any]:
+        """``steps``: a budget in optimizer steps instead of ``minutes`` (a wall-clock budget
+        trains a machine-dependent number of steps; a step budget repeats exactly);
+        ``init``: a saved model (e.g. the shipped one) to start from instead of scratch;
         ``objective``: see train_restorer; ``patch``: crop side (default: by task and device);
         ``lr``: peak learning rate (default 1e-3 on CUDA, 1.5e-3 on a CPU, a third of that
         when fine-tuning from ``init``)."""
@@ -650,21 +661,26 @@ def zoo_recipe(name: str):
                           {"upscale": 96, "unwatermark": 128, "denoise": 96}.get(task, 64))
         batch = 64 if gpu else (4 if patch >= 128 else 8)
         cfg = restore_config(task, (channels, patch, patch), 64, scale)
-        model = Autoencoder(cfg)
+        model = seeded_model(cfg, seed)
         default_lr = 1e-3 if gpu else 1.5e-3
         started = {}
         if init:
             started = warm_start(model, init)
             default_lr /= 3  # fine-tuning: a gentler schedule than from scratch
         lr = lr or default_lr
-        summary = train_restorer(model, photo_collection(channels), minutes=minutes,
+        budget = {"steps": steps} if steps is not None else {"minutes": minutes}
+        summary = train_restorer(model, photo_collection(channels), **budget,
                                  batch_size=batch, patch=patch, lr=lr, objective=objective,
                                  seed=seed, device=device, progress=sys.stderr.isatty())
+        if steps is not None:
+            minutes = None  # the budget was the steps
         summary.update(recipe=name, data=DATA_NOTE, budget_minutes=minutes,
-                       parameters=count_parameters(model), **started)
+                       parameters=count_parameters(model), **started,
+                       **({"budget_steps": steps} if steps is not None else {}))
         if summary.get("objective", "mse") != "mse":
             model.config.extra["objective"] = summary["objective"]
         model.config.extra.update(recipe=name, data=DATA_NOTE, seed=seed, budget_minutes=minutes,
+                                  **({"budget_steps": steps} if steps is not None else {}),
                                   **{k: started[k] for k in ("init", "init_weights_sha256")
                                      if k in started})
         save_fp16(model, Path(out_dir), summary)
@@ -681,17 +697,30 @@ for _name, (_task, _c, _s, _m) in ZOO.items():
                      f"residual U-Net")
 
 
+def seeded_model(cfg, seed: int) -> Autoencoder:
+    """The model with initial weights drawn from ``seed`` (the caller's generator untouched):
+    with train_restorer's own seeding, the same seed and step budget give the same weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return Autoencoder(cfg)
+
+
 # ------------------------------------------------------------------- `aekit train` hook
 def parse_task(text: str) -> tuple[str, int]:
     """``denoise``, ``colorize``, ``unwatermark``, ``upscale`` (×2) or ``upscale-x3``."""
+    import re
+
     if text.startswith("upscale"):
-        rest = text[len("upscale"):].lstrip("-:x")
-        try:
-            scale = int(rest) if rest else 2
-        except ValueError:
-            raise AekitError(f"bad task {text!r}; use upscale, upscale-x2, -x3 or -x4") from None
-        return "upscale", scale
+        m = re.fullmatch(r"upscale(?:[-:]?x?([234]))?", text)
+        if m is None:
+            raise AekitError(f"bad task {text!r}; use upscale, upscale-x2, -x3 or -x4")
+        return "upscale", int(m.group(1) or 2)
     return text, 1
+
+
+#: ``aekit train --preset restore --epochs N`` trains N × this many steps (random crops of
+#: whole photos have no natural epoch); without --epochs or --minutes, 5 minutes
+RESTORE_EPOCH_STEPS = 100
 
 
 def train_restore(args: argparse.Namespace) -> int:
@@ -707,7 +736,16 @@ def train_restore(args: argparse.Namespace) -> int:
     if args.out:
         check_out_dir(Path(args.out))
     channels = args.channels or 3
-    patch = args.image_size[0] if args.image_size else 64
+    if channels != 3 and task in ("colorize", "unwatermark"):
+        raise AekitError(f"--task {task} trains on colour photos; leave --channels out (or 3)")
+    if args.epochs is not None and args.epochs < 1:
+        raise AekitError(f"--epochs must be at least 1 (an epoch here is {RESTORE_EPOCH_STEPS} "
+                         f"steps), got {args.epochs}")
+    if args.minutes is not None and not args.minutes > 0:
+        raise AekitError(f"--minutes must be more than 0, got {args.minutes}")
+    # a crop the scale divides (the U-Net unshuffles by it): 64 for ×2/×4, 66 for ×3
+    default_patch = 66 if task == "upscale" and scale == 3 else 64
+    patch = args.image_size[0] if args.image_size else default_patch
     if args.image_size and args.image_size[0] != args.image_size[1]:
         raise AekitError("--image-size for restore is a square crop, e.g. 64x64")
     if args.data in ("digits", "photos"):  # the core's default data means: the shipped photos
@@ -722,9 +760,9 @@ def train_restore(args: argparse.Namespace) -> int:
         data_name = str(folder)
     overrides = dict(args.option)
     cfg = restore_config(task, (channels, patch, patch), args.latent_dim, max(scale, 2), **overrides)
-    model = Autoencoder(cfg)
+    model = seeded_model(cfg, args.seed)  # --seed is the seed of the weights too
     minutes = args.minutes
-    steps = args.epochs * 100 if args.epochs else None
+    steps = args.epochs * RESTORE_EPOCH_STEPS if args.epochs else None
     if minutes is None and steps is None:
         minutes = 5.0
     batch = args.batch_size or 16
