@@ -573,7 +573,7 @@ def test_corpus_reading_details(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(c) == 5 and len(err) == 1 and "5 file(s) not valid UTF-8" in err[0]
     # columns are for tables only: a .txt with --text-col is refused, not silently read
-    with pytest.raises(DataError, match="csv and .jsonl"):
+    with pytest.raises(DataError, match="csv, .tsv and .jsonl"):
         load_corpus(str(tmp_path / "seps.txt"), text_col="body")
 
 

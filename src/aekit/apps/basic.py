@@ -93,7 +93,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action="store_true",
                    help="run training through torch.compile (opt-in; pays on long GPU runs)")
     p.add_argument("--task", default=None,
-                   help="for --preset restore: denoise, colorize, unwatermark, upscale[-x2|-x3|-x4]")
+                   help="for --preset restore: denoise, colorize, unwatermark, "
+                        "upscale[-x2|-x3|-x4], deblur or inpaint")
     add_data_options(p)
     add_json_flag(p)
 

@@ -385,9 +385,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
 def denoise_cmd(p: argparse.ArgumentParser) -> Handler:
     add_common(p)
     p.add_argument("--sigma", type=float, default=None,
-                   help="noise σ on the 0–255 scale, for noise above 50: the photo is scaled so "
-                        "the model sees σ = 50 (up to 50 the model is blind, measures the noise "
-                        "itself, and the value changes nothing)")
+                   help="noise σ on the 0–255 scale, for noise above the blind range (50 on "
+                        "grey photos, about 87 on colour ones): the photo is scaled into it "
+                        "(within the range the model measures the noise itself and the value "
+                        "changes nothing)")
     return lambda args: run_task(args, "denoise")
 
 
@@ -405,7 +406,8 @@ def colorize_cmd(p: argparse.ArgumentParser) -> Handler:
 def unwatermark_cmd(p: argparse.ArgumentParser) -> Handler:
     add_common(p)
     p.add_argument("--mask", default=None, metavar="M",
-                   help="image of the same size, white where to remove (only there is changed)")
+                   help="image of the same size marking what to remove: white (or grey) on "
+                        "black, opaque on transparent, or 1 on 0 (only there is changed)")
     return lambda args: run_task(args, "unwatermark")
 
 

@@ -39,8 +39,8 @@ METRICS = ("cosine", "hamming")  # a text query on a hamming index: expected_ham
 
 
 def add_corpus_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--text-col", default=None, help="text column of a .csv/.jsonl (default: the first of text, body, document, content)")
-    p.add_argument("--label-col", default=None, help="label column of a .csv/.jsonl (optional)")
+    p.add_argument("--text-col", default=None, help="text column of a .csv/.tsv/.jsonl (default: the first of text, body, document, content)")
+    p.add_argument("--label-col", default=None, help="label column of a .csv/.tsv/.jsonl (optional)")
 
 
 def add_vocab_options(p: argparse.ArgumentParser) -> None:
@@ -120,7 +120,7 @@ def run_stem(kind: str, corpus: str) -> str:
 @command("topics", help="topic model (ProdLDA with embedding clustering) of a corpus: top "
                          "words, NPMI, diversity")
 def topics_cmd(p: argparse.ArgumentParser) -> Handler:
-    p.add_argument("corpus", help="folder of .txt, .txt (one document per line), .csv, .jsonl, "
+    p.add_argument("corpus", help="folder of .txt, .txt (one document per line), .csv, .tsv, .jsonl, "
                                   "or reuters[:train|:test]")
     p.add_argument("--topics", type=int, required=True, metavar="K", help="number of topics")
     p.add_argument("--reference", default=None,
@@ -211,7 +211,7 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
 # ------------------------------------------------------------------------------ docindex
 @command("docindex", help="semantic-hashing index of a corpus (doc-hash preset) for docsearch")
 def docindex_cmd(p: argparse.ArgumentParser) -> Handler:
-    p.add_argument("corpus", help="folder of .txt, .txt (one document per line), .csv, .jsonl, "
+    p.add_argument("corpus", help="folder of .txt, .txt (one document per line), .csv, .tsv, .jsonl, "
                                   "or reuters[:train|:test]")
     p.add_argument("--bits", type=int, default=32, help="code size (default 32)")
     p.add_argument("--dense", action="store_true",

@@ -103,7 +103,7 @@ def load_corpus(spec: str, text_col: str | None = None, label_col: str | None = 
     name, split = _split_spec(spec.strip())
     path = Path(name)
     if (text_col or label_col) and not (path.is_file() and is_table(name)):
-        raise DataError("--text-col/--label-col apply to .csv and .jsonl corpora only")
+        raise DataError("--text-col/--label-col apply to .csv, .tsv and .jsonl corpora only")
     if path.is_dir() and reuters.is_reuters_folder(path):
         corpus = reuters.load_reuters(path, split or "train")
     elif not path.exists() and name == "reuters":
