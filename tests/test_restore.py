@@ -576,6 +576,8 @@ def test_zoo_lists_the_shipped_models(capsys):
     runs = [*meta.get("earlier_runs", []), meta]
     assert rows["denoise-grey"]["runs"] == len(runs) > 1
     assert rows["denoise-grey"]["minutes"] == pytest.approx(sum(r["minutes"] for r in runs), abs=0.1)
+    # each says what it was trained on and with which seed (package photos, never test sets)
+    assert all(rows[n]["seed"] is not None and "photo" in rows[n]["data"] for n in names)
 
 
 def test_train_restore_repeats_with_the_same_seed_and_says_what_is_wrong(photo, tmp_path, capsys):

@@ -444,10 +444,14 @@ def zoo_cmd(p: argparse.ArgumentParser) -> Handler:
                            runs=len(runs),
                            minutes=round(sum(r.get("minutes") or 0 for r in runs), 1),
                            steps=sum(r.get("steps") or 0 for r in runs),
-                           psnr=tr.get("train_crops_psnr"))
+                           psnr=tr.get("train_crops_psnr"),
+                           # what it was trained on and with which seed (the last run's)
+                           seed=cfg.get("extra", {}).get("seed", tr.get("seed")),
+                           data=cfg.get("extra", {}).get("data", tr.get("data")))
             row["help"] = recipes.help(n) if n in recipes else ""
             rows.append(row)
-        cols = ["name", "task", "arch", "mb", "device", "runs", "minutes", "steps", "psnr", "help"]
+        cols = ["name", "task", "arch", "mb", "device", "runs", "minutes", "steps", "psnr",
+                "seed", "help"]  # data: in --json (a sentence each)
         emit(args, {"models": rows}, format_table(rows, cols) if rows else "(no models)")
         return 0
 
