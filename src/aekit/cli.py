@@ -84,12 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except AekitError as e:
-        from aekit.apps.common import FilesFailed
+        from aekit.apps.common import FilesFailed, emit
 
-        if isinstance(e, FilesFailed) and getattr(args, "json", False):
-            import json
-
-            print(json.dumps({"files": e.done, "failed": e.failed, "error": str(e)}, indent=1))
+        if isinstance(e, FilesFailed):  # --json still says what was written and what failed
+            if getattr(args, "json", False):
+                emit(args, {"files": e.done, "failed": e.failed, "error": str(e)}, "")
         sys.stderr.write(f"aekit: error: {e}\n")
         return 2
     except KeyboardInterrupt:

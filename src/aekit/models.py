@@ -196,8 +196,12 @@ def create_model(preset: str, input_shape: Sequence[int], latent_dim: int = 32, 
     ``seed``: the initial weights drawn from it (repeatable; torch's global generator is
     left as it was); None draws them from the global generator."""
     config = preset_config(preset, input_shape, latent_dim, **overrides)
-    if seed is None:
-        return Autoencoder(config)
+    return Autoencoder(config) if seed is None else seeded_model(config, seed)
+
+
+def seeded_model(config: ModelConfig, seed: int) -> Autoencoder:
+    """The model with initial weights drawn from ``seed``; torch's global generator is left
+    as it was (the same seed and config give the same weights)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         return Autoencoder(config)
@@ -485,13 +489,19 @@ class Autoencoder(nn.Module):
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as e:
-            # "Error(s) in loading state_dict for …:" then one line per mismatch: the first
-            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-            first = lines[1] if len(lines) > 1 else lines[0] if lines else "unknown mismatch"
-            more = f" (and {len(lines) - 2} more)" if len(lines) > 2 else ""
-            raise ModelFileError(f"{weights} does not fit its config: {first[:300]}{more}") from None
+            raise ModelFileError(f"{weights} does not fit its config: "
+                                 f"{state_dict_mismatch(e)}") from None
         model.training_summary = meta.get("training", {})
         return model.eval()
+
+
+def state_dict_mismatch(e: RuntimeError) -> str:
+    """One line from ``load_state_dict``'s error ("Error(s) in loading state_dict for …:"
+    then a line per mismatch): the first mismatch, and how many more."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    first = lines[1] if len(lines) > 1 else lines[0] if lines else "unknown mismatch"
+    more = f" (and {len(lines) - 2} more)" if len(lines) > 2 else ""
+    return f"{first[:300]}{more}"
 
 
 def read_model_meta(directory: str | Path) -> dict[str, Any]:

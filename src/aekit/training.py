@@ -41,7 +41,7 @@ from aekit.data.arrays import ArrayData
 from aekit.data.stream import PageReleaser
 from aekit.errors import AekitError, DataError, ParameterError
 from aekit.io import atomic_path, write_text_atomic
-from aekit.models import Autoencoder
+from aekit.models import Autoencoder, state_dict_mismatch
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 METRICS_NAME = "metrics.jsonl"
@@ -244,11 +244,9 @@ def load_checkpoint(path: Path, model: Autoencoder, optimizer: torch.optim.Optim
     try:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     except RuntimeError as e:  # another architecture, code size or input shape
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        first = lines[1] if len(lines) > 1 else (lines[0] if lines else "")
         raise AekitError(f"{path}: the checkpoint is of another model, so it cannot be "
-                         f"resumed with this one ({first[:200]}); resume with the model it was "
-                         "made with, or train without resume") from None
+                         f"resumed with this one ({state_dict_mismatch(e)}); resume with the "
+                         "model it was made with, or train without resume") from None
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
     opt_state: dict[int, dict[str, torch.Tensor]] = {}
     for k, v in tensors.items():
@@ -406,7 +404,7 @@ def fit(
         raise DataError(f"{data.name}: samples have shape {tuple(data.input_shape)} but the model "
                         f"expects {model.input_shape}")
     recon = tgt if tgt is not None else data  # what the output must reproduce
-    if getattr(model, "sigmoid_output", False) and not recon.in_unit_range():
+    if model.sigmoid_output and not recon.in_unit_range():
         raise DataError(f"{recon.name}: values outside [0, 1], which the model's sigmoid output "
                         "cannot reproduce; make the model with normalization='standard' (what "
                         "`aekit train` picks for such data), or scale the data into [0, 1]")

@@ -55,7 +55,7 @@ from aekit.imaging import (
     tiled_apply,
     ycbcr_to_rgb,
 )
-from aekit.models import Autoencoder, count_parameters
+from aekit.models import Autoencoder, count_parameters, seeded_model
 from aekit.presets_restore import SIGMA_MAX, TASK_OBJECTIVE, TASKS, restore_config
 from aekit.training import bf16_autocast_pays, lr_factor, pick_device
 from aekit.zoo import RECIPES, available, warm_start, zoo_path
@@ -701,14 +701,6 @@ for _name, (_task, _c, _s, _m) in ZOO.items():
                      f"{'grey (colour via opponent planes)' if _task == 'denoise' else 'colour'}, "
                      f"{'gated ' if TASKS[_task].get('arch_options', {}).get('gate') else ''}"
                      f"residual U-Net")
-
-
-def seeded_model(cfg, seed: int) -> Autoencoder:
-    """The model with initial weights drawn from ``seed`` (the caller's generator untouched):
-    with train_restorer's own seeding, the same seed and step budget give the same weights."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        return Autoencoder(cfg)
 
 
 # ------------------------------------------------------------------- `aekit train` hook

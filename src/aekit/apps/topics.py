@@ -27,7 +27,7 @@ from aekit.apps.common import (
     seed_arg,
     unique_run_dir,
 )
-from aekit.errors import AekitError, DataError, ModelFileError
+from aekit.errors import AekitError, DataError, ModelFileError, warn
 from aekit.io import atomic_path, load_npy, read_json, staged_dir, write_json_atomic
 
 DOCS_NAME = "documents.json"
@@ -74,7 +74,6 @@ def fit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def prepare(args: argparse.Namespace):
     """Corpus → (corpus, vocabulary, counts); warns about documents the vocabulary misses."""
-    from aekit.errors import warn
     from aekit.text import build_vocabulary, load_corpus
 
     corpus = load_corpus(args.corpus, args.text_col, args.label_col)
@@ -315,8 +314,6 @@ def load_index(directory: str):
     if docs.get("probabilities") is not None and docs.get("metric") == "hamming":
         probs_file = member("probabilities")
         if not probs_file.is_file():  # only --doc needs them: it ranks by Hamming distance
-            from aekit.errors import warn
-
             warn(f"{probs_file} is missing: --doc queries rank by plain Hamming distance")
             return model, Vocabulary.load(d), docs, ids, codes, None
         probs = load_npy(probs_file, "bit probabilities", ModelFileError).astype(np.float32)

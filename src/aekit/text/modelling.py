@@ -170,6 +170,13 @@ def bit_probabilities(model: Autoencoder, counts, batch_size: int = 1024) -> np.
     code = model.code
     if not hasattr(code, "probabilities"):
         raise AekitError(f"a {model.config.code!r} code has no bit probabilities")
+    return _map_counts(model, counts, batch_size,
+                       lambda x: code.probabilities(model.encoder(model.normalize(x))))
+
+
+def _map_counts(model: Autoencoder, counts, batch_size: int, fn) -> np.ndarray:
+    """``fn`` (a batch of counts as a float tensor → (B, latent)) over a (sparse) count
+    matrix in batches, without gradients: (N, latent) float32."""
     model.eval()
     dev = next(model.parameters()).device
     out = []
@@ -177,9 +184,7 @@ def bit_probabilities(model: Autoencoder, counts, batch_size: int = 1024) -> np.
         for s in range(0, counts.shape[0], batch_size):
             chunk = counts[s:s + batch_size]
             dense = chunk.toarray() if sp.issparse(chunk) else np.asarray(chunk)
-            x = model.normalize(model.as_batch(torch.as_tensor(dense, dtype=torch.float32,
-                                                               device=dev)))
-            out.append(code.probabilities(model.encoder(x)).cpu())
+            out.append(fn(torch.as_tensor(dense, dtype=torch.float32, device=dev)).float().cpu())
     if not out:
         return np.zeros((0, model.config.latent_dim), np.float32)
     return torch.cat(out).numpy()
@@ -264,13 +269,4 @@ def attribute_counts(model: Autoencoder, counts, batch_size: int = 1024) -> np.n
 @torch.no_grad()
 def encode_counts(model: Autoencoder, counts, batch_size: int = 1024) -> np.ndarray:
     """Codes (N, latent) of a count matrix (θ for a topic model, bits for doc-hash)."""
-    model.eval()
-    dev = next(model.parameters()).device
-    out = []
-    for s in range(0, counts.shape[0], batch_size):
-        chunk = counts[s:s + batch_size]
-        dense = chunk.toarray() if sp.issparse(chunk) else np.asarray(chunk)
-        out.append(model.encode(torch.as_tensor(dense, dtype=torch.float32, device=dev)).cpu())
-    if not out:
-        return np.zeros((0, model.config.latent_dim), np.float32)
-    return torch.cat(out).numpy()
+    return _map_counts(model, counts, batch_size, model.encode)
