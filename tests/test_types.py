@@ -275,3 +275,11 @@ def test_fractional_epochs_and_code_sizes_are_refused():
         aekit.fit(aekit.create_model("vanilla", (4,), 2), x, epochs=2.5, progress=False)
     with pytest.raises(aekit.AekitError, match="whole number"):
         aekit.create_model("vanilla", (4,), 2.7)
+
+
+def test_loading_onto_a_device_that_is_not_here_blames_the_device(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    aekit.create_model("vanilla", (4,), 2).save_pretrained(tmp_path / "m")
+    with pytest.raises(ValueError, match="no CUDA GPU"):  # it said the file was not valid
+        aekit.Autoencoder.from_pretrained(tmp_path / "m", map_location="cuda")

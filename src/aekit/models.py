@@ -476,6 +476,9 @@ class Autoencoder(nn.Module):
         if meta.get("weights_sha256") and sha256_file(weights) != meta["weights_sha256"]:
             raise ModelFileError(f"{weights} does not match the checksum in {CONFIG_NAME}: "
                                  "the file is truncated or has been modified")
+        from aekit.training import pick_device
+
+        pick_device(map_location)  # a device that is not here: say so, not blame the file
         try:
             state = load_file(str(weights), device=map_location)
         except Exception as e:  # safetensors raises its own error types for bad headers
