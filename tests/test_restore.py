@@ -551,6 +551,11 @@ def test_train_restore_preset_then_use_it(photo, tmp_path, capsys):
     assert main(["upscale", str(src), str(tmp_path / "b.png"), "--scale", "3",
                  "--model", str(out)]) == 0
     assert Image.open(tmp_path / "b.png").size == (90, 60)
+    # the model knows its factor: --scale may be left out
+    assert main(["upscale", str(src), str(tmp_path / "c.png"), "--model", str(out)]) == 0
+    assert Image.open(tmp_path / "c.png").size == (90, 60)
+    assert main(["upscale", str(src), str(tmp_path / "d2.png"), "--scale", "2",
+                 "--model", str(out)]) == 2
     assert main(["denoise", str(src), str(tmp_path / "d.png"), "--model", str(out)]) == 2
     assert "trained to upscale" in capsys.readouterr().err
 

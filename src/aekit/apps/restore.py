@@ -107,13 +107,13 @@ class Restorer:
     saturation: float = 1.0
 
     @classmethod
-    def load(cls, task: str, model_dir: str | None = None, *, scale: int = 2,
+    def load(cls, task: str, model_dir: str | None = None, *, scale: int | None = None,
              device: str = "cpu", tile: int | None = None, ensemble: int = 1,
              saturation: float | None = None) -> Restorer:
         """``saturation``: colorize only; None = the model's calibrated ``chroma_gain`` (1 if
         it has none)."""
         if model_dir is None:
-            name = zoo_name(task, scale)
+            name = zoo_name(task, scale or 2)
             if name not in available():
                 raise AekitError(f"the pretrained model {name!r} is not in this install; train "
                                  f"one with `aekit train --preset restore --task {task}` and pass "
@@ -130,9 +130,11 @@ class Restorer:
         if len(model.input_shape) != 3:
             raise AekitError(f"{model_dir} is not an image model (input {model.input_shape})")
         if task == "upscale":
-            model_scale = int(model.config.extra.get("scale", scale))
-            if model_scale != scale:
+            # a model knows its own factor: --scale may be left out, or must agree
+            model_scale = int(model.config.extra.get("scale", scale or 2))
+            if scale is not None and model_scale != scale:
                 raise AekitError(f"{model_dir} upscales ×{model_scale}, not ×{scale}")
+            scale = model_scale
         if getattr(model.decoder, "gate", False):  # chosen on a validation set, in the config
             model.decoder.gate_threshold = float(model.config.extra.get("gate_threshold", 0.0))
         dev = pick_device(device)
@@ -296,7 +298,7 @@ def read_mask(path: str, size: tuple[int, int]) -> np.ndarray:
 def run_task(args: argparse.Namespace, task: str) -> int:
     t0 = time.perf_counter()
     pairs = plan_files(args.input, args.output)
-    scale = getattr(args, "scale", 2)
+    scale = getattr(args, "scale", None)
     mask_path = getattr(args, "mask", None)
     if mask_path and len(pairs) > 1:
         raise AekitError("--mask goes with a single image, not a folder")
@@ -355,7 +357,7 @@ def run_task(args: argparse.Namespace, task: str) -> int:
             bar.close()
     secs = time.perf_counter() - t0
     obj = {"task": task, "files": done, "seconds": round(secs, 2),
-           "model": args.model or zoo_name(task, scale),
+           "model": args.model or zoo_name(task, r.scale),
            "device": str(r.device)}
     if len(done) == 1:
         text = (f"{task}: wrote {done[0]['out']} ({done[0]['size'][0]}×{done[0]['size'][1]}) "
@@ -414,7 +416,8 @@ def unwatermark_cmd(p: argparse.ArgumentParser) -> Handler:
 @command("upscale", help="super-resolution ×2, ×3 or ×4")
 def upscale_cmd(p: argparse.ArgumentParser) -> Handler:
     add_common(p)
-    p.add_argument("--scale", type=int, choices=SCALES, default=2, help="2, 3 or 4 (default 2)")
+    p.add_argument("--scale", type=int, choices=SCALES, default=None,
+                   help="2, 3 or 4 (default: a --model's own factor, else 2)")
     return lambda args: run_task(args, "upscale")
 
 
