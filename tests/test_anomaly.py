@@ -113,6 +113,13 @@ def test_anomaly_cli_fit_and_score(tmp_path, capsys):
     assert scored["roc_auc"] > 0.95 and scored["samples"] == 66
     assert (tmp_path / "s.csv").read_text().startswith("index,score,outlier\n")
     assert main(["anomaly", "score", "--model", str(tmp_path / "train.npy"), "--data", "x"]) == 2
+    capsys.readouterr()
+    for argv, needle in ((["--normal-label", "7"], "--normal-label 7 is not among the labels (0, 1)"),
+                         (["--top", "-2"], "--top must be 0 or more")):
+        assert main(["anomaly", "score", "--model", str(tmp_path / "det"), "--data",
+                     str(tmp_path / "test.csv"), *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and needle in err, err
 
 
 

@@ -312,6 +312,24 @@ def test_resume_takes_the_runs_training_settings_and_refuses_others(capsys, tmp_
     assert code == 2 and "val_fraction 0.0 (now 0.2)" in err and err.count("\n") == 1
 
 
+def test_a_model_is_never_saved_into_a_folder_that_holds_files(capsys, model_dir, tmp_path):
+    """Saving over a model left its checkpoint and logs beside weights they did not belong to;
+    saving into a user's folder mixed the model in with their files: both refused up front."""
+    docs = tmp_path / "docs.txt"
+    docs.write_text("\n".join(["apples and pears", "pears and plums"] * 10))
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "data.txt").write_text("keep")
+    for out, what in ((model_dir, "a saved model"), (precious, "other files")):
+        before = {f.name: f.read_bytes() for f in out.iterdir()}
+        for argv in (["train", "--epochs", "1"], ["cluster", "--data", "digits", "--k", "3"],
+                     ["anomaly", "fit", "--data", "digits"], ["topics", docs, "--topics", "2"],
+                     ["docindex", docs], ["train", "--preset", "restore", "--task", "denoise"]):
+            code, _, err = run(capsys, *argv, "--out", out)
+            _assert_one_line_error(code, err, f"already holds {what}")
+        assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+
+
 def test_outputs_never_replace_the_data_they_come_from(capsys, model_dir, tmp_path):
     data = tmp_path / "x.npy"
     np.save(data, np.random.default_rng(0).random((40, 8, 8)).astype(np.float32))

@@ -72,7 +72,8 @@ def test_cluster_command_reports_baselines_beside_the_method(tmp_path, capsys):
     assert code == 0, out.err
     obj = json.loads(out.out)
     methods = [r["method"] for r in obj["results"]]
-    assert methods[:2] == ["k-means on pixels", "k-means on PCA-3"] and methods[-1] == "IDEC on AE codes"
+    # (a table's columns are features, not pixels)
+    assert methods[:2] == ["k-means on features", "k-means on PCA-3"] and methods[-1] == "IDEC on AE codes"
     assert all({"acc", "nmi", "ari"} <= set(r) for r in obj["results"])
     assert np.load(tmp_path / "a.npy").shape == (200,)
     assert sum(obj["cluster_sizes"]) == 200

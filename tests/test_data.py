@@ -156,8 +156,12 @@ def test_non_numeric_and_pickled_npy_refused(tmp_path):
         with pytest.raises(DataError, match="not a valid .npy file of numbers"):
             resolve(str(tmp_path / name))
     (tmp_path / "t.csv").write_text("a,b\n1,x\n")
-    with pytest.raises(DataError, match="line 2, column 'b' holds 'x'"):  # where, not only what
+    with pytest.raises(DataError, match="line 2, column 'b' holds 'x'") as e:  # where, not only what
         resolve(str(tmp_path / "t.csv"))
+    assert "name it with --label-col b" in str(e.value)  # a text column is likely the labels
+    (tmp_path / "notes.txt").write_text("meeting notes, not a table\n")
+    with pytest.raises(DataError, match="is it a table"):
+        resolve(str(tmp_path / "notes.txt"))
     np.save(tmp_path / "one.npy", np.arange(5.0))
     with pytest.raises(DataError, match="shape"):
         resolve(str(tmp_path / "one.npy"))

@@ -142,3 +142,39 @@ def test_names_cannot_break_the_page_script(models, tmp_path, capsys):
     np.save(tmp_path / "one.npy", np.zeros((1, 4), np.float32))
     assert main(["explore", str(tmp_path / "one.npy"), "--out", str(tmp_path / "e.html")]) == 2
     assert "at least 2" in capsys.readouterr().err
+
+
+def test_add_leaves_out_items_already_indexed_and_html_must_be_a_page(models, tmp_path, capsys):
+    ix, new = tmp_path / "ix", tmp_path / "new"
+    x = resolve("digits:test").all().numpy()
+    for i in range(3):
+        write_image(new / f"img{i}.png", x[i, 0])
+    run_json(capsys, "index", new, "--model", models["dense"], "--out", ix)
+    write_image(new / "img3.png", x[3, 0])
+    added = run_json(capsys, "index", new, "--add", "--out", ix)
+    assert (added["added"], added["skipped"], added["total"]) == (1, 3, 4)
+    assert main(["index", str(new), "--add", "--out", str(ix)]) == 2
+    assert "nothing to add" in capsys.readouterr().err
+    res = run_json(capsys, "search", ix, new / "img1.png", "-k", 10)
+    names = [r["name"] for r in res["queries"][0]["results"]]
+    assert len(names) == len(set(names)) == 4 and res["k"] == 4  # k as returned, not as asked
+    keep = tmp_path / "keep.json"
+    keep.write_text("{}")
+    assert main(["search", str(ix), str(new / "img1.png"), "--html", str(keep)]) == 2
+    assert "must end in .html" in capsys.readouterr().err and keep.read_text() == "{}"
+
+
+def test_damaged_items_labels_and_one_point_maps_are_refused_in_one_line(models, tmp_path, capsys):
+    ix = tmp_path / "ix"
+    run_json(capsys, "index", "digits:test", "--model", models["dense"], "--out", ix)
+    codes = tmp_path / "codes.npz"
+    np.savez(codes, x=np.zeros((5, 3), np.float32), y=np.arange(3))
+    meta = json.loads((ix / "index.json").read_text())
+    meta["items"][0] = 5
+    (ix / "index.json").write_text(json.dumps(meta))
+    for argv in (["search", str(ix), "digits:test"],
+                 ["explore", str(codes), "--out", str(tmp_path / "e.html")],
+                 ["explore", str(codes), "--out", str(tmp_path / "e.html"), "--max-points", "1"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("aekit: error: ") and len(err.strip().splitlines()) == 1, err

@@ -55,8 +55,13 @@ def ranking_scores(scores: np.ndarray, y: np.ndarray, normal_label: str) -> dict
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     is_anomaly = np.array([str(v) != normal_label for v in y])
-    if is_anomaly.all() or not is_anomaly.any():
-        raise AekitError(f"--normal-label {normal_label}: the labels hold only one kind")
+    if is_anomaly.all():
+        kinds = sorted({str(v) for v in y})
+        shown = ", ".join(kinds[:10]) + (", …" if len(kinds) > 10 else "")
+        raise AekitError(f"--normal-label {normal_label} is not among the labels ({shown})")
+    if not is_anomaly.any():
+        raise AekitError(f"--normal-label {normal_label}: every sample has this label, so there "
+                         "are no anomalies to rank")
     return {"roc_auc": float(roc_auc_score(is_anomaly, scores)),
             "pr_auc": float(average_precision_score(is_anomaly, scores)),
             "anomalies": int(is_anomaly.sum())}
@@ -112,7 +117,7 @@ def anomaly_cmd(p: argparse.ArgumentParser) -> Handler:
 
 
 def fit_action(args: argparse.Namespace) -> int:
-    check_out_dir(Path(args.out))  # before training, not after
+    check_out_dir(Path(args.out), fresh=True)  # before training, not after
     data = load_detector_data(args, args.window)
     det = AutoencoderOutlierDetector(
         preset=args.preset, latent_dim=args.latent_dim, contamination=args.contamination,
@@ -132,6 +137,8 @@ def fit_action(args: argparse.Namespace) -> int:
 
 
 def score_action(args: argparse.Namespace) -> int:
+    if args.top < 0:
+        raise AekitError(f"--top must be 0 or more, got {args.top}")
     if args.scores:
         check_not_data(args.data, args.scores)
     det = AutoencoderOutlierDetector.load(args.model)
@@ -152,7 +159,7 @@ def score_action(args: argparse.Namespace) -> int:
         obj.update(ranking_scores(scores, y, args.normal_label))
     if args.scores:
         write_scores(args.scores, scores, flags)
-    order = np.argsort(-scores)[: max(0, args.top)]
+    order = np.argsort(-scores)[: args.top]
     folder = spec_path(args.data)  # a folder of images: name the files, not only their index
     files = list_images(folder) if not det.window and folder and folder.is_dir() else None
     rows = [{"index": int(i), **({"file": str(files[i])} if files else {}),

@@ -154,7 +154,7 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
         raise AekitError("--transfer-layers and --freeze go with --init-encoder-from DIR")
     run = resolve_run_args(args)
     if args.out:
-        check_out_dir(Path(args.out))
+        check_out_dir(Path(args.out), fresh=not args.resume)
     if run is not None:
         cfg_file = Path(args.out) / "run.json"
         try:

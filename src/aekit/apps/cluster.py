@@ -77,13 +77,15 @@ def codes_of(model: Autoencoder, data: ArrayData) -> np.ndarray:
                            for b in data.iter_batches(1024)])
 
 
-def baselines(x: np.ndarray, k: int, n_components: int, seed: int) -> list[dict[str, Any]]:
-    """k-means on raw pixels and on PCA codes of the given size, timed."""
+def baselines(x: np.ndarray, k: int, n_components: int, seed: int,
+              raw: str = "pixels") -> list[dict[str, Any]]:
+    """k-means on the raw data (``raw``: what its columns are, pixels or features) and on PCA
+    codes of the given size, timed."""
     from sklearn.decomposition import PCA
 
     rows = []
     t = time.perf_counter()
-    rows.append({"method": "k-means on pixels", "labels": kmeans(x, k, seed)[0],
+    rows.append({"method": f"k-means on {raw}", "labels": kmeans(x, k, seed)[0],
                  "seconds": time.perf_counter() - t})
     t = time.perf_counter()
     nc = min(n_components, x.shape[1], len(x))
@@ -110,7 +112,7 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
                    help="dec: plain DEC (drop the reconstruction loss IDEC keeps)")
     p.add_argument("--max-iter", type=int, default=20000, help="dec: refinement steps at most")
     p.add_argument("--tol", type=float, default=1e-3, help="dec: stop when fewer assignments change")
-    p.add_argument("--no-baselines", action="store_true", help="skip k-means on pixels and PCA")
+    p.add_argument("--no-baselines", action="store_true", help="skip the baselines: k-means on the pixels (or features) and on PCA")
     p.add_argument("--out", default=None, help="save the (pretrained / refined) model here")
     p.add_argument("--assignments", default=None, metavar="OUT.npy", help="write cluster labels")
     p.add_argument("--seed", type=seed_arg, default=0, help="random seed")
@@ -128,7 +130,7 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
         if args.assignments:
             check_not_data(args.data, args.assignments)
         if args.out:
-            check_out_dir(Path(args.out))  # before training, not after
+            check_out_dir(Path(args.out), fresh=True)  # before training, not after
         t_start = time.perf_counter()
         torch.manual_seed(args.seed)
         model = load_model(args.model) if args.model else None
@@ -168,7 +170,8 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
         rows.append({"method": f"{name} on AE codes", "labels": labels,
                      "seconds": time.perf_counter() - t})
         if not args.no_baselines:
-            rows = baselines(flat_pixels(data), args.k, z.shape[1], args.seed) + rows
+            rows = baselines(flat_pixels(data), args.k, z.shape[1], args.seed,
+                             "pixels" if data.is_image else "features") + rows
         if args.out:
             model.save_pretrained(Path(args.out), summary={"cluster": summary, "data": args.data})
         if args.assignments:
@@ -190,6 +193,8 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
                 format_table(table), f"cluster sizes: {sizes}"]
         if args.out:
             text.append(f"saved model to {args.out}")
+        if args.assignments:
+            text.append(f"wrote cluster labels to {args.assignments}")
         emit(args, obj, "\n".join(text))
         return 0
 

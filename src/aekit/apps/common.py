@@ -150,11 +150,23 @@ def check_not_data(spec: str, out: str | Path) -> None:
         check_not_input(path, Path(out))
 
 
-def check_out_dir(path: Path) -> None:
+def check_out_dir(path: Path, *, fresh: bool = False) -> None:
     """Fail early (before any training or evaluation) when a folder OUT is an existing file
-    or cannot be made because a file stands where one of its parent folders would go."""
+    or cannot be made because a file stands where one of its parent folders would go.
+
+    ``fresh``: OUT is where a model is saved, so it must be new or empty: saving into a folder
+    with files would replace a model saved there (and leave its checkpoint and logs beside
+    weights they do not belong to) or mix the model in with a user's own files. Only the main
+    process checks (under torchrun, rank 0 may already have made the folder)."""
     if path.exists() and not path.is_dir():
         raise AekitError(f"{path} is a file; --out names a folder")
+    if fresh and path.is_dir() and any(path.iterdir()):
+        from aekit.distributed import is_main_process
+
+        if is_main_process():
+            what = ("a saved model" if (path / "config.json").exists() else "other files")
+            raise AekitError(f"{path} already holds {what}; give a new or empty folder for "
+                             "--out (nothing there is replaced)")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():

@@ -735,7 +735,7 @@ def train_restore(args: argparse.Namespace) -> int:
         raise AekitError("--resume is not supported with --preset restore")
     task, scale = parse_task(args.task or "denoise")
     if args.out:
-        check_out_dir(Path(args.out))
+        check_out_dir(Path(args.out), fresh=True)
     channels = args.channels or 3
     if channels != 3 and task in ("colorize", "unwatermark"):
         raise AekitError(f"--task {task} trains on colour photos; leave --channels out (or 3)")

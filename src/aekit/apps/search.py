@@ -30,12 +30,13 @@ from aekit.apps.common import (
     format_table,
     load_data_for,
     load_model,
+    plural,
     positive_int,
     seed_arg,
 )
 from aekit.data import ArrayData
 from aekit.data.images import class_folder_labels, list_images
-from aekit.errors import AekitError, DataError
+from aekit.errors import AekitError, DataError, warn
 from aekit.explorer import make_thumbnails, project_2d, render_explorer, render_search_page
 from aekit.index import ANN_FILE, CodeIndex
 from aekit.io import load_npy, read_json, staged_dir, write_json_atomic
@@ -102,6 +103,9 @@ def read_index(directory: str | Path) -> tuple[dict[str, Any], CodeIndex, np.nda
     if not isinstance(items, list) or len(items) != len(codes) or (
             thumbs is not None and len(thumbs) != len(codes)):
         raise AekitError(f"{directory}: the index files disagree on the number of items")
+    if not all(isinstance(it, dict) and isinstance(it.get("name"), str) for it in items):
+        raise AekitError(f"{meta_path}: an item is not a {{\"name\": …, \"label\": …}} record; "
+                         "rebuild the index")
     return meta, codes, thumbs
 
 
@@ -172,6 +176,25 @@ def index_cmd(p: argparse.ArgumentParser) -> Handler:
         data = load_data_for(args, args.data, model)
         new_codes, new_thumbs = encode_all(model, data, with_images=True)
         names, labels = item_names(args.data, data)
+        skipped = 0
+        if args.add:  # an item already indexed is not added twice (it would fill two result slots)
+            had = {it["name"] for it in meta["items"]}
+            keep = [i for i, n in enumerate(names) if n not in had]
+            skipped = len(names) - len(keep)
+            if not keep:
+                raise AekitError(f"every one of the {plural(len(names), 'item')} of {args.data} is "
+                                 f"already in {out}; nothing to add")
+            if skipped:
+                warn(f"{plural(skipped, 'item')} already in {out} left out (same names)")
+                new_codes = new_codes[keep]
+                new_thumbs = None if new_thumbs is None else new_thumbs[keep]
+                names = [names[i] for i in keep]
+                labels = None if labels is None else [labels[i] for i in keep]
+        if args.add and len(codes) and (thumbs is None) != (new_thumbs is None):
+            raise DataError(f"{out} holds no thumbnails ({THUMBS_FILE} is missing) but the new data "
+                            "are images; build a new index" if thumbs is None else
+                            f"{out} holds image thumbnails but {args.data} is not images; add images "
+                            "or build a new index")
         if args.add and args.exact_below is not None:
             codes.set_exact_below(args.exact_below, len(codes) + len(new_codes))
         codes.add(new_codes)
@@ -181,8 +204,6 @@ def index_cmd(p: argparse.ArgumentParser) -> Handler:
             thumbs = new_thumbs if thumbs is None else np.concatenate([thumbs, new_thumbs])
         meta["items"] += [{"name": n, "label": None if labels is None else labels[i]}
                           for i, n in enumerate(names)]
-        if thumbs is not None and len(thumbs) != len(codes):
-            raise DataError("the index holds thumbnails but the new data has no images to add")
         with staged_dir(out) as stage:  # every file or none: a failure leaves the old index
             codes.save(stage)
             if thumbs is not None:
@@ -190,7 +211,8 @@ def index_cmd(p: argparse.ArgumentParser) -> Handler:
             write_json_atomic(stage / INDEX_FILE, meta)
         if not codes.approximate:  # (an --exact-below raised past the size: no stale ANN file)
             (out / ANN_FILE).unlink(missing_ok=True)
-        obj = {"index": str(out), "added": len(names), "total": len(codes), "metric": codes.metric,
+        obj = {"index": str(out), "added": len(names), "skipped": skipped, "total": len(codes),
+               "metric": codes.metric,
                "code_size": codes.dim, "approximate": codes.approximate, "nprobe": codes.nprobe}
         how = (f"approximate (faiss IVF, nprobe {codes.nprobe})" if codes.approximate
                else "exact" + (" Hamming" if codes.metric == "hamming" else ""))
@@ -217,6 +239,8 @@ def search_cmd(p: argparse.ArgumentParser) -> Handler:
     def run(args: argparse.Namespace) -> int:
         if args.k < 1:
             raise AekitError(f"-k must be ≥ 1, got {args.k}")
+        if args.html and not args.html.lower().endswith((".html", ".htm")):
+            raise AekitError(f"--html {args.html}: the page's name must end in .html")
         meta, codes, thumbs = read_index(args.index)
         model, _ = index_model(meta, args.model)
         data = load_data_for(args, args.query, model)
@@ -227,7 +251,7 @@ def search_cmd(p: argparse.ArgumentParser) -> Handler:
         queries = []
         for qi, name in enumerate(q_names):
             res = [{"rank": r + 1, "index": int(j), "name": items[j]["name"],
-                    "label": items[j]["label"], "distance": float(d)}
+                    "label": items[j].get("label"), "distance": float(d)}
                    for r, (j, d) in enumerate(zip(idx[qi], dist[qi])) if j >= 0]
             queries.append({"query": name, "results": res})
         if args.html:
@@ -240,9 +264,12 @@ def search_cmd(p: argparse.ArgumentParser) -> Handler:
             lines.append(f"query {q['query']}:")
             rows = [{k: r[k] for k in ("rank", "distance", "name", "label")} for r in q["results"]]
             lines += ["  " + ln for ln in format_table(rows).splitlines()]
+        k = min(args.k, len(codes))
+        if k < args.k:
+            lines.append(f"(-k {args.k}: the index holds {plural(len(codes), 'item')})")
         if args.html:
             lines.append(f"wrote {args.html}")
-        emit(args, {"index": args.index, "k": args.k, "queries": queries, "html": args.html},
+        emit(args, {"index": args.index, "k": k, "queries": queries, "html": args.html},
              "\n".join(lines))
         return 0
 
@@ -261,7 +288,7 @@ def load_codes_source(spec: str, args: argparse.Namespace
             from aekit.codes_binary import unpack_bits
 
             codes = unpack_bits(codes, index.dim).astype(np.float32)
-        labels = [it["label"] for it in meta["items"]]
+        labels = [it.get("label") for it in meta["items"]]
         return (codes, [it["name"] for it in meta["items"]],
                 None if all(v is None for v in labels) else labels, thumbs, index.metric)
     if not path.is_file() or path.suffix.lower() not in (".npy", ".npz"):
@@ -271,6 +298,8 @@ def load_codes_source(spec: str, args: argparse.Namespace
         from aekit.data import load_npz
 
         codes, y = load_npz(path)
+        if y is not None and len(y) != len(codes):
+            raise DataError(f"{spec}: {len(codes)} codes (x) but {len(y)} labels (y)")
         labels = None if y is None else [_plain(v) for v in y]
     else:
         codes = load_npy(path, "codes")
@@ -306,6 +335,8 @@ def explore_cmd(p: argparse.ArgumentParser) -> Handler:
     def run(args: argparse.Namespace) -> int:
         if not args.out.endswith((".html", ".htm")):
             raise AekitError("--out must end in .html")
+        if args.max_points < 2:
+            raise AekitError(f"--max-points must be at least 2 (a map of one point), got {args.max_points}")
         codes, names, labels, thumbs, metric = load_codes_source(args.source, args)
         n_all = len(codes)
         if n_all < 2:

@@ -151,7 +151,7 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
         if args.top < 1:
             raise AekitError(f"--top must be at least 1, got {args.top}")
         if args.out:
-            check_out_dir(Path(args.out))  # before training, not after
+            check_out_dir(Path(args.out), fresh=True)  # before training, not after
         corpus, vocab, counts = prepare(args)
         if args.topics > len(vocab):
             raise DataError(f"--topics {args.topics} is more than the vocabulary's {len(vocab)} "
@@ -183,7 +183,7 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
                "topics": topics, "mean_npmi": float(npmi.mean()), "diversity": diversity,
                "npmi_reference": ref_name, "training": summary,
                "seconds": round(time.perf_counter() - t0, 2)}
-        with staged_dir(out) as stage:  # a failed write leaves an earlier run in OUT whole
+        with staged_dir(out) as stage:  # a failed write leaves no half-written model
             model.save_pretrained(stage, summary=summary)
             vocab.save(stage)
             save_documents(stage, corpus, theta, "doc_topics.npy", "cosine")
@@ -232,7 +232,7 @@ def docindex_cmd(p: argparse.ArgumentParser) -> Handler:
 
         t0 = time.perf_counter()
         if args.out:
-            check_out_dir(Path(args.out))  # before training, not after
+            check_out_dir(Path(args.out), fresh=True)  # before training, not after
         corpus, vocab, counts = prepare(args)
         model, result = train_doc_hash(counts, args.bits, code=REAL_TWIN if args.dense
                                        else "doc_binary", **fit_kwargs(args))
@@ -242,7 +242,7 @@ def docindex_cmd(p: argparse.ArgumentParser) -> Handler:
         summary = {"corpus": args.corpus, **result.summary()}
         model.config.extra.update({"task": "docsearch", "vocabulary": "vocab.json"})
         metric = "cosine" if args.dense else "hamming"
-        with staged_dir(out) as stage:  # a failed write leaves an earlier index in OUT whole
+        with staged_dir(out) as stage:  # a failed write leaves no half-written index
             model.save_pretrained(stage, summary=summary)
             vocab.save(stage)
             save_documents(stage, corpus, codes, "codes.npy", metric, probs)

@@ -114,7 +114,7 @@ def load_csv(path: Path, label_col: str | None = None) -> tuple[np.ndarray, np.n
     header = None if numeric(rows[0]) else [c.strip() for c in rows[0]]
     body = rows[1:] if header else rows
     if not body:
-        raise DataError(f"{path}: the CSV file has a header but no rows")
+        raise DataError(f"{path}: one line (read as a header) and no rows of numbers below it; is it a table?")
     width = len(body[0])
     if any(len(r) != width for r in body):
         raise DataError(f"{path}: rows have different numbers of columns")
@@ -146,8 +146,10 @@ def load_csv(path: Path, label_col: str | None = None) -> tuple[np.ndarray, np.n
                 except ValueError:
                     col = f"column {names[c]!r}" if names else f"column {c + 1}"
                     line = r + (2 if header else 1)
+                    hint = (f" (if it holds labels, name it with --label-col {names[c]})"
+                            if names and not label_col else "")
                     raise DataError(f"{path}: every feature column must be numeric; line {line}, "
-                                    f"{col} holds {cell!r}") from None
+                                    f"{col} holds {cell!r}{hint}") from None
         raise DataError(f"{path}: every feature column must be numeric") from None
     return x, y
 
