@@ -404,3 +404,39 @@ def test_registries_are_complete_whichever_module_is_imported_first():
             "assert {'watermark', 'downsample', 'grayscale'} <= set(CORRUPTIONS.names())")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+def test_requests_that_cannot_work_are_one_line(capsys, model_dir, tmp_path):
+    """Each was an internal error, a 100-line dump, a killed process or a silent exit 0."""
+    assert main(["train", "--preset", "conv", "--epochs", "1", "--out", str(tmp_path / "conv"),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    for argv, needle in (
+            (["compare-pca", "--latent-dims", "2", "--presets", "codec"], "not a dimensionality"),
+            (["compare-pca", "--data", "digits", "--latent-dims", "100", "--epochs", "1"],
+             "nothing to compare"),
+            (["reconstruct", "--model", model_dir, "--data", "digits", "--out",
+              tmp_path / "g.png", "--zoom", "1000"], "--zoom 1000"),
+            (["export", tmp_path / "conv", tmp_path / "o.onnx", "--opset", "9", "--no-check"],
+             "opset version 9")):
+        if argv[0] == "compare-pca":
+            argv = [*argv, "--out", tmp_path / "cmp"]
+        code, out, err = run(capsys, *argv)
+        _assert_one_line_error(code, err, needle)
+        assert out == "", out[:200]
+    assert not (tmp_path / "g.png").exists() and not (tmp_path / "o.onnx").exists()
+
+
+def test_a_run_resumes_from_any_folder(capsys, tmp_path, monkeypatch):
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).random((60, 6)).astype(np.float32))
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "train", "--preset", "vanilla", "--data", "x.npy", "--epochs", "1",
+                       "--latent-dim", "2", "--out", "r", "--no-progress")
+    assert code == 0, err
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["data"] == str(tmp_path / "x.npy")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, _, err = run(capsys, "train", "--out", tmp_path / "r", "--resume", "--epochs", "2",
+                       "--no-progress")
+    assert code == 0, err

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from aekit.data import resolve
+from aekit.data.images import list_images, write_image
 from aekit.data.standard import read_cifar_binary, read_idx
 from aekit.errors import DataError
 
@@ -165,3 +166,44 @@ def test_non_numeric_and_pickled_npy_refused(tmp_path):
     np.save(tmp_path / "one.npy", np.arange(5.0))
     with pytest.raises(DataError, match="shape"):
         resolve(str(tmp_path / "one.npy"))
+
+
+def test_tables_are_read_as_their_authors_wrote_them(tmp_path):
+    """Each of these was read wrongly without a word: a UTF-8 byte-order mark hid the label
+    column (trained on as a feature), a blank cell in the first row made that row a 'header'
+    (one sample lost), a .tsv was split on commas, a float64 beyond float32 became inf."""
+    rows = "\n".join(f"{i % 2},{i}.5,{i * 2}" for i in range(6))
+    (tmp_path / "bom.csv").write_text("label,a,b\n" + rows + "\n", encoding="utf-8-sig")
+    d = resolve(str(tmp_path / "bom.csv"))
+    assert d.input_shape == (2,) and list(d.labels()) == [0, 1] * 3
+    (tmp_path / "gap.csv").write_text("1.0,,2.0\n" + "\n".join("1,2,3" for _ in range(5)))
+    with pytest.raises(DataError, match="line 1, column 2 is empty"):
+        resolve(str(tmp_path / "gap.csv"))
+    with pytest.raises(DataError, match="no header row"):
+        resolve(str(tmp_path / "gap.csv"), label_col="label")
+    (tmp_path / "t.tsv").write_text("a\tb\n" + "\n".join(f"{i}\t{i + 1}" for i in range(4)))
+    (tmp_path / "s.txt").write_text("\n".join(f"{i};{i + 1};{i + 2}" for i in range(4)))
+    assert resolve(str(tmp_path / "t.tsv")).input_shape == (2,)
+    assert resolve(str(tmp_path / "s.txt")).input_shape == (3,)
+    big = np.ones((4, 3))
+    big[2, 1] = 1e300
+    np.save(tmp_path / "big.npy", big)
+    with pytest.raises(DataError, match="sample 2 .* beyond float32's range"):
+        resolve(str(tmp_path / "big.npy"))
+
+
+def test_file_names_options_alpha_and_hidden_files(tmp_path):
+    np.save(tmp_path / "q?.npy", np.ones((3, 2)))  # a "?" in the name is not an option
+    assert resolve(str(tmp_path / "q?.npy")).input_shape == (2,)
+    np.save(tmp_path / "t.npy", np.ones((3, 2)))
+    with pytest.raises(DataError, match="unknown option foo"):  # (was ignored)
+        resolve(str(tmp_path / "t.npy") + "?foo=1")
+    rgba = np.random.default_rng(0).random((12, 10, 4)).astype(np.float32)
+    write_image(tmp_path / "one.png", rgba)
+    d = resolve(str(tmp_path / "one.png"))  # alpha is not content: 3 channels, as a folder gives
+    assert d.input_shape == (3, 12, 10)
+    folder = tmp_path / "photos"
+    write_image(folder / "a.png", rgba[..., :3])
+    (folder / "._a.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble resource fork")
+    write_image(folder / ".thumbs" / "t.png", rgba[..., :3])
+    assert [p.name for p in list_images(folder)] == ["a.png"]

@@ -12,9 +12,12 @@ model's ``config.json`` and the part are stored in the ONNX metadata (``aekit_co
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +90,28 @@ def opset_range() -> tuple[int, int]:
         return 7, DEFAULT_OPSET
 
 
+@contextlib.contextmanager
+def _quiet_output() -> Iterator[None]:
+    """Send file descriptors 1 and 2 to /dev/null for the block (the exporter's C++ side logs
+    to them directly, past Python's sys.stdout/sys.stderr)."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    try:
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:  # pragma: no cover - nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        for fd, old in zip((1, 2), saved):
+            os.dup2(old, fd)
+            os.close(old)
+
+
 def export_onnx(model: Autoencoder, out: str | os.PathLike[str], part: str = "full",
                 opset: int = DEFAULT_OPSET) -> Path:
     """Write ``part`` of ``model`` as an ONNX file at ``out`` (atomically), batch axis dynamic.
@@ -102,7 +127,10 @@ def export_onnx(model: Autoencoder, out: str | os.PathLike[str], part: str = "fu
     out_name = "z" if part == "encoder" else "x_hat"
     with atomic_path(out, suffix=".onnx") as tmp:
         try:
-            with warnings.catch_warnings():
+            # the exporter prints its whole Torch IR graph (~100 lines) to the process's stdout
+            # before an unsupported-operator error (e.g. unflatten below opset 13): the one-line
+            # error below says what failed
+            with warnings.catch_warnings(), _quiet_output():
                 warnings.simplefilter("ignore")  # tracer chatter about Python-side shape checks
                 torch.onnx.export(
                     module, (example,), str(tmp), input_names=[in_name], output_names=[out_name],

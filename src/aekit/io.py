@@ -16,14 +16,21 @@ from typing import Any
 from aekit.errors import AekitError
 
 
+def make_dir(folder: Path, what: Path | None = None) -> None:
+    """Make ``folder`` (and its parents); one clear error, naming ``what`` is being written
+    (default the folder), when a file stands in the way or the place is not writable."""
+    what = folder if what is None else what
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise AekitError(f"cannot write {what}: a file stands where its folder would go") from None
+    except PermissionError:
+        raise AekitError(f"cannot write {what}: permission denied") from None
+
+
 def make_parent(path: Path) -> None:
     """Make the folder ``path`` goes in; one clear error when a file stands in the way."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise AekitError(f"cannot write {path}: a file stands where its folder would go") from None
-    except PermissionError:
-        raise AekitError(f"cannot write {path}: permission denied") from None
+    make_dir(path.parent, path)
 
 
 @contextlib.contextmanager

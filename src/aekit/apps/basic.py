@@ -24,12 +24,13 @@ from aekit.apps.common import (
     format_table,
     load_data_for,
     load_model,
+    plural,
     positive_float,
     positive_int,
     seed_arg,
     unique_run_dir,
 )
-from aekit.data import list_datasets
+from aekit.data import absolute_spec, list_datasets
 from aekit.distributed import is_main_process
 from aekit.errors import AekitError
 from aekit.evaluation import encode_to_npy, evaluate_model, image_grid, reconstruct_array
@@ -175,6 +176,7 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
                          "latent_dim": args.latent_dim},
                "model_overrides": overrides, **{k: getattr(args, k) for k in RUN_SETTINGS},
                "epochs": args.epochs, "minutes": args.minutes}
+        run["data"] = absolute_spec(args.data)  # a resume from another folder finds it too
     import torch
 
     torch.manual_seed(args.seed)  # the initial weights follow --seed (every rank alike)
@@ -193,7 +195,9 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
     if args.out:
         out = Path(args.out)
         made_out = not out.exists()
-        out.mkdir(parents=True, exist_ok=True)
+        from aekit.io import make_dir
+
+        make_dir(out)
     elif main:
         out, made_out = unique_run_dir(f"{args.preset}-{data_stem(args.data)}"), True
     else:  # pragma: no cover - torchrun ranks > 0 write nothing, the name only labels them
@@ -221,6 +225,10 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
     if main:
         model.save_pretrained(out, summary=summary)
     return model, out, summary
+
+
+#: the longest side of a ``reconstruct`` image grid (PNG's and viewers' practical limit)
+MAX_GRID_SIDE = 16384
 
 
 @command("train", help="train an autoencoder (default: deep preset on the embedded digits)")
@@ -255,7 +263,7 @@ def train_cmd(p: argparse.ArgumentParser) -> Handler:
                "seconds": round(time.perf_counter() - t0, 2)}
         psnr = f", PSNR {metrics['psnr']:.2f} dB" if "psnr" in metrics else ""
         text = (f"trained {model.config.preset} ({model.config.latent_dim}-d code) on {args.data}: "
-                f"{summary['epochs']} epochs in {summary['seconds']:.1f} s; "
+                f"{plural(summary['epochs'], 'epoch')} in {summary['seconds']:.1f} s; "
                 f"{'held-out' if held_out else 'training-set (nothing held out)'} "
                 f"SSE/image {metrics['sse_per_image']:.4g}, MSE {metrics['mse']:.4g}{psnr}\n"
                 f"saved model to {out}")
@@ -338,6 +346,10 @@ def reconstruct_cmd(p: argparse.ArgumentParser) -> Handler:
 
             x, rec = reconstruct_array(model, data, limit=args.n)
             grid = image_grid([x, rec])
+            side = max(grid.shape[:2]) * args.zoom
+            if side > MAX_GRID_SIDE:  # (--zoom 1000 on the digits asked for a 9-GB image)
+                raise AekitError(f"--zoom {args.zoom} makes a grid {side} pixels across; the most "
+                                 f"is {MAX_GRID_SIDE} (use a smaller --zoom or -n)")
             if args.zoom > 1:
                 grid = grid.repeat(args.zoom, axis=0).repeat(args.zoom, axis=1)
             write_image(args.out, grid)

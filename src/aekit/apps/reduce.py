@@ -77,8 +77,13 @@ def parse_presets(text: str) -> list[str]:
     names = [v for v in text.replace(" ", "").split(",") if v]
     if not names:
         raise AekitError("--presets is empty")
+    from aekit.estimators import TRANSFORMER_PRESETS
+
     for n in names:
         PRESETS.get(n)  # one-line "unknown preset" error listing the known ones
+        if n not in TRANSFORMER_PRESETS:  # (codec, restore, topic models: not a reduction)
+            raise AekitError(f"preset {n!r} is not a dimensionality reduction to set beside PCA; "
+                             f"use {', '.join(sorted(TRANSFORMER_PRESETS))}")
     return list(dict.fromkeys(names))
 
 
@@ -167,6 +172,8 @@ def compare_pca(train: ArrayData, test: ArrayData, latent_dims: Sequence[int],
             if k == 2:
                 cmp.codes_2d[p] = z
     del flat_tr, flat_te
+    if not cmp.rows:  # every code size skipped: nothing was compared
+        raise AekitError(f"nothing to compare: {'; '.join(cmp.notes)}")
     return cmp
 
 

@@ -48,6 +48,8 @@ def list_datasets() -> dict[str, str]:
 
 def _split_spec(spec: str) -> tuple[str, str | None, dict[str, str]]:
     options: dict[str, str] = {}
+    if Path(spec).exists():  # a file whose name holds "?" or ":train" is that file
+        return spec, None, options
     if "?" in spec:
         spec, query = spec.split("?", 1)
         options = dict(parse_qsl(query, keep_blank_values=True))
@@ -67,6 +69,17 @@ def spec_path(spec: str) -> Path | None:
     if not isinstance(spec, str) or not spec.strip():
         return None
     return Path(_split_spec(spec.strip())[0])
+
+
+def absolute_spec(spec: str) -> str:
+    """``spec`` with a relative path made absolute (its ``:split`` and ``?options`` kept): what
+    a run records, so ``--resume`` and ``aekit report`` find the data from any folder."""
+    spec = spec.strip()
+    name = _split_spec(spec)[0]
+    path = Path(name)
+    if not path.exists() or path.is_absolute():
+        return spec
+    return str(path.resolve()) + spec[len(name):]
 
 
 def _apply_split(data: ArrayData, split: str | None) -> ArrayData:
@@ -94,24 +107,44 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise DataError(f"{path}: not a readable .npz file ({e})") from None
 
 
+def _delimiter(path: Path, sample: str) -> str:
+    """``,`` for .csv, a tab for .tsv; a .txt table is sniffed among comma, tab, semicolon and
+    space (a .tsv split on commas read every row as one text cell)."""
+    suffix = path.suffix.lower()
+    if suffix != ".txt":
+        return "\t" if suffix == ".tsv" else ","
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",\t; ").delimiter
+    except csv.Error:
+        return ","
+
+
 def load_csv(path: Path, label_col: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     try:
-        with open(path, newline="", encoding="utf-8", errors="replace") as f:
-            rows = list(csv.reader(f))
+        # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") would hide the first column's name
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+            text = f.read()
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e})") from None
+    delim = _delimiter(path, text[:65536])
+    rows = list(csv.reader(text.splitlines(), delimiter=delim, skipinitialspace=delim == " "))
     rows = [r for r in rows if r and any(c.strip() for c in r)]
     if not rows:
         raise DataError(f"{path}: the CSV file is empty")
 
-    def numeric(row: list[str]) -> bool:
+    def numeric_or_blank(row: list[str]) -> bool:
         try:
-            [float(c) for c in row]
+            [float(c) for c in row if c.strip()]
             return True
         except ValueError:
             return False
 
-    header = None if numeric(rows[0]) else [c.strip() for c in rows[0]]
+    # a first row of numbers (a blank cell among them is a missing value, reported below,
+    # not a sign of a header) is data
+    header = None if numeric_or_blank(rows[0]) else [c.strip() for c in rows[0]]
+    if label_col and header is None:
+        raise DataError(f"{path}: --label-col {label_col} names a column, but the file has no "
+                        "header row (its first line is numbers)")
     body = rows[1:] if header else rows
     if not body:
         raise DataError(f"{path}: one line (read as a header) and no rows of numbers below it; is it a table?")
@@ -136,7 +169,8 @@ def load_csv(path: Path, label_col: str | None = None) -> tuple[np.ndarray, np.n
         except ValueError:
             pass
     try:
-        x = np.array(body, dtype=np.float32)
+        with np.errstate(over="ignore"):  # (a value beyond float32 becomes inf: refused later)
+            x = np.array(body, dtype=np.float32)
     except ValueError:
         names = [c for i, c in enumerate(header) if i != y_idx] if header else None
         for r, row in enumerate(body):  # name the first cell that is not a number
@@ -146,6 +180,9 @@ def load_csv(path: Path, label_col: str | None = None) -> tuple[np.ndarray, np.n
                 except ValueError:
                     col = f"column {names[c]!r}" if names else f"column {c + 1}"
                     line = r + (2 if header else 1)
+                    if not cell.strip():
+                        raise DataError(f"{path}: line {line}, {col} is empty (a missing value; "
+                                        "fill it in or drop the row)") from None
                     hint = (f" (if it holds labels, name it with --label-col {names[c]})"
                             if names and not label_col else "")
                     raise DataError(f"{path}: every feature column must be numeric; line {line}, "
@@ -163,6 +200,11 @@ def resolve(spec: str, *, image_size: tuple[int, int] | None = None, channels: i
     path = Path(name)
     y = None
     if path.exists():
+        unknown = set(options) - ({"stream"} if path.is_dir() else set())
+        if unknown:  # (a misspelt option was ignored without a word)
+            raise DataError(f"{spec}: unknown option{'s' if len(unknown) > 1 else ''} "
+                            f"{', '.join(sorted(unknown))}"
+                            f"{' (a folder of images takes ?stream=1)' if path.is_dir() else ''}")
         if path.is_dir():
             size = image_size or (64, 64)
             x = image_folder_array(path, size, channels or 3, parse_flag(options.get("stream")))
@@ -179,6 +221,10 @@ def resolve(spec: str, *, image_size: tuple[int, int] | None = None, channels: i
                 x = load_image_uint8(path, image_size, channels or 3)[None]
             elif suffix in IMAGE_SUFFIXES:
                 img = read_image(path, "L" if channels == 1 else ("RGB" if channels == 3 else None))
+                if img.ndim == 3 and img.shape[2] in (2, 4):
+                    # the alpha plane is not image content (a folder's images drop it too): a
+                    # model trained on it expected 4 channels that no later read gave it
+                    img = img[..., 0] if img.shape[2] == 2 else img[..., :3]
                 x = (img[None] if img.ndim == 2 else img.transpose(2, 0, 1)[None]).astype(np.float32)
                 x = x[:, None] if x.ndim == 3 else x
             else:

@@ -62,6 +62,10 @@ def infer_scale(x: np.ndarray, sample: int = 4096) -> float:
     return 1.0
 
 
+#: the largest float32: every batch is cast to float32
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 class ArrayData:
     """A dataset: samples ``x`` (any layout above), optional labels ``y``.
 
@@ -184,9 +188,15 @@ class ArrayData:
             release = PageReleaser(self.x)  # a pass over a big memory map: keep RSS bounded
             for start in range(0, len(self), chunk):
                 rows = self._rows(np.arange(start, min(start + chunk, len(self))))
-                bad = ~np.isfinite(rows.reshape(len(rows), -1)).all(1)
+                flat = rows.reshape(len(rows), -1)
+                bad = ~np.isfinite(flat).all(1)
+                # float64 values beyond float32's range would become inf in every batch
+                big = (np.abs(np.nan_to_num(flat)) > FLOAT32_MAX).any(1) if rows.dtype.itemsize > 4 \
+                    else np.zeros(len(rows), bool)
                 release(rows.nbytes)
-                if bad.any():
-                    i = start + int(np.argmax(bad))
-                    raise DataError(f"{self.name}: sample {i} contains NaN or infinite values")
+                if bad.any() or big.any():
+                    i = start + int(np.argmax(bad | big))
+                    what = ("NaN or infinite values" if bad[i - start] else
+                            f"a value beyond float32's range (±{FLOAT32_MAX:.3g})")
+                    raise DataError(f"{self.name}: sample {i} (counting from 0) contains {what}")
         return self

@@ -16,9 +16,13 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".g
 
 def list_images(folder: str | os.PathLike[str], *, required: bool = False) -> list[Path]:
     """The image files under ``folder`` (sub-folders too), sorted; ``required``: none is an
-    error (one message for every command that reads a folder of images)."""
+    error (one message for every command that reads a folder of images). Hidden files and
+    folders (a name starting with ".": macOS's ``._photo.png`` resource forks, ``.thumbnails``)
+    are not images of the set and are skipped."""
     folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+                   and p.is_file())
     if required and not files:
         raise DataError(f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     return files
