@@ -406,14 +406,25 @@ def presets_cmd(p: argparse.ArgumentParser) -> Handler:
     return run
 
 
-@command("datasets", help="list the embedded and standard datasets")
+#: what `aekit datasets` says besides the names: every form --data takes
+SPEC_FORMS = """besides these names, --data takes:
+  a folder of images   photos/ (sub-folders too; class folders give labels; ?stream=1 streams)
+  an image file        photo.png
+  an array             x.npy (N, D) table, (N, H, W) grey or (N, H, W, C)/(N, C, H, W) images;
+                       x.npz with arrays x and y (labels)
+  a table              x.csv, x.tsv or x.txt (a header row names columns; a column called
+                       label, y, class or target, or --label-col NAME, gives labels)
+  a split              any of these with :train or :test (80/20, seeded), e.g. digits:test"""
+
+
+@command("datasets", help="list the embedded and standard datasets, and the other forms --data takes")
 def datasets_cmd(p: argparse.ArgumentParser) -> Handler:
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
         obj = list_datasets()
         width = max(map(len, obj))
-        emit(args, obj, "\n".join(f"{n:<{width}}  {h}" for n, h in obj.items()))
+        emit(args, obj, "\n".join(f"{n:<{width}}  {h}" for n, h in obj.items()) + "\n\n" + SPEC_FORMS)
         return 0
 
     return run
