@@ -245,8 +245,8 @@ def test_tiled_apply_blends_exactly(scale):
 
 # ----------------------------------------------------------------------------- commands
 needs_zoo = pytest.mark.skipif(
-    not {"denoise-grey", "colorize", "unwatermark", "upscale-x2", "upscale-x3",
-         "upscale-x4"} <= set(available()), reason="zoo weights not built")
+    not {"denoise-grey", "denoise-chroma", "colorize", "unwatermark", "upscale-x2",
+         "upscale-x3", "upscale-x4"} <= set(available()), reason="zoo weights not built")
 
 
 @needs_zoo
@@ -569,10 +569,36 @@ def test_train_own_unwatermark_model_is_gated_like_the_zoos(photo, tmp_path):
 
 
 @needs_zoo
+def test_colour_planes_go_to_the_chroma_model_and_luminance_to_the_grey_one(photo):
+    from aekit.apps.restore import Restorer, chroma_planes
+    from aekit.imaging import Picture
+
+    r = Restorer.load("denoise")
+    assert r.chroma is not None and r.chroma.input_shape[0] == 1
+    noisy = np.clip(photo + np.random.default_rng(1).normal(0, 25 / 255, photo.shape), 0, 1)
+    pic = Picture(noisy.transpose(2, 0, 1).astype(np.float32))
+    with_chroma = r.apply(pic)[0]
+    grey_only = Restorer(r.model, "denoise", tile=r.tile).apply(pic)[0]
+    same = Restorer(r.model, "denoise", tile=r.tile, chroma=r.model).apply(pic)[0]
+    np.testing.assert_allclose(same, grey_only, atol=1e-5)  # the split path is the same path
+    # the opponent luminance plane (the RGB mean) is the grey model's either way, wherever the
+    # output was not clipped to [0, 1]
+    inside = ((with_chroma > 0) & (with_chroma < 1) & (grey_only > 0) & (grey_only < 1)).all(0)
+    assert inside.mean() > 0.9
+    np.testing.assert_allclose(with_chroma.mean(0)[inside], grey_only.mean(0)[inside], atol=1e-4)
+    assert np.abs(with_chroma - grey_only).max() > 1e-3  # and the colour planes did change
+    # its training data: two planes per colour photo, none from a grey one
+    rgb = (photo * 255).astype(np.uint8)
+    grey = np.repeat(rgb[..., :1], 3, axis=2)
+    planes = chroma_planes([rgb, grey])
+    assert len(planes) == 2 and all(p.dtype == np.uint8 and p.shape == rgb.shape[:2] for p in planes)
+
+
+@needs_zoo
 def test_zoo_lists_the_shipped_models(capsys):
     assert main(["zoo", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["models"]}
-    names = ["denoise-grey", "colorize", "unwatermark", "upscale-x2",
+    names = ["denoise-grey", "denoise-chroma", "colorize", "unwatermark", "upscale-x2",
              "upscale-x3", "upscale-x4"]
     assert all(rows[n]["shipped"] for n in names)
     assert sum(rows[n]["mb"] for n in names) < 25

@@ -77,10 +77,16 @@ GATE_INFERENCE_THRESHOLD = 0.9
 COMPATIBLE_TASKS = {("unwatermark", "inpaint")}
 
 
+#: the zoo model for the two opponent colour planes of colour photos (denoise): the grey
+#: model tuned on them (same noise range), the luminance plane staying with the grey model
+CHROMA_MODEL = "denoise-chroma"
+
+
 def zoo_name(task: str, scale: int = 2) -> str:
     """The zoo model a command uses. Colour photos are denoised by the grey model too, on
     three decorrelated planes (:func:`aekit.imaging.rgb_to_opponent`, CBM3D's way): on
-    CBSD68 that beat a colour model trained as long by 1.2–2.2 dB."""
+    CBSD68 that beat a colour model trained as long by 1.2–2.2 dB. Their two colour planes go
+    to :data:`CHROMA_MODEL` (the grey model tuned on such planes) where it is installed."""
     if task == "denoise":
         return "denoise-grey"
     if task == "upscale":
@@ -105,6 +111,10 @@ class Restorer:
     #: colorize: the predicted chroma (Cb, Cr about grey) is multiplied by this; the model's
     #: config may store a calibrated ``chroma_gain`` (scripts/calibrate_colorize.py)
     saturation: float = 1.0
+    #: denoise with a grey model: a grey model for the two opponent colour planes of a colour
+    #: photo (the zoo's ``denoise-chroma``, tuned on them), the luminance plane staying with
+    #: ``model``; None = ``model`` cleans all three planes
+    chroma: Autoencoder | None = None
 
     @classmethod
     def load(cls, task: str, model_dir: str | None = None, *, scale: int | None = None,
@@ -112,6 +122,7 @@ class Restorer:
              saturation: float | None = None) -> Restorer:
         """``saturation``: colorize only; None = the model's calibrated ``chroma_gain`` (1 if
         it has none)."""
+        from_zoo = model_dir is None
         if model_dir is None:
             name = zoo_name(task, scale or 2)
             if name not in available():
@@ -143,8 +154,12 @@ class Restorer:
         t = tile if tile is not None else (256 if task == "upscale" else 512)
         if saturation is None:
             saturation = float(model.config.extra.get("chroma_gain", 1.0))
+        chroma = None
+        if task == "denoise" and from_zoo and CHROMA_MODEL in available():
+            chroma = Autoencoder.from_pretrained(zoo_path(CHROMA_MODEL))
+            chroma.to(dev).eval().to(memory_format=torch.channels_last)
         return cls(model, task, scale if task == "upscale" else 1, dev, t or 1 << 30, 32, ensemble,
-                   float(saturation))
+                   float(saturation), chroma)
 
     @property
     def channels(self) -> int:
@@ -152,18 +167,25 @@ class Restorer:
 
     # the per-tile function: (B, C, h, w) on CPU → (B, C', s·h, s·w)
     def _net(self, x: Tensor) -> Tensor:
-        """Run the model on a batch, adapting grey ↔ colour to what the model takes."""
+        """Run the model on a batch, adapting grey ↔ colour to what the model takes (a
+        colour photo's colour planes go to :attr:`chroma` where there is one)."""
         mc, c = self.channels, x.shape[1]
         if c == mc:
             return run_image_model(self.model, x)
         if mc == 3 and c == 1:
             return luminance(run_image_model(self.model, x.expand(-1, 3, -1, -1)))
         if mc == 1 and c == 3:  # a grey model on colour: each decorrelated plane on its own
-            b = x.shape[0]
-            planes = rgb_to_opponent(x) if self.task == "denoise" else x
-            y = run_image_model(self.model, planes.reshape(b * 3, 1, *x.shape[-2:]))
-            y = y.reshape(b, 3, *y.shape[-2:])
-            return opponent_to_rgb(y) if self.task == "denoise" else y
+            b, size = x.shape[0], x.shape[-2:]
+            if self.task != "denoise":
+                return run_image_model(self.model, x.reshape(b * 3, 1, *size)).reshape(b, 3, *size)
+            planes = rgb_to_opponent(x)
+            if self.chroma is not None:
+                lum = run_image_model(self.model, planes[:, :1])
+                col = run_image_model(self.chroma, planes[:, 1:].reshape(b * 2, 1, *size))
+                y = torch.cat([lum, col.reshape(b, 2, *size)], 1)
+            else:
+                y = run_image_model(self.model, planes.reshape(b * 3, 1, *size)).reshape(b, 3, *size)
+            return opponent_to_rgb(y)
         raise AekitError(f"cannot apply a {mc}-channel model to {c}-channel images")
 
     def tile_fn(self, sigma: float | None = None):
@@ -635,6 +657,7 @@ def save_fp16(model: Autoencoder, out: Path, summary: dict[str, Any]) -> None:
 #: budget (about 7 minutes for all together on one H100); pass --minutes on a CPU
 ZOO = {
     "denoise-grey": ("denoise", 1, 2, 1.0),
+    "denoise-chroma": ("denoise", 1, 2, 1.0),
     "colorize": ("colorize", 3, 2, 0.8),
     "unwatermark": ("unwatermark", 3, 2, 1.2),
     "upscale-x2": ("upscale", 3, 2, 0.5),
@@ -643,6 +666,25 @@ ZOO = {
 }
 DATA_NOTE = ("photos shipped in scikit-image, scikit-learn and matplotlib "
              "(aekit.data.embedded.photo_collection), random crops + 8 dihedral views")
+CHROMA_NOTE = ("the two opponent colour planes (aekit.imaging.rgb_to_opponent) of the colour "
+               "photos shipped in scikit-image, scikit-learn and matplotlib "
+               "(aekit.data.embedded.photo_collection), random crops + 8 dihedral views")
+
+
+def chroma_planes(photos: list[np.ndarray]) -> list[np.ndarray]:
+    """The two opponent colour planes of each colour photo (uint8 RGB → uint8 (H, W), centred
+    on 128) — what a grey denoiser sees of a colour photo's colour; grey photos (planes flat)
+    are left out."""
+    out = []
+    for p in photos:
+        if p.ndim != 3 or p.shape[2] < 3:
+            continue
+        x = torch.from_numpy(p[..., :3].transpose(2, 0, 1).astype(np.float32) / 255)[None]
+        planes = rgb_to_opponent(x)[0, 1:].numpy()
+        if max(float(planes[0].std()), float(planes[1].std())) < 0.01:
+            continue  # a grey photo stored as RGB
+        out += [np.clip(np.round(q * 255), 0, 255).astype(np.uint8) for q in planes]
+    return out
 
 
 def zoo_recipe(name: str):
@@ -669,6 +711,7 @@ def zoo_recipe(name: str):
         patch = patch or ({"upscale": 192}.get(task, 128) if gpu else
                           {"upscale": 96, "unwatermark": 128, "denoise": 96}.get(task, 64))
         batch = 64 if gpu else (4 if patch >= 128 else 8)
+        chroma = name == CHROMA_MODEL
         cfg = restore_config(task, (channels, patch, patch), 64, scale)
         model = seeded_model(cfg, seed)
         default_lr = 1e-3 if gpu else 1.5e-3
@@ -678,17 +721,19 @@ def zoo_recipe(name: str):
             default_lr /= 3  # fine-tuning: a gentler schedule than from scratch
         lr = lr or default_lr
         budget = {"steps": steps} if steps is not None else {"minutes": minutes}
-        summary = train_restorer(model, photo_collection(channels), **budget,
+        photos = chroma_planes(photo_collection(3)) if chroma else photo_collection(channels)
+        summary = train_restorer(model, photos, **budget,
                                  batch_size=batch, patch=patch, lr=lr, objective=objective,
                                  seed=seed, device=device, progress=sys.stderr.isatty())
         if steps is not None:
             minutes = None  # the budget was the steps
-        summary.update(recipe=name, data=DATA_NOTE, budget_minutes=minutes,
+        note = CHROMA_NOTE if chroma else DATA_NOTE
+        summary.update(recipe=name, data=note, budget_minutes=minutes,
                        parameters=count_parameters(model), **started,
                        **({"budget_steps": steps} if steps is not None else {}))
         if summary.get("objective", "mse") != "mse":
             model.config.extra["objective"] = summary["objective"]
-        model.config.extra.update(recipe=name, data=DATA_NOTE, seed=seed, budget_minutes=minutes,
+        model.config.extra.update(recipe=name, data=note, seed=seed, budget_minutes=minutes,
                                   **({"budget_steps": steps} if steps is not None else {}),
                                   **{k: started[k] for k in ("init", "init_weights_sha256")
                                      if k in started})
@@ -699,9 +744,10 @@ def zoo_recipe(name: str):
 
 
 for _name, (_task, _c, _s, _m) in ZOO.items():
+    _kind = {"denoise-grey": "grey (and a colour photo's luminance plane)",
+             CHROMA_MODEL: "a colour photo's two opponent colour planes"}.get(_name, "colour")
     RECIPES.add(_name, zoo_recipe(_name),
-                help=f"{_task}{f' ×{_s}' if _task == 'upscale' else ''}, "
-                     f"{'grey (colour via opponent planes)' if _task == 'denoise' else 'colour'}, "
+                help=f"{_task}{f' ×{_s}' if _task == 'upscale' else ''}, {_kind}, "
                      f"{'gated ' if TASKS[_task].get('arch_options', {}).get('gate') else ''}"
                      f"residual U-Net")
 
