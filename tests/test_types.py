@@ -177,7 +177,7 @@ def test_encode_takes_numpy_and_float64_and_fit_refuses_nan():
     assert m.encode(x).shape == (10, 2) and m.decode(m.encode(torch.from_numpy(x))).dtype == torch.float32
     y = np.random.default_rng(1).random((100, 1, 8, 8)).astype(np.float32)
     y[5, 0, 0, 0] = np.nan  # a validation row for seed 0: every val loss would be NaN
-    with pytest.raises(aekit.AekitError, match="sample 5 contains NaN"):
+    with pytest.raises(aekit.AekitError, match=r"sample 5 \(counting from 0\) contains NaN"):
         aekit.fit(aekit.create_model("vanilla", (1, 8, 8), 4), y, epochs=1, seed=0, progress=False)
 
 
