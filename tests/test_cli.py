@@ -90,6 +90,9 @@ def test_missing_data_file(capsys, tmp_path):
     code, _, err = run(capsys, "train", "--data", tmp_path / "nope.npy", "--out", tmp_path / "o")
     _assert_one_line_error(code, err, "no such file")
     assert not (tmp_path / "o").exists()
+    # named first, before advice on options (it said "--image-size … apply to a folder")
+    code, _, err = run(capsys, "train", "--data", tmp_path / "nope.npy", "--image-size", "16x16")
+    _assert_one_line_error(code, err, "nope.npy: no such file")
 
 
 def test_model_path_missing_or_a_file(capsys, tmp_path):

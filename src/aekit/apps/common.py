@@ -181,6 +181,8 @@ def load_data_for(args: argparse.Namespace, spec: str, model: Autoencoder | None
     path = spec_path(spec)
     is_images = path is not None and (path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES)
     is_table = path is not None and path.suffix.lower() in CSV_SUFFIXES
+    if path is not None and path.suffix and not path.exists():  # before any option advice
+        raise DataError(f"{path}: no such file or folder")
     if (size or channels) and not is_images:  # (a model's own size is applied below)
         raise AekitError("--image-size and --channels apply to a folder of images or an image "
                          f"file, not {spec}")
