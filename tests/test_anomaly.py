@@ -238,6 +238,8 @@ def test_parameter_errors_are_value_errors_and_empty_x_is_named():
     det = small(epochs=2).fit(low_rank(60))
     with pytest.raises(DataError, match="0 samples"):
         det.decision_function(np.zeros((0, 16), np.float32))
+    with pytest.raises(DataError, match="X has 1 sample; a detector needs at least 2"):
+        small(epochs=2).fit(low_rank(1))  # (a threshold from one score: it fitted, exit 0)
     with pytest.raises(ValueError, match="latent_dim=16 must be smaller than the 16 features"):
         AutoencoderOutlierDetector(latent_dim=16, epochs=1).fit(low_rank(30))
 

@@ -179,6 +179,9 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         for name in ("data_scale_", "feature_names_in_", "input_integer_"):
             self.__dict__.pop(name, None)  # a refit starts afresh
         data = self._samples(X, fitting=True)
+        if len(data) < 2:  # the threshold is a quantile of the training scores: one says nothing
+            raise DataError(f"X has {len(data)} sample{'s' if len(data) != 1 else ''}; a detector "
+                            "needs at least 2 to learn what is normal and set its threshold")
         overrides: dict[str, Any] = dict(self.model_options or {})
         unit = data.is_image and data.in_unit_range()
         if not unit:  # tables, and image-shaped data that is not in [0, 1] (a sigmoid output
