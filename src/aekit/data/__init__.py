@@ -18,6 +18,7 @@ for everything else).
 from __future__ import annotations
 
 import csv
+import io
 import zipfile
 from pathlib import Path
 from urllib.parse import parse_qsl
@@ -127,7 +128,8 @@ def load_csv(path: Path, label_col: str | None = None) -> tuple[np.ndarray, np.n
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e})") from None
     delim = _delimiter(path, text[:65536])
-    rows = list(csv.reader(text.splitlines(), delimiter=delim, skipinitialspace=delim == " "))
+    # (a StringIO, not splitlines: a quoted cell may hold a line break)
+    rows = list(csv.reader(io.StringIO(text), delimiter=delim, skipinitialspace=delim == " "))
     rows = [r for r in rows if r and any(c.strip() for c in r)]
     if not rows:
         raise DataError(f"{path}: the CSV file is empty")

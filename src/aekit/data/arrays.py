@@ -191,8 +191,8 @@ class ArrayData:
                 flat = rows.reshape(len(rows), -1)
                 bad = ~np.isfinite(flat).all(1)
                 # float64 values beyond float32's range would become inf in every batch
-                big = (np.abs(np.nan_to_num(flat)) > FLOAT32_MAX).any(1) if rows.dtype.itemsize > 4 \
-                    else np.zeros(len(rows), bool)
+                big = ((flat > FLOAT32_MAX) | (flat < -FLOAT32_MAX)).any(1) \
+                    if rows.dtype.itemsize > 4 else np.zeros(len(rows), bool)
                 release(rows.nbytes)
                 if bad.any() or big.any():
                     i = start + int(np.argmax(bad | big))
