@@ -666,9 +666,7 @@ ZOO = {
 }
 DATA_NOTE = ("photos shipped in scikit-image, scikit-learn and matplotlib "
              "(aekit.data.embedded.photo_collection), random crops + 8 dihedral views")
-CHROMA_NOTE = ("the two opponent colour planes (aekit.imaging.rgb_to_opponent) of the colour "
-               "photos shipped in scikit-image, scikit-learn and matplotlib "
-               "(aekit.data.embedded.photo_collection), random crops + 8 dihedral views")
+CHROMA_NOTE = "the two opponent colour planes (aekit.imaging.rgb_to_opponent) of the colour " + DATA_NOTE
 
 
 def chroma_planes(photos: list[np.ndarray]) -> list[np.ndarray]:

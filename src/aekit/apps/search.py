@@ -25,6 +25,7 @@ from aekit.apps import Handler, command
 from aekit.apps.common import (
     add_data_options,
     add_json_flag,
+    check_out_dir,
     count_arg,
     emit,
     format_table,
@@ -159,11 +160,7 @@ def index_cmd(p: argparse.ArgumentParser) -> Handler:
                 raise AekitError("--model is required to build a new index")
             if (out / INDEX_FILE).exists():
                 raise AekitError(f"{out} already holds an index; use --add to append or another --out")
-            if out.exists() and not out.is_dir():
-                raise AekitError(f"{out} is a file; --out names the index folder")
-            if out.is_dir() and any(out.iterdir()):
-                raise AekitError(f"{out} is a folder that holds other files; give a new or empty "
-                                 "folder for the index")
+            check_out_dir(out, fresh=True)  # a file, or a folder holding other files: refused
             model, model_path = load_model(args.model), args.model
             kw = {"exact_below": args.exact_below} if args.exact_below is not None else {}
             codes = CodeIndex(model.config.latent_dim, metric_for(model), **kw)
