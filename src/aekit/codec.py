@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from aekit.codes_quantized import ADAPT_CHOICES, PRECISION, QuantizedCode, code_lambda
@@ -146,11 +147,25 @@ def image_to_tensor(img: np.ndarray, channels: int) -> Tensor:
 
 @torch.no_grad()
 def analyse(model: Autoencoder, img: np.ndarray) -> Tensor:
-    """The analysis transform's output h (1, M, ⌈H/16⌉, ⌈W/16⌉) before gain and rounding."""
+    """The analysis transform's output h (1, M, ⌈H/16⌉, ⌈W/16⌉) before gain and rounding; an
+    image larger than :data:`SYNTH_TILE` latent positions a side is analysed in overlapping
+    tiles, so memory stays bounded (a 3000×2000 photo peaked at 1.9 GB whole)."""
     check_codec_model(model)
     x = image_to_tensor(img, model.input_shape[0])
     dev = next(model.parameters()).device
-    return model.encoder(_layout(x.to(dev))).float().cpu()
+    lh, lw = latent_size(*img.shape[:2])
+    if lh <= SYNTH_TILE and lw <= SYNTH_TILE:
+        return model.encoder(_layout(x.to(dev))).float().cpu()
+    # the encoder's own padding (replicate, to a multiple of 16) on the whole image first, so
+    # every tile starts on the latent grid and the border tiles see the same pixels
+    x = F.pad(x, (0, lw * STRIDE - x.shape[-1], 0, lh * STRIDE - x.shape[-2]), mode="replicate")
+    out = None
+    for core, ctx in latent_tiles(lh, lw, SYNTH_MARGIN):
+        h = model.encoder(_layout(x[..., _px(ctx[0]), _px(ctx[1])].to(dev))).float().cpu()
+        if out is None:
+            out = torch.empty(1, h.shape[1], lh, lw)
+        out[..., core[0], core[1]] = h[..., _within(core[0], ctx[0]), _within(core[1], ctx[1])]
+    return out
 
 
 def _layout(x: Tensor) -> Tensor:
@@ -182,6 +197,31 @@ SYNTH_TILE = 64
 SYNTH_MARGIN = 4
 
 
+def latent_tiles(lh: int, lw: int, margin: int, tile: int | None = None):
+    """Split an (lh, lw) latent grid into square tiles of ``tile`` positions a side (default
+    :data:`SYNTH_TILE`): yields ``(core, context)``, each a pair of row and column slices, the
+    context being the core widened by ``margin`` positions where the grid allows."""
+    tile = tile or SYNTH_TILE
+    for y0 in range(0, lh, tile):
+        for x0 in range(0, lw, tile):
+            y1, x1 = min(y0 + tile, lh), min(x0 + tile, lw)
+            yield ((slice(y0, y1), slice(x0, x1)),
+                   (slice(max(0, y0 - margin), min(lh, y1 + margin)),
+                    slice(max(0, x0 - margin), min(lw, x1 + margin))))
+
+
+def _px(s: slice, limit: int | None = None) -> slice:
+    """Latent positions → the pixel rows (or columns) they cover, cut at ``limit``."""
+    stop = s.stop * STRIDE if limit is None else min(limit, s.stop * STRIDE)
+    return slice(s.start * STRIDE, stop)
+
+
+def _within(inner: slice, outer: slice, scale: int = 1) -> slice:
+    """``inner`` as a slice of the array that ``outer`` cut out (both in the same units,
+    times ``scale``)."""
+    return slice((inner.start - outer.start) * scale, (inner.stop - outer.start) * scale)
+
+
 @torch.no_grad()
 def synthesise_uint8(model: Autoencoder, z: Tensor, height: int, width: int,
                      channels: int) -> np.ndarray:
@@ -191,16 +231,12 @@ def synthesise_uint8(model: Autoencoder, z: Tensor, height: int, width: int,
     if lh <= SYNTH_TILE and lw <= SYNTH_TILE:
         return to_uint8(synthesise(model, z, height, width), channels)
     out = np.empty((height, width) if channels == 1 else (height, width, 3), np.uint8)
-    s, m = STRIDE, SYNTH_MARGIN
-    for y0 in range(0, lh, SYNTH_TILE):
-        for x0 in range(0, lw, SYNTH_TILE):
-            y1, x1 = min(y0 + SYNTH_TILE, lh), min(x0 + SYNTH_TILE, lw)
-            ya, xa, yb, xb = max(0, y0 - m), max(0, x0 - m), min(lh, y1 + m), min(lw, x1 + m)
-            tile = synthesise(model, z[..., ya:yb, xa:xb], (yb - ya) * s, (xb - xa) * s)
-            h, w = min(height, y1 * s) - y0 * s, min(width, x1 * s) - x0 * s
-            top, left = (y0 - ya) * s, (x0 - xa) * s
-            out[y0 * s:y0 * s + h, x0 * s:x0 * s + w] = to_uint8(
-                tile[..., top:top + h, left:left + w], channels)
+    for core, ctx in latent_tiles(lh, lw, SYNTH_MARGIN):
+        tile = synthesise(model, z[..., ctx[0], ctx[1]], (ctx[0].stop - ctx[0].start) * STRIDE,
+                          (ctx[1].stop - ctx[1].start) * STRIDE)
+        rows, cols = _px(core[0], height), _px(core[1], width)
+        out[rows, cols] = to_uint8(tile[..., _within(rows, _px(ctx[0])),
+                                        _within(cols, _px(ctx[1]))], channels)
     return out
 
 
@@ -668,13 +704,17 @@ def refine(model: Autoencoder, img: np.ndarray, h: Tensor, quality: int, steps: 
     # heavy-ball steps, before the switch to Nesterov). The rate terms and the pick of the
     # best latent stay float32
     amp = bf16_autocast_pays(dev)
+    tiled = y.shape[-2] > SYNTH_TILE or y.shape[-1] > SYNTH_TILE
     with torch.enable_grad():
         for step in range(steps + 1):
             y.requires_grad_(True)
-            y_hat = y + (torch.round(y) - y).detach()
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                x_hat = pixels(model, y_hat * ig, hh, ww)
-            sse = (x_hat - x).pow(2).sum()
+            if tiled:
+                sse, sse_grad = _tiled_sse(model, y.detach(), ig, x, amp, step < steps)
+            else:
+                y_hat = y + (torch.round(y) - y).detach()
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                    x_hat = pixels(model, y_hat * ig, hh, ww)
+                sse = (x_hat - x).pow(2).sum()
             with torch.no_grad():  # the loss the file will have (rate from the model's density)
                 bits = -torch.log2(code.density.likelihood(torch.round(y), sl)).sum()
                 loss = float(bits + lam * sse)
@@ -683,11 +723,46 @@ def refine(model: Autoencoder, img: np.ndarray, h: Tensor, quality: int, steps: 
             if step == steps:
                 break
             soft_bits = -torch.log2(code.density.likelihood(y, sl)).sum()
-            (grad,) = torch.autograd.grad(soft_bits + lam * sse, y)
+            if tiled:
+                (grad,) = torch.autograd.grad(soft_bits, y)
+                grad = grad + lam * sse_grad
+            else:
+                (grad,) = torch.autograd.grad(soft_bits + lam * sse, y)
             with torch.no_grad():  # Nesterov: step along the gradient plus the look-ahead
                 velocity = REFINE_MOMENTUM * velocity + grad
                 y = y.detach() - REFINE_LR * (grad + REFINE_MOMENTUM * velocity)
     return (best / g).cpu().contiguous()
+
+
+def _tiled_sse(model: Autoencoder, y: Tensor, ig: Tensor, x: Tensor, amp: bool,
+               with_grad: bool) -> tuple[float, Tensor | None]:
+    """:func:`refine`'s distortion for a latent larger than :data:`SYNTH_TILE` positions a
+    side, one tile at a time so memory stays bounded (whole, a 3000×2000 photo peaked at
+    4.1 GB): the squared error of the rounded latent's image and its straight-through
+    gradient. A pixel depends on latents within ±2 of its own (:data:`SYNTH_MARGIN` = 4 is
+    safe), so a tile's gradient sums the error over its pixels widened by one margin,
+    synthesised from latents widened by two; each pixel's error is counted once, in its own
+    tile. The same values as whole-image synthesis up to float rounding."""
+    lh, lw = y.shape[-2:]
+    hh, ww = x.shape[-2:]
+    m = SYNTH_MARGIN
+    total, grad = 0.0, (torch.zeros_like(y) if with_grad else None)
+    for core, near in latent_tiles(lh, lw, m):
+        ctx = tuple(slice(max(0, s.start - m), min(n, s.stop + m))
+                    for s, n in zip(near, (lh, lw)))
+        z = y[..., ctx[0], ctx[1]].detach().requires_grad_(with_grad)
+        z_hat = z + (torch.round(z) - z).detach()
+        rows, cols = _px(ctx[0], hh), _px(ctx[1], ww)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            x_hat = pixels(model, z_hat * ig, rows.stop - rows.start, cols.stop - cols.start)
+        err = (x_hat - x[..., rows, cols]).pow(2)
+        own_r, own_c = _px(core[0], hh), _px(core[1], ww)
+        total += float(err.detach()[..., _within(own_r, rows), _within(own_c, cols)].sum())
+        if with_grad:
+            near_r, near_c = _px(near[0], hh), _px(near[1], ww)
+            (g,) = torch.autograd.grad(err[..., _within(near_r, rows), _within(near_c, cols)].sum(), z)
+            grad[..., core[0], core[1]] = g[..., _within(core[0], ctx[0]), _within(core[1], ctx[1])]
+    return total, grad
 
 
 def compress(model: Autoencoder, img: np.ndarray, quality: int,
