@@ -253,3 +253,31 @@ def test_a_damaged_saved_detector_is_one_model_file_error(tmp_path):
     (tmp_path / "d" / "config.json").write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="state is damaged"):
         AutoencoderOutlierDetector.load(tmp_path / "d")
+
+
+def test_presets_that_cannot_score_values_beyond_float32_and_damaged_state(tmp_path):
+    """A bag-of-words or codec preset is refused (ValueError, as the transformer does);
+    float64 values beyond float32's range are named as such, not as 'NaN or infinite';
+    a saved NaN threshold or short score statistics are a damaged file, not silent zeros."""
+    from aekit.errors import ModelFileError, ParameterError
+
+    for preset in ("topic", "doc-hash", "codec", "restore", "nope"):
+        with pytest.raises(ParameterError, match="preset must be one of"):
+            AutoencoderOutlierDetector(preset=preset, epochs=1).fit(low_rank(20))
+    big = low_rank(20).astype(np.float64)
+    big[4, 2] = 1e300
+    with pytest.raises(DataError, match="sample 4 .* beyond float32's range"):
+        small(epochs=1).fit(big)
+    small(epochs=2).fit(low_rank(60)).save(tmp_path / "d")
+    meta = json.loads((tmp_path / "d" / "config.json").read_text())
+    for key, value in (("threshold", float("nan")), ("score_stats", [1.0])):
+        bad = json.loads(json.dumps(meta))
+        bad["config"]["extra"]["detector"][key] = value
+        (tmp_path / "d" / "config.json").write_text(json.dumps(bad))
+        with pytest.raises(ModelFileError, match="state is damaged"):
+            AutoencoderOutlierDetector.load(tmp_path / "d")
+    # a file where the folder would go: one clear error, not FileExistsError
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(AekitError, match="a file stands where its folder would go"):
+        small(epochs=1).fit(low_rank(20)).save(tmp_path / "f")
+    assert AutoencoderOutlierDetector().__sklearn_tags__().input_tags.sparse

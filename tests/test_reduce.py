@@ -382,3 +382,14 @@ def test_a_damaged_saved_estimator_is_one_model_file_error(tmp_path, digits):
     (tmp_path / "e" / "config.json").write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="state is damaged"):
         AutoencoderTransformer.load(tmp_path / "e")
+
+
+def test_values_beyond_float32_are_a_value_error_not_nan_codes():
+    """float64 values beyond float32's range became inf in the model: fit said 'training
+    diverged … try a smaller --lr' and transform returned all-NaN codes."""
+    X = load_digits().data[:60] / 16
+    est = AutoencoderTransformer(n_components=2, max_epochs=1, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        est.transform(X * 1e300)
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        AutoencoderTransformer(n_components=2, max_epochs=1).fit(X * 1e300)

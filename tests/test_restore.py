@@ -643,3 +643,37 @@ def test_an_inpaint_model_refines_unwatermark_mask_fills(photo, tmp_path, capsys
                  "--mask", str(tmp_path / "m.png")]) == 0
     assert main(["unwatermark", str(src), str(tmp_path / "o2.png"), "--model", str(out)]) == 2
     assert "needs one" in capsys.readouterr().err
+
+
+@needs_zoo
+def test_the_python_api_refuses_pixels_and_settings_it_would_misread():
+    """A uint8 array or 0–255 floats were restored to a white picture without a word; (H, W)
+    grey is taken; channels-last, NaN, a bad task, ensemble, sigma or mask size are one
+    clear ValueError each."""
+    from aekit.apps.restore import Restorer
+    from aekit.errors import DataError, ParameterError
+    from aekit.imaging import Picture
+
+    rgb = np.random.default_rng(0).random((3, 24, 20))
+    with pytest.raises(DataError, match="floats in \\[0, 1\\], got uint8"):
+        Picture((rgb * 255).astype(np.uint8))
+    with pytest.raises(DataError, match="values up to 25"):
+        Picture(rgb * 255)
+    with pytest.raises(DataError, match="channels last"):
+        Picture(rgb.transpose(1, 2, 0))
+    with pytest.raises(DataError, match="NaN"):
+        Picture(np.full((1, 4, 4), np.nan))
+    grey = Picture(rgb[0])  # float64 (H, W) → float32 (1, H, W)
+    assert grey.pixels.shape == (1, 24, 20) and grey.pixels.dtype == np.float32
+    r = Restorer.load("denoise")
+    out, _ = r.apply(grey)
+    assert out.shape == (1, 24, 20) and np.abs(out - rgb[0]).mean() < 0.3
+    with pytest.raises(ParameterError, match="known: denoise, colorize"):
+        Restorer.load("sharpen")
+    for bad in (0, 9, 2.0):
+        with pytest.raises(ParameterError, match="ensemble"):
+            Restorer.load("denoise", ensemble=bad)
+    with pytest.raises(ParameterError, match="sigma"):
+        r.apply(grey, sigma=-5)
+    with pytest.raises(ParameterError, match="mask"):
+        Restorer.load("unwatermark").apply(grey, mask=np.ones((5, 5), bool))

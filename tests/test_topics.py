@@ -635,3 +635,30 @@ def test_relevance_ranks_shared_words_lower():
     # each row is shifted by a constant: the ranking ignores it
     assert np.array_equal(top_words(relevance(lw + [[3.0], [-2.0]], 0.8), 3),
                           top_words(relevance(lw, 0.8), 3))
+
+
+def test_text_api_inputs_and_the_callers_generator():
+    """A single string was read as one document per character and None failed inside
+    scikit-learn; negative or NaN counts were encoded; training reseeded the caller's torch
+    generator (the estimators leave it alone)."""
+    texts, _, _, _ = lda_corpus(60)
+    with pytest.raises(DataError, match="single string"):
+        build_vocabulary("apple banana cherry apple banana")
+    with pytest.raises(DataError, match="document 60 .* NoneType"):
+        build_vocabulary(texts + [None], size=V, min_df=1, max_df=1.0)
+    vocab = build_vocabulary(iter(texts), size=V, min_df=1, max_df=1.0)  # any iterable
+    counts = vocab.counts(texts)
+    with pytest.raises(DataError, match="int, not text"):
+        vocab.counts(["a b", 3])
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    model, _ = train_topic_model(counts, 3, hidden=[16], batch_size=30, epochs=1, progress=False)
+    hashed, _ = train_doc_hash(counts, 4, hidden=[16], batch_size=30, epochs=1, progress=False)
+    assert torch.equal(torch.rand(3), expected)
+    bad = counts.toarray()
+    bad[0, 0] = -1
+    with pytest.raises(DataError, match="finite and ≥ 0"):
+        encode_counts(model, bad)
+    with pytest.raises(DataError, match="finite and ≥ 0"):
+        train_topic_model(bad, 3, hidden=[16], batch_size=30, epochs=1, progress=False)

@@ -32,6 +32,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 
 from aekit.data.arrays import ArrayData, dtype_scale
 from aekit.errors import AekitError, DataError, ModelFileError, ParameterError
+from aekit.estimators import TRANSFORMER_PRESETS
 from aekit.models import Autoencoder, create_model
 from aekit.training import fit
 
@@ -66,8 +67,43 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     """Outliers are what an autoencoder trained on the data reconstructs worst.
 
     Parameters are stored unchanged (scikit-learn manners); ``fit`` does the work.
-    ``model_options`` overrides fields of the preset's config, e.g.
-    ``{"arch_options": {"hidden": [64]}}``."""
+
+    Parameters
+    ----------
+    preset : str, default="deep"
+        The autoencoder (``aekit presets``; one whose output reconstructs the input:
+        ``vanilla``, ``deep``, ``conv`` for images, ``sparse``, ``variational``, …).
+    latent_dim : int, default=8
+        Code size; must be smaller than the number of features.
+    contamination : float in (0, 0.5], default=0.1
+        Share of the *training* samples above ``threshold_``. New samples from the same
+        distribution score higher than the ones the model was fitted on, so a larger share
+        of them is flagged (digits, 200 epochs: 10 % of the training set, 36 % of held-out
+        digits); rank by ``decision_function`` when the rate on new data matters.
+    epochs, batch_size, lr : training budget, batch and AdamW learning rate.
+    window, stride : int or None
+        Time series (T,) or (T, C): every ``window`` steps (every ``stride``-th window) is a
+        sample.
+    val_fraction : float, default=0.1
+        Share held out for early stopping (``patience`` epochs without improvement), used
+        when there are at least 50 samples.
+    model_options : dict or None
+        Overrides of the preset's config, e.g. ``{"arch_options": {"hidden": [64]}}``.
+    score_space : {"data", "normalized"}, default="data"
+        Where the squared error is measured (see the module docstring).
+    seed : int, default=0
+        Weights, split and batches follow it.
+    device, verbose : where to train, and whether to show progress.
+
+    Attributes
+    ----------
+    decision_scores_ : ndarray (N,) — the training samples' scores (higher = more abnormal).
+    threshold_ : float — the (1 − contamination) quantile of ``decision_scores_``.
+    labels_ : ndarray (N,) of 0 (inlier) / 1 (outlier) — PyOD's convention, not
+        scikit-learn's +1 / −1: ``predict`` returns the same 0/1.
+    model_ : the trained :class:`aekit.models.Autoencoder`.
+    n_features_in_, feature_names_in_ (DataFrames), fit_summary_.
+    """
 
     def __init__(self, preset: str = "deep", latent_dim: int = 8, contamination: float = 0.1,
                  epochs: int = 100, batch_size: int = 64, lr: float = 1e-3,
@@ -89,6 +125,11 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         self.seed = seed
         self.device = device
         self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # taken, densified (an autoencoder's input is dense)
+        return tags
 
     # -- inputs ----------------------------------------------------------------------------
     def _samples(self, X: Any, fitting: bool = False) -> ArrayData:
@@ -124,12 +165,11 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             X = sliding_windows(X, int(self.window), int(self.stride))
         elif X.ndim == 1:
             raise DataError("X is 1-D: give (n_samples, n_features), or set window= for a series")
-        if X.dtype != np.uint8:
-            X = X.astype(np.float32, copy=False)
-        if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
-            raise DataError("X contains NaN or infinite values")
         if len(X) == 0:
             raise DataError(f"X has 0 samples (shape {X.shape}); at least 1 is needed")
+        ArrayData(X, name="X").validate()  # NaN, inf, float64 beyond float32: sample named
+        if X.dtype != np.uint8:
+            X = X.astype(np.float32, copy=False)
         # the scale of image-shaped data is fixed at fit: guessed per call from the call's own
         # maximum, one sample's score depended on what else was in the batch
         return ArrayData(X, name="X", scale=None if fitting else self._scale_for(X))
@@ -162,6 +202,9 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
                 raise ParameterError(f"{name} must be an integer, got {v!r}")
         if not 0 < self.contamination <= 0.5:
             raise ParameterError(f"contamination must be in (0, 0.5], got {self.contamination}")
+        if self.preset not in TRANSFORMER_PRESETS:  # its reconstruction must score a sample
+            raise ParameterError(f"preset must be one of {', '.join(TRANSFORMER_PRESETS)}, got "
+                                 f"{self.preset!r}")
         if self.score_space not in ("data", "normalized"):
             raise ParameterError(f"score_space must be 'data' or 'normalized', got {self.score_space!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.latent_dim < 1:
@@ -275,6 +318,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, directory: str | Path) -> AutoencoderOutlierDetector:
+        """A detector saved by :meth:`save` (weights checked against their digest, state
+        checked; nothing is unpickled): it scores new data exactly as the saved one did."""
         model = Autoencoder.from_pretrained(directory)
         state = model.config.extra.get("detector")
         if not state:
@@ -286,6 +331,9 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             det.model_ = model
             det.threshold_ = float(state["threshold"])
             det._score_stats = tuple(float(v) for v in state["score_stats"])
+            if not math.isfinite(det.threshold_) or len(det._score_stats) != 4 \
+                    or not all(map(math.isfinite, det._score_stats)):
+                raise ValueError("threshold and the four score_stats must be finite numbers")
             if state.get("data_scale") is not None:  # (saved before it was kept: None)
                 det.data_scale_ = float(state["data_scale"])
             det.input_integer_ = bool(state.get("input_integer", False))

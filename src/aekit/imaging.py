@@ -43,6 +43,31 @@ class Picture:
     icc: bytes | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
+    #: a pixel above this is on another scale (0–255?): [0, 1] plus unclipped noise stays far below
+    SCALE_LIMIT = 3.0
+
+    def __post_init__(self) -> None:
+        """Pixels built by hand (the Python API) are checked once here: a uint8 array or
+        0–255 floats, taken as [0, 1], restored to a white picture without a word."""
+        p = np.asarray(self.pixels)
+        if p.ndim == 2:  # (H, W): grey
+            p = p[None]
+        if p.ndim != 3 or p.shape[0] not in (1, 3):
+            hint = (" — channels last? give pixels.transpose(2, 0, 1)"
+                    if p.ndim == 3 and p.shape[-1] in (1, 3) else "")
+            raise DataError(f"Picture pixels must be (C, H, W) with C = 1 (grey) or 3 (RGB), got "
+                            f"shape {p.shape}{hint}")
+        if not np.issubdtype(p.dtype, np.floating):
+            raise DataError(f"Picture pixels must be floats in [0, 1], got {p.dtype}: divide 8-bit "
+                            "values by 255 and 16-bit ones by 65535 (read_picture does this)")
+        p = np.ascontiguousarray(p, dtype=np.float32)
+        if not np.isfinite(p).all():
+            raise DataError("Picture pixels contain NaN or infinite values")
+        if p.size and float(np.abs(p).max()) > self.SCALE_LIMIT:
+            raise DataError(f"Picture pixels must be in [0, 1], got values up to "
+                            f"{float(np.abs(p).max()):.4g}: divide 8-bit values by 255")
+        self.pixels = p
+
     @property
     def grey(self) -> bool:
         return self.pixels.shape[0] == 1

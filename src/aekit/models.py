@@ -31,7 +31,7 @@ import aekit.penalties  # noqa: F401
 from aekit.codes import CODES
 from aekit.corruptions import CORRUPTIONS
 from aekit.errors import AekitError, ModelFileError
-from aekit.io import atomic_path, file_digest, json_text, read_json, write_json_atomic
+from aekit.io import atomic_path, file_digest, json_text, make_dir, read_json, write_json_atomic
 from aekit.nn import ARCHS
 from aekit.penalties import PENALTIES
 from aekit.registry import Registry
@@ -454,7 +454,7 @@ class Autoencoder(nn.Module):
         meta = {"aekit_version": __version__, "config": self.config.to_dict(),
                 "weights_sha256": "", "training": summary or {}}
         json_text(meta)  # a config or summary JSON cannot hold fails here, before any write
-        directory.mkdir(parents=True, exist_ok=True)
+        make_dir(directory)  # a file standing there: one clear error, not FileExistsError
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         with atomic_path(directory / WEIGHTS_NAME) as tmp:
             # one metadata key: safetensors writes them in hash order, so two keys made the

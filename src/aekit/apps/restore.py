@@ -41,7 +41,7 @@ from aekit.apps.common import (
 )
 from aekit.corruptions_restore import fill_holes, inpaint_holes, luminance, resize
 from aekit.data.images import IMAGE_SUFFIXES, list_images, read_image
-from aekit.errors import AekitError, DataError
+from aekit.errors import AekitError, DataError, ParameterError
 from aekit.imaging import (
     Picture,
     opponent_to_rgb,
@@ -122,6 +122,12 @@ class Restorer:
              saturation: float | None = None) -> Restorer:
         """``saturation``: colorize only; None = the model's calibrated ``chroma_gain`` (1 if
         it has none)."""
+        if task not in TASKS:
+            raise ParameterError(f"unknown restoration task {task!r}; known: {', '.join(TASKS)}")
+        if isinstance(ensemble, bool) or not isinstance(ensemble, (int, np.integer)) \
+                or not 1 <= ensemble <= 8:
+            raise ParameterError(f"ensemble is how many of the 8 flips/rotations to average, "
+                                 f"1–8 (1 = off), got {ensemble!r}")
         from_zoo = model_dir is None
         if model_dir is None:
             name = zoo_name(task, scale or 2)
@@ -235,7 +241,15 @@ class Restorer:
 
     def apply(self, pic: Picture, *, sigma: float | None = None, mask: np.ndarray | None = None,
               out_dtype: Any = np.float32, progress=None) -> tuple[np.ndarray, np.ndarray | None]:
-        """Restore a picture: (pixels (C', s·H, s·W), alpha or None)."""
+        """Restore a picture (:class:`aekit.imaging.Picture`: float32 (C, H, W) in [0, 1],
+        e.g. from :func:`aekit.imaging.read_picture`): (pixels (C', s·H, s·W), alpha or
+        None). ``sigma`` (denoise, on the 0–255 scale) is a hint for noise above the
+        model's range; ``mask`` (unwatermark) is (H, W), true where marks are to be removed."""
+        if sigma is not None and not 0 <= sigma <= 255:
+            raise ParameterError(f"sigma is on the 0–255 scale, got {sigma}")
+        if mask is not None and np.shape(mask) != pic.pixels.shape[1:]:
+            raise ParameterError(f"the mask is {np.shape(mask)} but the picture is "
+                                 f"{pic.pixels.shape[1:]} (H, W)")
         x = pic.pixels
         dec = self.model.decoder
         threshold = getattr(dec, "gate_threshold", 0.0)

@@ -64,10 +64,18 @@ def hash_defaults(code: str) -> dict[str, Any]:
     return {**HASH_DEFAULTS, **HASH_CODE_DEFAULTS.get(code, {})}
 
 
+def check_counts(dense: np.ndarray, what: str = "counts") -> None:
+    """Word counts are finite and ≥ 0 (a TF-IDF or centred matrix is not a count matrix)."""
+    if dense.size and not (np.isfinite(dense).all() and dense.min() >= 0):
+        raise DataError(f"{what}: word counts must be finite and ≥ 0 (NaN, inf or negative "
+                        "values found)")
+
+
 def counts_data(counts, name: str = "corpus") -> ArrayData:
     """A (sparse) count matrix as :class:`ArrayData`, stored densely as compactly as its
     largest count allows (uint8/uint16/float32), served as float counts (scale 1)."""
     dense = counts.toarray() if sp.issparse(counts) else np.asarray(counts)
+    check_counts(dense, name)
     hi = float(dense.max()) if dense.size else 0.0
     dtype = np.uint8 if hi < 256 else (np.uint16 if hi < 65536 else np.float32)
     return ArrayData(dense.astype(dtype), name=name, layout="ND", scale=1.0)
@@ -118,12 +126,13 @@ def train_topic_model(counts, n_topics: int, *, hidden: list[int] | None = None,
     runs = []
     for r in range(restarts):
         run_seed = seed + RESTART_STRIDE * r
-        torch.manual_seed(run_seed)
-        model = create_model(preset, (v,), n_topics, arch_options=opts)
-        ecr = isinstance(getattr(model.decoder, "topics", None), EmbeddingTopics)
-        if ecr:
-            set_word_vectors(model, counts)
-        result = _train(model, counts, TOPIC_DEFAULTS, seed=run_seed, **fit_args)
+        with torch.random.fork_rng(devices=[]):  # the caller's generator is left as it was
+            torch.manual_seed(run_seed)
+            model = create_model(preset, (v,), n_topics, arch_options=opts)
+            ecr = isinstance(getattr(model.decoder, "topics", None), EmbeddingTopics)
+            if ecr:
+                set_word_vectors(model, counts)
+            result = _train(model, counts, TOPIC_DEFAULTS, seed=run_seed, **fit_args)
         if ecr:
             attribute_counts(model, counts)
         score = float("nan")
@@ -156,10 +165,11 @@ def train_doc_hash(counts, bits: int, *, code: str = "doc_binary", hidden: list[
     if code != config.code:  # the preset's code options belong to its own code
         config.code, config.code_options = code, {}
     config.code_options.update(code_options or {})
-    torch.manual_seed(seed)
-    model = Autoencoder(config)
-    set_idf(model, counts)
-    result = _train(model, counts, hash_defaults(config.code), seed=seed, **fit_args)
+    with torch.random.fork_rng(devices=[]):  # the caller's generator is left as it was
+        torch.manual_seed(seed)
+        model = Autoencoder(config)
+        set_idf(model, counts)
+        result = _train(model, counts, hash_defaults(config.code), seed=seed, **fit_args)
     return model, result
 
 
@@ -184,6 +194,7 @@ def _map_counts(model: Autoencoder, counts, batch_size: int, fn) -> np.ndarray:
         for s in range(0, counts.shape[0], batch_size):
             chunk = counts[s:s + batch_size]
             dense = chunk.toarray() if sp.issparse(chunk) else np.asarray(chunk)
+            check_counts(dense)
             out.append(fn(torch.as_tensor(dense, dtype=torch.float32, device=dev)).float().cpu())
     if not out:
         return np.zeros((0, model.config.latent_dim), np.float32)

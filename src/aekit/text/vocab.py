@@ -39,6 +39,7 @@ class Vocabulary:
 
     def counts(self, texts: list[str]) -> sp.csr_matrix:
         """Word counts (N, V) of documents, in this vocabulary's order."""
+        texts = check_texts(texts)
         return self.vectorizer().fit_transform(texts).astype(np.float32).tocsr()
 
     def to_json(self) -> dict[str, Any]:
@@ -69,12 +70,25 @@ class Vocabulary:
         return cls(words, tokenizer, selection)
 
 
+def check_texts(texts: Any) -> list[str]:
+    """Documents as a list of strings (from any iterable of them): a single string would be
+    read as one document per character, and None or a number fails deep in scikit-learn."""
+    if isinstance(texts, (str, bytes)):
+        raise DataError("texts must be a list of documents, got a single string (wrap it: [text])")
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise DataError(f"document {i} (counting from 0) is {type(t).__name__}, not text")
+    return texts
+
+
 def build_vocabulary(texts: list[str], size: int = 2000, min_df: float = 2, max_df: float = 0.5,
                      stop_words: str | None = "english", lowercase: bool = True,
                      token_pattern: str = TOKEN_PATTERN) -> Vocabulary:
     """The ``size`` most frequent words (after stop words and document-frequency limits)."""
     from sklearn.feature_extraction.text import CountVectorizer
 
+    texts = check_texts(texts)
     if size < 2:
         raise DataError(f"the vocabulary needs at least 2 words, asked for {size}")
     if stop_words not in (None, "", "none", "english"):  # what scikit-learn ships
