@@ -577,6 +577,13 @@ def test_codec_eval_cli(tmp_path, capsys):
     assert res["refine_steps"] == codec.DEFAULT_REFINE_STEPS  # the default encoder's table
     assert (out / "rd.png").stat().st_size > 1000 and (out / "rd.json").is_file()
 
+    def strict(token):
+        raise ValueError(f"{token} is not JSON")
+
+    # rd.json is strict JSON: null (not NaN) where JPEG/WebP have no point at a rate
+    saved = json.loads((out / "rd.json").read_text(), parse_constant=strict)
+    assert any(v is None for row in saved["psnr_at"].values() for v in row.values())
+
 
 # ------------------------------------------------------------------------------- metrics
 def test_bd_rate_and_ms_ssim():

@@ -393,3 +393,43 @@ def test_values_beyond_float32_are_a_value_error_not_nan_codes():
         est.transform(X * 1e300)
     with pytest.raises(ValueError, match="beyond float32's range"):
         AutoencoderTransformer(n_components=2, max_epochs=1).fit(X * 1e300)
+
+
+def test_report_figures_take_any_labels_and_show_one_epoch(capsys, run_dir, tmp_path):
+    """Labels holding "$…$" were parsed as TeX and stopped the report; more than 20 named
+    classes crashed the scatter; a 1-epoch loss curve drew nothing; a typo'd --out replaced
+    the run's own files; -n had no bound; metrics.jsonl lines that are not epoch records, or
+    an unfinished run, were internal errors or 'not a model'; metrics on data the user gives
+    were called held-out."""
+    from aekit.report import figures
+    from aekit.report.run_report import read_history
+
+    z = np.random.default_rng(0).normal(size=(60, 2))
+    for labels in (np.array(["$\\foo$", "$a^$", "plain"] * 20),  # few classes, mathtext
+                   np.array([f"c{i % 25}" for i in range(60)])):  # many named classes
+        assert figures.png_bytes(figures.code_scatter([("codes", z)], labels)).startswith(b"\x89PNG")
+    fig = figures.loss_curves([{"epoch": 1, "loss": 0.5, "val_loss": 0.6}])
+    assert all(line.get_marker() == "o" for line in fig.axes[0].get_lines())
+    figures.png_bytes(fig)
+    code, _, err = run_cli(capsys, "report", str(run_dir), "--out", str(run_dir / "config.json"))
+    assert code == 2 and "must end in .html" in err
+    assert json.loads((run_dir / "config.json").read_text())["config"]["preset"] == "deep"
+    code, _, err = run_cli(capsys, "report", str(run_dir), "-n", "65")
+    assert code == 2 and "-n is 1–64" in err
+    (tmp_path / "metrics.jsonl").write_text('[1, 2]\n"x"\n{"step": 1}\n{"epoch": 1, "loss": 2}\n')
+    assert read_history(tmp_path) == [{"epoch": 1, "loss": 2}]
+    (tmp_path / "checkpoint.safetensors").write_bytes(b"")
+    code, _, err = run_cli(capsys, "report", str(tmp_path))
+    assert code == 2 and "unfinished training run" in err and "--resume" in err
+    code, stdout, _ = run_cli(capsys, "report", str(run_dir), "--data", "digits:test",
+                              "--out", str(tmp_path / "R.HTML"))
+    page = (tmp_path / "R.HTML").read_text()
+    assert code == 0 and "evaluation sse_per_image" in page and "held-out sse" not in page
+
+
+def test_aekit_debug_0_keeps_the_one_line(monkeypatch):
+    from aekit.cli import debugging
+
+    for value, on in (("", False), ("0", False), ("false", False), ("1", True), ("yes", True)):
+        monkeypatch.setenv("AEKIT_DEBUG", value)
+        assert debugging() is on

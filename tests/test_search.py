@@ -178,3 +178,20 @@ def test_damaged_items_labels_and_one_point_maps_are_refused_in_one_line(models,
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("aekit: error: ") and len(err.strip().splitlines()) == 1, err
+
+
+def test_explore_refuses_non_finite_codes_and_takes_many_points(tmp_path, capsys):
+    """NaN codes were an internal error; the page's bounds used Math.min(...xs), which
+    overflows the browser's call stack above ~125,000 points (a blank map)."""
+    from aekit.explorer import _SCRIPT
+
+    codes = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    codes[3, 1] = np.nan
+    np.save(tmp_path / "nan.npy", codes)
+    assert main(["explore", str(tmp_path / "nan.npy"), "--out", str(tmp_path / "n.html")]) == 2
+    err = capsys.readouterr().err
+    assert "code 3 (counting from 0) has NaN" in err and len(err.strip().splitlines()) == 1
+    assert "Math.min(..." not in _SCRIPT and "Math.max(..." not in _SCRIPT
+    np.save(tmp_path / "same.npy", np.ones((30, 4), np.float32))  # k-means on duplicates
+    assert main(["explore", str(tmp_path / "same.npy"), "--out", str(tmp_path / "s.HTML")]) == 0
+    assert "Warning" not in capsys.readouterr().err

@@ -56,6 +56,12 @@ def _one_line(e: BaseException) -> str:
     return f"{e.__class__.__name__}: {text.splitlines()[0] if text else ''}"
 
 
+def debugging() -> bool:
+    """AEKIT_DEBUG=1 (or yes/true) shows the traceback of an internal error; 0, no, false or
+    unset keep the one line."""
+    return os.environ.get("AEKIT_DEBUG", "").strip().lower() not in ("", "0", "no", "false")
+
+
 def main(argv: list[str] | None = None) -> int:
     for stream in (sys.stdout, sys.stderr):
         # a terminal or pipe that cannot show σ, ×, – or a document's own letters (ASCII,
@@ -72,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
     except Exception as e:  # noqa: BLE001 — a broken install (a dependency that fails to import)
-        if os.environ.get("AEKIT_DEBUG"):
+        if debugging():
             raise
         sys.stderr.write(f"aekit: internal error: cannot load the commands: {_one_line(e)} "
                          "(set AEKIT_DEBUG=1 for the traceback)\n")
@@ -101,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"aekit: error: {e.strerror or e}{where}\n")
         return 1
     except Exception as e:  # noqa: BLE001 — the promise is one line, never a traceback
-        if os.environ.get("AEKIT_DEBUG"):
+        if debugging():
             raise
         sys.stderr.write(f"aekit: internal error: {_one_line(e)} "
                          "(set AEKIT_DEBUG=1 for the traceback)\n")

@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,9 @@ def project_2d(codes: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
         pad = np.zeros((len(x), 2), dtype=np.float32)
         pad[:, : min(1, x.shape[1])] = x[:, :1]
         return pad, "raw"
-    return PCA(2, random_state=seed).fit_transform(x).astype(np.float32), "PCA"
+    with warnings.catch_warnings():  # identical codes: a zero total variance to divide by
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return PCA(2, random_state=seed).fit_transform(x).astype(np.float32), "PCA"
 
 
 def _json_for_script(obj: Any) -> str:
@@ -98,7 +101,9 @@ const pal=['#1f77b4','#ff7f0e','#2ca02c','#d62728','#9467bd','#8c564b','#e377c2'
 const groups=[...new Set(D.color)];const col=g=>pal[groups.indexOf(g)%pal.length];
 let W,H,S=[];const pad=20;
 const xs=D.xy.map(p=>p[0]),ys=D.xy.map(p=>p[1]);
-const x0=Math.min(...xs),x1=Math.max(...xs),y0=Math.min(...ys),y1=Math.max(...ys);
+// a loop: spreading every point into Math.min overflows the call stack above ~125,000
+const lo=a=>a.reduce((m,v)=>v<m?v:m,Infinity),hi=a=>a.reduce((m,v)=>v>m?v:m,-Infinity);
+const x0=lo(xs),x1=hi(xs),y0=lo(ys),y1=hi(ys);
 function layout(){const m=document.getElementById('main');W=cv.width=m.clientWidth;H=cv.height=m.clientHeight;
  S=D.xy.map(p=>[pad+(p[0]-x0)/((x1-x0)||1)*(W-2*pad),H-pad-(p[1]-y0)/((y1-y0)||1)*(H-2*pad)]);draw(-1);}
 function draw(sel){ctx.clearRect(0,0,W,H);S.forEach((s,i)=>{ctx.fillStyle=col(D.color[i]);

@@ -513,6 +513,13 @@ def read_model_meta(directory: str | Path) -> dict[str, Any]:
     if not folder.is_dir():
         raise ModelFileError(f"{directory} is a file, not a model folder" if folder.exists()
                              else f"model directory {directory} does not exist")
+    if not path.exists():
+        from aekit.training import CHECKPOINT_NAME
+
+        if (folder / CHECKPOINT_NAME).is_file():  # stopped before its model was saved
+            raise ModelFileError(f"{directory} holds an unfinished training run (a checkpoint, no "
+                                 f"saved model yet): continue it with `aekit train --resume "
+                                 f"--out {directory}` and the same data and options")
     meta = read_json(path, "aekit config", error=ModelFileError,
                      missing=f"{path} is missing: not an aekit model directory")
     try:

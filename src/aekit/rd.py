@@ -278,9 +278,13 @@ def plot_rd(result: dict[str, Any], path: str | Path, title: str = "") -> None:
     for name, pts in result.get("anchors_kodak", {}).items():
         if name.startswith("bmshj2018-factorized"):
             ax.plot(*zip(*pts), ls="--", color="grey", lw=1, label=f"{name} (Kodak, published)")
-    ax.set_xlim(0, 2.0)
-    shown = [r["psnr"] for rows in result["curves"].values() for r in rows if r["bpp"] <= 2.0]
-    shown += [p for pts in result.get("anchors_kodak", {}).values() for b, p in pts if b <= 2.0]
+    # 0–2 bpp, widened to aekit's own points where they lie beyond (tiny images: a header
+    # alone is many bits per pixel, and every curve fell off the plot)
+    right = max([2.0] + [1.05 * r["bpp"] for name, rows in result["curves"].items()
+                         if name.startswith("aekit") for r in rows])
+    ax.set_xlim(0, right)
+    shown = [r["psnr"] for rows in result["curves"].values() for r in rows if r["bpp"] <= right]
+    shown += [p for pts in result.get("anchors_kodak", {}).values() for b, p in pts if b <= right]
     if shown:  # points off the right edge (JPEG q95 near 50 dB) must not stretch the axis
         ax.set_ylim(min(shown) - 1, max(shown) + 1)
     ax.set_xlabel("bits per pixel (from file sizes)")

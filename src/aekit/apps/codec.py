@@ -19,6 +19,7 @@ from aekit.apps.common import (
     each_file,
     emit,
     format_table,
+    jsonable,
     plan_outputs,
 )
 from aekit.data.images import IMAGE_SUFFIXES
@@ -272,7 +273,8 @@ def codec_eval_cmd(p: argparse.ArgumentParser) -> Handler:
         text = rd_report(result)
         if args.out:
             out = Path(args.out)
-            write_json_atomic(out / "rd.json", result)
+            # null where a codec has no point (as --json): NaN is not JSON
+            write_json_atomic(out / "rd.json", jsonable(result))
             plot_rd(result, out / "rd.png", title=f"{Path(args.folder).name}: "
                                                   f"{result['images']} images")
             result["plot"] = str(out / "rd.png")

@@ -150,6 +150,13 @@ def check_not_data(spec: str, out: str | Path) -> None:
         check_not_input(path, Path(out))
 
 
+def check_html_name(path: str, option: str) -> None:
+    """A page is written only to a name ending in .html/.htm (any case): a typo such as
+    ``--out RUN/config.json`` replaced the run's own files with a page."""
+    if not str(path).lower().endswith((".html", ".htm")):
+        raise AekitError(f"{option} {path}: the page's name must end in .html")
+
+
 def check_out_dir(path: Path, *, fresh: bool = False) -> None:
     """Fail early (before any training or evaluation) when a folder OUT is an existing file
     or cannot be made because a file stands where one of its parent folders would go.

@@ -26,6 +26,7 @@ from aekit.apps import Handler, command
 from aekit.apps.common import (
     add_data_options,
     add_json_flag,
+    check_html_name,
     check_out_dir,
     data_stem,
     emit,
@@ -282,6 +283,10 @@ def compare_pca_cmd(p: argparse.ArgumentParser) -> Handler:
     return run
 
 
+#: images in the report's reconstruction row: more made an unreadable strip
+MAX_REPORT_IMAGES = 64
+
+
 @command("report", help="a single self-contained HTML report of a training run")
 def report_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("run_dir", help="a run directory written by `aekit train`")
@@ -294,8 +299,10 @@ def report_cmd(p: argparse.ArgumentParser) -> Handler:
     def run(args: argparse.Namespace) -> int:
         from aekit.report.run_report import build_run_report
 
-        if args.n < 1:
-            raise AekitError(f"-n must be ≥ 1, got {args.n}")
+        if not 1 <= args.n <= MAX_REPORT_IMAGES:
+            raise AekitError(f"-n is 1–{MAX_REPORT_IMAGES} (the images make one row), got {args.n}")
+        if args.out is not None:
+            check_html_name(args.out, "--out")
         path = build_run_report(args.run_dir, args.data, args.out, n_images=args.n)
         size = path.stat().st_size
         emit(args, {"out": str(path), "bytes": size},

@@ -25,6 +25,7 @@ from aekit.apps import Handler, command
 from aekit.apps.common import (
     add_data_options,
     add_json_flag,
+    check_html_name,
     check_out_dir,
     count_arg,
     emit,
@@ -236,8 +237,8 @@ def search_cmd(p: argparse.ArgumentParser) -> Handler:
     def run(args: argparse.Namespace) -> int:
         if args.k < 1:
             raise AekitError(f"-k must be ≥ 1, got {args.k}")
-        if args.html and not args.html.lower().endswith((".html", ".htm")):
-            raise AekitError(f"--html {args.html}: the page's name must end in .html")
+        if args.html:
+            check_html_name(args.html, "--html")
         meta, codes, thumbs = read_index(args.index)
         model, _ = index_model(meta, args.model)
         data = load_data_for(args, args.query, model)
@@ -330,14 +331,17 @@ def explore_cmd(p: argparse.ArgumentParser) -> Handler:
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
-        if not args.out.endswith((".html", ".htm")):
-            raise AekitError("--out must end in .html")
+        check_html_name(args.out, "--out")
         if args.max_points < 2:
             raise AekitError(f"--max-points must be at least 2 (a map of one point), got {args.max_points}")
         codes, names, labels, thumbs, metric = load_codes_source(args.source, args)
         n_all = len(codes)
         if n_all < 2:
             raise DataError(f"{args.source}: {n_all} code(s); a map needs at least 2")
+        finite = np.isfinite(codes.reshape(n_all, -1)).all(1)
+        if not finite.all():
+            raise DataError(f"{args.source}: code {int(np.argmin(finite))} (counting from 0) has "
+                            "NaN or infinite values")
         keep = np.arange(n_all)
         if n_all > args.max_points:
             keep = np.sort(np.random.default_rng(args.seed).choice(n_all, args.max_points, replace=False))
@@ -350,7 +354,8 @@ def explore_cmd(p: argparse.ArgumentParser) -> Handler:
         if labels is None:
             from sklearn.cluster import KMeans
 
-            k = max(1, min(args.clusters, len(codes)))
+            # no more clusters than distinct codes (k-means warned about duplicates)
+            k = max(1, min(args.clusters, len(np.unique(codes, axis=0))))
             clusters = KMeans(k, n_init=4, random_state=args.seed).fit_predict(codes).tolist()
         nn_index = CodeIndex(codes.shape[1], metric, exact_below=sys.maxsize)
         nn_index.add(codes)

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.text
+import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -24,6 +26,10 @@ DPI = 100
 
 
 def png_bytes(fig: Figure) -> bytes:
+    # every text is drawn as written: a label or file name holding two "$" was parsed as
+    # TeX, and "$\\foo$" stopped the whole report (matplotlib's mathtext error)
+    for text in fig.findobj(matplotlib.text.Text):
+        text.set_parse_math(False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
@@ -40,10 +46,14 @@ def loss_curves(history: Sequence[Mapping[str, float]], title: str = "training")
     """Training (and validation) loss per epoch, log scale when it spans a decade."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
     epochs = [r["epoch"] for r in history]
+    # markers where the points are few: a 1-epoch run's single point was invisible
+    marker = "o" if len(epochs) <= 30 else None
     for key, label in (("loss", "train"), ("val_loss", "validation")):
         vals = [r.get(key) for r in history]
         if any(v is not None for v in vals):
-            ax.plot(epochs, [np.nan if v is None else v for v in vals], label=label, lw=1.6)
+            ax.plot(epochs, [np.nan if v is None else v for v in vals], label=label, lw=1.6,
+                    marker=marker, ms=3)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # whole epochs
     finite = [r.get(k) for r in history for k in ("loss", "val_loss") if r.get(k) is not None]
     finite = [v for v in finite if np.isfinite(v) and v > 0]
     if finite and max(finite) / min(finite) > 10:
@@ -94,9 +104,13 @@ def code_scatter(panels: Sequence[tuple[str, np.ndarray]], labels: np.ndarray | 
             for i, c in enumerate(classes):
                 m = labels == c
                 ax.scatter(z[m, 0], z[m, 1], s=6, alpha=0.7, color=cmap(i % cmap.N), label=str(c))
-        elif labels is not None:
+        elif labels is not None and np.issubdtype(np.asarray(labels).dtype, np.number):
             sc = ax.scatter(z[:, 0], z[:, 1], s=6, alpha=0.7, c=labels, cmap="viridis")
             fig.colorbar(sc, ax=ax)
+        elif labels is not None:  # more than 20 named classes: colours repeat, no legend
+            index = np.unique(labels, return_inverse=True)[1]
+            ax.scatter(z[:, 0], z[:, 1], s=6, alpha=0.7, c=index % 20, cmap="tab20",
+                       vmin=0, vmax=19)
         else:
             ax.scatter(z[:, 0], z[:, 1], s=6, alpha=0.6, color="tab:blue")
         ax.set_title(name, fontsize=10)

@@ -71,9 +71,11 @@ def read_history(run_dir: Path) -> list[dict[str, float]]:
         line = line.strip()
         if line:
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut by a kill mid-write: skip it, keep the rest
+            if isinstance(row, dict) and isinstance(row.get("epoch"), (int, float)):
+                rows.append(row)  # (anything else is not an epoch's record)
     return rows
 
 
@@ -115,6 +117,11 @@ def _table(rows: list[dict[str, Any]], columns: list[str], cls: str = "") -> str
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+#: how the data note of the run's own held-out split starts (the metrics are "held-out"
+#: only then; on data given with --data or the training data they are "evaluation")
+HELD_OUT_NOTE = "data: the held-out"
+
+
 def resolve_run_data(run_dir: Path, spec: str | None,
                      model: Autoencoder) -> tuple[ArrayData | None, str]:
     """The run's held-out data (the validation split ``fit`` kept aside), or the data given."""
@@ -150,7 +157,7 @@ def resolve_run_data(run_dir: Path, spec: str | None,
     val_fraction = float(run.get("val_fraction", 0.1))  # `aekit train`'s default
     _, held = data.split(val_fraction, seed=seed)
     if len(held) >= 16:
-        return held, f"data: the held-out {val_fraction:g} of {spec} (seed {seed})"
+        return held, f"{HELD_OUT_NOTE} {val_fraction:g} of {spec} (seed {seed})"
     return data, f"data: {spec} (the training data: too little was held out to show)"
 
 
@@ -236,7 +243,8 @@ def build_run_report(run_dir: str | Path, data_spec: str | None = None,
 
     # -- metrics ---------------------------------------------------------------------------------
     s = sections["metrics"]
-    rows = [{"metric": f"held-out {k}", "value": v} for k, v in metrics.items()]
+    scope = "held-out" if data_note.startswith(HELD_OUT_NOTE) else "evaluation"
+    rows = [{"metric": f"{scope} {k}", "value": v} for k, v in metrics.items()]
     rows += [{"metric": f"training {k}", "value": v}
              for k, v in model.training_summary.items() if k != "history"]
     rows.append({"metric": "parameters", "value": count_parameters(model)})
