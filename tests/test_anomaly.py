@@ -281,3 +281,31 @@ def test_presets_that_cannot_score_values_beyond_float32_and_damaged_state(tmp_p
     with pytest.raises(AekitError, match="a file stands where its folder would go"):
         small(epochs=1).fit(low_rank(20)).save(tmp_path / "f")
     assert AutoencoderOutlierDetector().__sklearn_tags__().input_tags.sparse
+
+
+def test_a_threshold_set_on_the_held_out_share(tmp_path, capsys):
+    """threshold_on="held-out": the quantile of the scores of the samples training kept
+    aside (fit()'s own split), which new data resembles more than the fitted samples. It
+    needs a held-out share, and the choice is saved."""
+    from aekit.errors import ParameterError
+    from aekit.training import split_indices
+
+    X = low_rank(200)
+    det = small(epochs=30, threshold_on="held-out").fit(X)
+    held = split_indices(200, det.val_fraction, det.seed)[1]
+    assert len(held) == 20
+    assert det.threshold_ == pytest.approx(np.quantile(det.decision_scores_[held], 0.9))
+    plain = small(epochs=30).fit(X)  # the same training: only the threshold's samples differ
+    np.testing.assert_array_equal(det.decision_scores_, plain.decision_scores_)
+    assert plain.threshold_ == pytest.approx(np.quantile(plain.decision_scores_, 0.9))
+    np.testing.assert_array_equal(det.labels_, det.decision_scores_ > det.threshold_)
+    det.save(tmp_path / "d")
+    assert AutoencoderOutlierDetector.load(tmp_path / "d").threshold_on == "held-out"
+    with pytest.raises(ParameterError, match="needs a held-out share"):
+        small(threshold_on="held-out").fit(low_rank(40))
+    with pytest.raises(ParameterError, match="threshold_on must be one of train, held-out"):
+        small(threshold_on="test").fit(X)
+    np.save(tmp_path / "x.npy", X)
+    assert main(["anomaly", "fit", "--data", str(tmp_path / "x.npy"), "--out", str(tmp_path / "c"),
+                 "--epochs", "3", "--threshold-on", "held-out"]) == 0
+    assert "(set on the held-out share)" in capsys.readouterr().out

@@ -34,7 +34,12 @@ from aekit.data.arrays import ArrayData, dtype_scale
 from aekit.errors import AekitError, DataError, ModelFileError, ParameterError
 from aekit.estimators import TRANSFORMER_PRESETS
 from aekit.models import Autoencoder, create_model
-from aekit.training import fit
+from aekit.training import fit, split_indices
+
+#: where ``threshold_`` comes from (see the class docstring)
+THRESHOLD_ON = ("train", "held-out")
+#: samples from which fit() holds out ``val_fraction`` (early stopping, a held-out threshold)
+MIN_HELD_OUT_SAMPLES = 50
 
 
 def sliding_windows(series: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
@@ -76,10 +81,15 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     latent_dim : int, default=8
         Code size; must be smaller than the number of features.
     contamination : float in (0, 0.5], default=0.1
-        Share of the *training* samples above ``threshold_``. New samples from the same
-        distribution score higher than the ones the model was fitted on, so a larger share
-        of them is flagged (digits, 200 epochs: 10 % of the training set, 36 % of held-out
-        digits); rank by ``decision_function`` when the rate on new data matters.
+        Expected share of outliers: ``threshold_`` is the (1 − contamination) quantile of
+        the scores named by ``threshold_on``.
+    threshold_on : {"train", "held-out"}, default="train"
+        ``"train"`` (PyOD's way): the training samples' scores, so ``labels_`` flags that
+        share of them. New samples from the same distribution score higher than the ones
+        the model was fitted on, so more of them are flagged (digits, 200 epochs: 10 % of
+        the training set, 36 % of held-out digits). ``"held-out"``: the scores of the
+        ``val_fraction`` of samples that training kept aside (needs ≥ 50 samples), so about
+        that share of *new* data is flagged and fewer training samples are.
     epochs, batch_size, lr : training budget, batch and AdamW learning rate.
     window, stride : int or None
         Time series (T,) or (T, C): every ``window`` steps (every ``stride``-th window) is a
@@ -98,7 +108,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     Attributes
     ----------
     decision_scores_ : ndarray (N,) — the training samples' scores (higher = more abnormal).
-    threshold_ : float — the (1 − contamination) quantile of ``decision_scores_``.
+    threshold_ : float — the (1 − contamination) quantile of ``decision_scores_`` (of the
+        held-out samples' among them with ``threshold_on="held-out"``).
     labels_ : ndarray (N,) of 0 (inlier) / 1 (outlier) — PyOD's convention, not
         scikit-learn's +1 / −1: ``predict`` returns the same 0/1.
     model_ : the trained :class:`aekit.models.Autoencoder`.
@@ -109,7 +120,8 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
                  epochs: int = 100, batch_size: int = 64, lr: float = 1e-3,
                  window: int | None = None, stride: int = 1, val_fraction: float = 0.1,
                  patience: int | None = 20, model_options: dict[str, Any] | None = None,
-                 score_space: str = "data", seed: int = 0, device: str = "cpu", verbose: bool = False) -> None:
+                 score_space: str = "data", seed: int = 0, device: str = "cpu", verbose: bool = False,
+                 threshold_on: str = "train") -> None:
         self.preset = preset
         self.latent_dim = latent_dim
         self.contamination = contamination
@@ -125,6 +137,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         self.seed = seed
         self.device = device
         self.verbose = verbose
+        self.threshold_on = threshold_on
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -205,6 +218,9 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         if self.preset not in TRANSFORMER_PRESETS:  # its reconstruction must score a sample
             raise ParameterError(f"preset must be one of {', '.join(TRANSFORMER_PRESETS)}, got "
                                  f"{self.preset!r}")
+        if self.threshold_on not in THRESHOLD_ON:
+            raise ParameterError(f"threshold_on must be one of {', '.join(THRESHOLD_ON)}, got "
+                                 f"{self.threshold_on!r}")
         if self.score_space not in ("data", "normalized"):
             raise ParameterError(f"score_space must be 'data' or 'normalized', got {self.score_space!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.latent_dim < 1:
@@ -225,6 +241,13 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         if len(data) < 2:  # the threshold is a quantile of the training scores: one says nothing
             raise DataError(f"X has {len(data)} sample{'s' if len(data) != 1 else ''}; a detector "
                             "needs at least 2 to learn what is normal and set its threshold")
+        # fit() holds out val_fraction for early stopping from 50 samples on (below, a
+        # handful of samples would decide when to stop)
+        val_fraction = self.val_fraction if len(data) >= MIN_HELD_OUT_SAMPLES else 0.0
+        held_out = split_indices(len(data), val_fraction, int(self.seed))[1]
+        if self.threshold_on == "held-out" and held_out is None:
+            raise ParameterError(f"threshold_on='held-out' needs a held-out share: val_fraction > 0 "
+                                 f"and at least {MIN_HELD_OUT_SAMPLES} samples (X has {len(data)})")
         overrides: dict[str, Any] = dict(self.model_options or {})
         unit = data.is_image and data.in_unit_range()
         if not unit:  # tables, and image-shaped data that is not in [0, 1] (a sigmoid output
@@ -242,19 +265,21 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             torch.manual_seed(int(self.seed))
             model = create_model(self.preset, data.input_shape, self.latent_dim, **overrides)
             result = fit(model, data, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                         val_fraction=self.val_fraction if len(data) >= 50 else 0.0,
+                         val_fraction=val_fraction,
                          patience=self.patience, seed=self.seed, device=self.device,
                          progress=self.verbose)
         self.model_ = model.cpu().eval()
         self.fit_summary_ = result.summary()
         self.n_features_in_ = math.prod(data.input_shape)
         self.decision_scores_ = self._scores(data)
-        self._set_threshold()
+        self._set_threshold(held_out if self.threshold_on == "held-out" else None)
         return self
 
-    def _set_threshold(self) -> None:
+    def _set_threshold(self, among: np.ndarray | None = None) -> None:
+        """``threshold_`` from the scores of the samples ``among`` (default all), ``labels_``
+        and the score statistics ``predict_proba`` scales by."""
         s = self.decision_scores_
-        self.threshold_ = float(np.quantile(s, 1.0 - self.contamination))
+        self.threshold_ = float(np.quantile(s if among is None else s[among], 1.0 - self.contamination))
         self.labels_ = (s > self.threshold_).astype(np.int64)
         self._score_stats = (float(s.min()), float(s.max()), float(s.mean()), float(s.std()))
 

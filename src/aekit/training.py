@@ -424,6 +424,16 @@ def fit(
         distributed.teardown(owns_group)
 
 
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`fit`'s split of ``n`` samples: (training indices, validation indices or None
+    when nothing is held out: ``val_fraction`` 0 or fewer than 10 samples), seeded, sorted."""
+    if val_fraction > 0 and n >= 10:
+        perm = np.random.default_rng(seed).permutation(n)
+        n_val = max(1, round(n * val_fraction))
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    return np.arange(n), None
+
+
 def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distributed.DistInfo,
          dev: torch.device, *, epochs: int | None, minutes: float | None, batch_size: int,
          lr: float, weight_decay: float, betas: tuple[float, float], warmup: float,
@@ -442,12 +452,8 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
     n = len(data)
     if val_data is not None:
         train_idx, val_idx = np.arange(n), None
-    elif val_fraction > 0 and n >= 10:
-        perm = np.random.default_rng(seed).permutation(n)
-        n_val = max(1, round(n * val_fraction))
-        train_idx, val_idx = np.sort(perm[n_val:]), np.sort(perm[:n_val])
     else:
-        train_idx, val_idx = np.arange(n), None
+        train_idx, val_idx = split_indices(n, val_fraction, seed)
     train_src = BatchSource(data.subset(train_idx), dev)
     train_tgt = BatchSource(tgt.subset(train_idx), dev) if tgt is not None else None
     if val_data is not None:

@@ -24,7 +24,7 @@ from aekit.apps.common import (
 )
 from aekit.data import ArrayData, load_npy, spec_path
 from aekit.data.images import list_images
-from aekit.detectors import AutoencoderOutlierDetector, window_scores_to_points
+from aekit.detectors import THRESHOLD_ON, AutoencoderOutlierDetector, window_scores_to_points
 from aekit.errors import AekitError
 from aekit.io import atomic_path, write_text_atomic
 
@@ -90,6 +90,10 @@ def anomaly_cmd(p: argparse.ArgumentParser) -> Handler:
     f.add_argument("--latent-dim", type=positive_int, default=8, help="code size (default 8)")
     f.add_argument("--contamination", type=float, default=0.1,
                    help="expected share of outliers; sets the threshold (default 0.1, as PyOD)")
+    f.add_argument("--threshold-on", choices=THRESHOLD_ON, default="train",
+                   help="scores the threshold is the quantile of: the training samples' (default, "
+                        "as PyOD; new data is flagged more often) or the held-out share's (about "
+                        "--contamination of new data is flagged; needs ≥ 50 samples)")
     f.add_argument("--epochs", type=positive_int, default=100, help="epochs (default 100)")
     f.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default 64)")
     f.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default 0.001)")
@@ -122,17 +126,19 @@ def fit_action(args: argparse.Namespace) -> int:
     det = AutoencoderOutlierDetector(
         preset=args.preset, latent_dim=args.latent_dim, contamination=args.contamination,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, window=args.window,
-        stride=args.stride, seed=args.seed, device=args.device,
+        stride=args.stride, seed=args.seed, device=args.device, threshold_on=args.threshold_on,
         verbose=not args.json and __import__("sys").stderr.isatty())
     det.fit(detector_input(data, args.window))
     det.save(args.out)
     n_out = int(det.labels_.sum())
     obj = {"out": args.out, "samples": len(det.decision_scores_), "threshold": det.threshold_,
-           "flagged": n_out, "contamination": args.contamination, "training": det.fit_summary_}
+           "flagged": n_out, "contamination": args.contamination,
+           "threshold_on": args.threshold_on, "training": det.fit_summary_}
     unit = f"windows of {args.window}" if args.window else "samples"
+    held = " (set on the held-out share)" if args.threshold_on == "held-out" else ""
     emit(args, obj, f"fitted on {len(det.decision_scores_)} {unit} of {args.data}; threshold "
-                    f"{det.threshold_:.4g} flags {n_out} ({n_out / len(det.labels_):.1%}) of "
-                    f"them\nsaved detector to {args.out}")
+                    f"{det.threshold_:.4g}{held} flags {n_out} ({n_out / len(det.labels_):.1%}) "
+                    f"of them\nsaved detector to {args.out}")
     return 0
 
 
