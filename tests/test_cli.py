@@ -443,3 +443,24 @@ def test_a_run_resumes_from_any_folder(capsys, tmp_path, monkeypatch):
     code, _, err = run(capsys, "train", "--out", tmp_path / "r", "--resume", "--epochs", "2",
                        "--no-progress")
     assert code == 0, err
+
+
+def test_resume_refuses_a_model_flag_that_would_change_the_run(capsys, tmp_path):
+    """--preset, --latent-dim and --option were silently ignored by --resume (the run went on
+    with its own model); they are now refused when they differ, and taken when they agree
+    or are left out."""
+    out = tmp_path / "r"
+    code, _, err = run(capsys, "train", "--preset", "vanilla", "--latent-dim", "4", "--epochs", "1",
+                       "--no-progress", "--out", out)
+    assert code == 0, err
+    for argv, needle in ((["--preset", "deep"], "--preset deep differs from the run's vanilla"),
+                         (["--latent-dim", "8"], "--latent-dim 8 differs from the run's 4"),
+                         (["--option", 'arch_options={"hidden": [8]}'], "--option cannot change")):
+        code, _, err = run(capsys, "train", "--resume", "--out", out, "--epochs", "2", *argv)
+        _assert_one_line_error(code, err, needle)
+    code, _, err = run(capsys, "train", "--resume", "--out", out, "--epochs", "2",
+                       "--preset", "vanilla", "--no-progress")
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--resume", "--out", out, "--epochs", "3", "--no-progress")
+    assert code == 0, err
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 3

@@ -40,6 +40,7 @@ from aekit.training import CHECKPOINT_NAME, fit
 
 DEFAULT_DATA = "digits"
 DEFAULT_PRESET = "deep"
+DEFAULT_LATENT_DIM = 16
 DEFAULT_LR = 2e-3
 
 
@@ -56,10 +57,12 @@ def parse_option(text: str) -> tuple[str, Any]:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default=DEFAULT_PRESET, help=f"one of `aekit presets` (default {DEFAULT_PRESET})")
+    p.add_argument("--preset", default=None,
+                   help=f"one of `aekit presets` (default {DEFAULT_PRESET}; with --resume, the run's)")
     p.add_argument("--data", default=None,
                    help=f"data spec (default {DEFAULT_DATA}, embedded; with --resume, the run's)")
-    p.add_argument("--latent-dim", type=int, default=16, help="code size (default 16)")
+    p.add_argument("--latent-dim", type=int, default=None,
+                   help=f"code size (default {DEFAULT_LATENT_DIM}; with --resume, the run's)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, default=None, help="epochs (default 30 without --minutes)")
     budget.add_argument("--minutes", type=float, default=None, help="wall-clock budget in minutes")
@@ -123,6 +126,26 @@ def resolve_run_args(args: argparse.Namespace) -> dict[str, Any] | None:
                 setattr(args, key, run.get(key))
         if args.epochs is None and args.minutes is None:  # the run's budget (and LR schedule)
             args.epochs, args.minutes = run.get("epochs"), run.get("minutes")
+        model = run.get("model") if isinstance(run.get("model"), dict) else {}
+        for key, flag in (("preset", "--preset"), ("latent_dim", "--latent-dim")):
+            given, recorded = getattr(args, key), model.get(key)
+            if given is not None and recorded is not None and given != recorded:
+                # (they were silently ignored: the run continues with its own model)
+                raise AekitError(f"{flag} {given} differs from the run's {recorded}: a resume "
+                                 f"continues the run's own model; leave {flag} out, or train a "
+                                 "new run in another --out")
+            setattr(args, key, recorded if recorded is not None else given)
+        changed = [flag for flag, value in (("--option", args.option),
+                                            ("--init-encoder-from", args.init_encoder_from),
+                                            ("--transfer-layers", args.transfer_layers),
+                                            ("--freeze", args.freeze)) if value]
+        if changed:
+            raise AekitError(f"{', '.join(changed)} cannot change a run being resumed (its model "
+                             "was built when it started)")
+    if getattr(args, "preset", None) is None:
+        args.preset = DEFAULT_PRESET
+    if getattr(args, "latent_dim", None) is None:
+        args.latent_dim = DEFAULT_LATENT_DIM
     for key, default in RUN_SETTINGS.items():
         if getattr(args, key, None) is None:
             setattr(args, key, default)
@@ -144,6 +167,9 @@ def resolve_run_args(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[str, Any]]:
     """Shared by `aekit train` and by jobs that train through the same flags."""
+    if (args.transfer_layers is not None or args.freeze) and not args.init_encoder_from:
+        raise AekitError("--transfer-layers and --freeze go with --init-encoder-from DIR")
+    run = resolve_run_args(args)  # (a resume takes its preset from the run)
     # PRESETS.get raises the one-line "unknown preset" error
     if PRESETS.get(args.preset).get("arch") == "bow":
         # the text presets need what their jobs compute from the corpus first (vocabulary,
@@ -151,9 +177,6 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
         raise AekitError(f"preset {args.preset!r} trains on a text corpus: use `aekit topics "
                          f"CORPUS --topics K` (topic, prodlda) or `aekit docindex CORPUS` "
                          f"(doc-hash)")
-    if (args.transfer_layers is not None or args.freeze) and not args.init_encoder_from:
-        raise AekitError("--transfer-layers and --freeze go with --init-encoder-from DIR")
-    run = resolve_run_args(args)
     if args.out:
         check_out_dir(Path(args.out), fresh=not args.resume)
     if run is not None:
@@ -236,8 +259,10 @@ def train_cmd(p: argparse.ArgumentParser) -> Handler:
     add_train_arguments(p)
 
     def run(args: argparse.Namespace) -> int:
+        if args.preset is None and not args.resume:
+            args.preset = DEFAULT_PRESET
         if args.task and args.preset not in TRAIN_HOOKS:
-            raise AekitError(f"--task is for --preset restore, not {args.preset}")
+            raise AekitError(f"--task is for --preset restore, not {args.preset or 'a resumed run'}")
         if args.preset in TRAIN_HOOKS:  # a job with its own loop (e.g. restore: random crops)
             unused = [flag for flag, given in (
                 ("--val-fraction", args.val_fraction is not None),
