@@ -662,3 +662,14 @@ def test_text_api_inputs_and_the_callers_generator():
         encode_counts(model, bad)
     with pytest.raises(DataError, match="finite and ≥ 0"):
         train_topic_model(bad, 3, hidden=[16], batch_size=30, epochs=1, progress=False)
+
+
+def test_ragged_csv_rows_and_non_text_jsonl_fields_are_errors(tmp_path):
+    """A row with more cells than the header (an unquoted comma in the text) lost its extra
+    cells and the text was cut; a JSONL text given as an array was stored as its repr."""
+    (tmp_path / "r.csv").write_text("text,label\nhello world,a\nhello, world,b\n")
+    with pytest.raises(DataError, match="line 3 has 3 cells but the header 2"):
+        load_corpus(str(tmp_path / "r.csv"))
+    (tmp_path / "a.jsonl").write_text('{"text": "fine"}\n{"text": ["a", "b"]}\n')
+    with pytest.raises(DataError, match="line 2: the 'text' field is a JSON array"):
+        load_corpus(str(tmp_path / "a.jsonl"))

@@ -234,8 +234,16 @@ def load_table(path: Path, text_col: str | None, label_col: str | None) -> Corpu
     csv.field_size_limit(1 << 30)
     # strict: a quote left open ran to the end of the file as one document, silently
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows = []
     try:
-        rows = list(reader)
+        for row in reader:
+            if None in row:  # more cells than the header: the extra ones were dropped, and
+                # the text cut where an unquoted comma split it
+                width = len(reader.fieldnames or [])
+                raise DataError(f"{path}: line {reader.line_num} has {width + len(row[None])} cells "
+                                f"but the header {width}; quote a text holding the delimiter "
+                                '("a, b")')
+            rows.append(row)
     except csv.Error as e:
         raise DataError(f"{path}: not a readable CSV file (line {reader.line_num}: {e}; is a "
                         "quote \" left open?)") from None
@@ -270,6 +278,9 @@ def load_jsonl(path: Path, text_col: str | None, label_col: str | None) -> Corpu
         if col not in obj:
             raise DataError(f"{path}: line {n} has no {col!r} field")
         value = obj[col]
+        if isinstance(value, (list, dict)):  # (its repr was taken as the text)
+            raise DataError(f"{path}: line {n}: the {col!r} field is a JSON "
+                            f"{'array' if isinstance(value, list) else 'object'}, not text")
         texts.append("" if value is None else str(value))
         ids.append(str(obj["id"]) if obj.get("id") is not None and col != "id"
                    else str(len(ids) + 1))
