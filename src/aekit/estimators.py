@@ -267,7 +267,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     n_components : int, default=2
         Code size (``latent_dim``), as in ``PCA(n_components=…)``.
     preset : str, default="deep"
-        Any name from ``aekit presets``: ``vanilla`` (one linear layer each way, PCA's
+        Any name from ``aekit presets``: ``vanilla`` (one layer each way, PCA's
         non-linear twin), ``deep``, ``conv`` (image input only), ``sparse``, ``variational``, …
     max_epochs : int or None, default=None
         Epoch budget (DEFAULT_MAX_EPOCHS = 200 when neither this nor ``max_minutes`` is

@@ -109,7 +109,7 @@ def _preset(name: str, help: str, **overrides: Any) -> None:
     PRESETS.add(name, overrides, help=help)
 
 
-_preset("vanilla", "shallow undercomplete autoencoder: one linear layer each way",
+_preset("vanilla", "shallow undercomplete autoencoder: one layer each way (linear; sigmoid output on [0, 1] data)",
         arch="mlp", arch_options={"hidden": []})
 # deep and conv train on cross-entropy for [0, 1] data, as Hinton & Salakhutdinov did: on 28×28
 # digits (benchmarks/reconstruction.py, 2 minutes) it reached a held-out SSE of 2.79 against
@@ -129,9 +129,12 @@ _preset("sparse-topk", "k-sparse: keep the top k = latent_dim/8 units (Makhzani 
 _preset("denoising", "denoising: trained to undo Gaussian noise σ = 0.25 on the input",
         arch="mlp", arch_options={"hidden": [256]},
         corruption="gaussian", corruption_options={"sigma": 0.25})
+# contractive weight 0.1: on digits (16-d, 30 epochs) it halves ‖J‖²_F (3.31 → 1.55) and keeps
+# most of the explained variance (0.40 → 0.35); at the former 3.0 the code collapsed to a
+# constant (explained variance 0.00, the data mean reconstructed)
 _preset("contractive", "contractive: penalises ‖∂z/∂x‖²_F (Rifai et al. 2011), sigmoid code",
         arch="mlp", arch_options={"hidden": []}, code_options={"activation": "sigmoid"},
-        penalties={"contractive": {"weight": 3.0}})
+        penalties={"contractive": {"weight": 0.1}})
 # variational: a Bernoulli likelihood (cross-entropy) for [0, 1] data, as Kingma & Welling;
 # with squared error (a unit-variance Gaussian in pixel units) the reconstruction term was so
 # small beside the KL that the code nearly collapsed (digits, 16-d, 100 epochs: 5 active
@@ -337,10 +340,16 @@ class Autoencoder(nn.Module):
     def reconstruct(self, x: Tensor) -> Tensor:
         return self.decode(self.encode(x))
 
-    def forward(self, x: Tensor, target: Tensor | None = None) -> AEOutput:
+    def forward(self, x: Tensor, target: Tensor | None = None, *, corrupt: bool | None = None,
+                sample: bool | None = None) -> AEOutput:
         """Corrupt (in training), encode, decode; ``losses`` holds every term of the loss.
 
-        ``target`` defaults to ``x`` (an autoencoder reconstructs its clean input)."""
+        ``target`` defaults to ``x`` (an autoencoder reconstructs its clean input).
+        ``corrupt`` and ``sample`` (a stochastic code draws its code) default to
+        ``self.training``: validation corrupts too (a denoiser is judged on denoising) and
+        the ELBO samples."""
+        corrupt = self.training if corrupt is None else corrupt
+        sample = self.training if sample is None else sample
         x = self.as_batch(x)
         target = None if target is None else self.as_batch(target)
         self.check_input(x)
@@ -348,9 +357,9 @@ class Autoencoder(nn.Module):
         # corrupted after normalising: noise σ is in the units the model sees (standard
         # deviations of standardised tables; for images in [0, 1] normalising is the identity)
         xn = self.normalize(x)
-        if self.training and self.corruption is not None:
+        if corrupt and self.corruption is not None:
             xn = self.corruption(xn)
-        z, losses = self.code(self.encoder(xn), sample=self.training)
+        z, losses = self.code(self.encoder(xn), sample=sample)
         out = self.decoder(z)
         tn = self.normalize(target)
         if self.config.loss == "multinomial":
