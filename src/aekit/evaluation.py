@@ -30,7 +30,11 @@ def evaluate_model(model: Autoencoder, data: ArrayData, batch_size: int = 512) -
     kl_sum = recon_loss_sum = 0.0
     gaussian = model.config.code == "gaussian"
     devices = [dev] if dev.type == "cuda" else []
+    # a held-out split's rows are scattered over a memory-mapped file: release its pages
+    # after every batch (evaluating one left the whole file resident)
+    release = PageReleaser(data.x, every=1)
     for i, xb in enumerate(data.iter_batches(batch_size)):
+        release(1)
         xb = xb.to(dev)
         out = model(xb)
         run.update(out.x_hat, xb)

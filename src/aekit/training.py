@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import math
 import os
@@ -112,7 +113,7 @@ class BatchSource:
         self.data = data
         self.device = device
         nbytes = len(data) * math.prod(data.input_shape) * 4
-        self.cache = data.all() if nbytes <= IN_MEMORY_BYTES else None
+        self.cache = _in_memory(data) if nbytes <= IN_MEMORY_BYTES else None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -124,6 +125,23 @@ class BatchSource:
     def get(self, idx: torch.Tensor) -> torch.Tensor:
         x = self.cache[idx] if self.cache is not None else self.data.batch(idx.numpy())
         return x.to(self.device, non_blocking=True)
+
+
+def _in_memory(data: ArrayData, chunk: int = 8192) -> torch.Tensor:
+    """The whole dataset as one float32 tensor, filled chunk by chunk: ``data.all()`` of a
+    memory-mapped split gathered, reordered and converted whole (three transient copies)
+    and left the file resident, so an 0.8 GB table peaked at 2.6 GB."""
+    # a split's rows are scattered over the file: a chunk touches far more pages than it
+    # reads, so the pages go after every chunk (``every=1``), not every 128 MB read
+    release = PageReleaser(data.x, every=1)
+    out = None
+    for start in range(0, len(data), chunk):
+        b = data.batch(np.arange(start, min(start + chunk, len(data))))
+        if out is None:
+            out = torch.empty((len(data), *b.shape[1:]), dtype=b.dtype)
+        out[start: start + len(b)] = b
+        release(1)
+    return out if out is not None else data.all()
 
 
 class _IndexedBatches(torch.utils.data.Dataset):
@@ -177,10 +195,14 @@ def lr_factor(progress: float, warmup: float) -> float:
 
 
 def standardization(data: ArrayData, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-feature mean and std of a dataset, in chunks (Chan et al. parallel update)."""
+    """Per-feature mean and std of a dataset, in chunks (Chan et al. parallel update); the
+    pages of a memory-mapped file are released as the pass goes (it held the whole file
+    resident)."""
+    release = PageReleaser(data.x, every=1)  # (a split's rows: see _in_memory)
     n, mean, m2 = 0, None, None
     for start in range(0, len(data), chunk):
         x = data.batch(np.arange(start, min(start + chunk, len(data)))).double()
+        release(1)
         bn, bmean = x.shape[0], x.mean(0)
         bm2 = ((x - bmean) ** 2).sum(0)
         if mean is None:
@@ -424,6 +446,16 @@ def fit(
         distributed.teardown(owns_group)
 
 
+def data_fingerprint(data: ArrayData, rows: int = 64) -> str:
+    """A short digest of a dataset's shape and of ``rows`` rows spread over it (read like any
+    batch, so cheap on a memory map or a folder): what a resume checks it continues on."""
+    n = len(data)
+    idx = np.unique(np.linspace(0, n - 1, min(rows, n)).round().astype(np.int64))
+    h = hashlib.sha256(repr((n, tuple(data.input_shape))).encode())
+    h.update(np.ascontiguousarray(data.batch(idx).numpy()).tobytes())
+    return h.hexdigest()[:16]
+
+
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`fit`'s split of ``n`` samples: (training indices, validation indices or None
     when nothing is held out: ``val_fraction`` 0 or fewer than 10 samples), seeded, sorted."""
@@ -498,7 +530,8 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
     result = FitResult()
     # what decides the run besides the weights: a resume with other values would not continue
     # it (another split, other batches) and is refused
-    settings = {"samples": n, "seed": seed, "batch_size": batch_size, "lr": lr,
+    settings = {"samples": n, "data": data_fingerprint(data), "seed": seed,
+                "batch_size": batch_size, "lr": lr,
                 "weight_decay": weight_decay, "patience": patience,
                 "val_fraction": None if val_data is not None else val_fraction}
     state: dict[str, Any] = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_val": math.inf,
@@ -512,6 +545,12 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
         recorded = state.get("settings") or settings  # (checkpoints before they were kept)
         changed = [f"{k} {recorded.get(k)!r} (now {v!r})" for k, v in settings.items()
                    if k in recorded and recorded[k] != v]
+        if any(k in recorded and recorded[k] != settings[k] for k in ("samples", "data")):
+            # (other data of the same size resumed silently; a size change was reported as
+            # the batch size it implies)
+            raise AekitError(f"{ckpt_path} was trained on other data ({recorded['samples']} "
+                             f"samples; now {n}{', other values' if recorded['samples'] == n else ''}"
+                             "): a resume continues on the data the run started on")
         if changed:
             raise AekitError(f"{ckpt_path} was trained with {', '.join(changed)}: a resume with "
                              "other settings would not continue that run")

@@ -238,10 +238,13 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
                      compile=getattr(args, "compile", False))
     except BaseException:
         # a run that failed before its first checkpoint has nothing to resume: leave no files
-        if not args.resume and main and not (out / CHECKPOINT_NAME).exists():
-            (out / "run.json").unlink(missing_ok=True)
-            if made_out and not any(out.iterdir()):
-                out.rmdir()
+        try:
+            if not args.resume and main and not (out / CHECKPOINT_NAME).exists():
+                (out / "run.json").unlink(missing_ok=True)
+                if made_out and not any(out.iterdir()):
+                    out.rmdir()
+        except OSError:  # --out gone or unwritable: the training error is the one to report
+            pass
         raise
     summary = {"data": args.data, "seed": args.seed, **result.summary()}
     model.cpu()
