@@ -72,8 +72,9 @@ def test_cluster_command_reports_baselines_beside_the_method(tmp_path, capsys):
     assert code == 0, out.err
     obj = json.loads(out.out)
     methods = [r["method"] for r in obj["results"]]
-    # (a table's columns are features, not pixels)
-    assert methods[:2] == ["k-means on features", "k-means on PCA-3"] and methods[-1] == "IDEC on AE codes"
+    # (a table's columns are features, not pixels; standardised, as the autoencoder sees them)
+    assert methods[:2] == ["k-means on standardised features", "k-means on PCA-3"]
+    assert methods[-1] == "IDEC on AE codes"
     assert all({"acc", "nmi", "ari"} <= set(r) for r in obj["results"])
     assert np.load(tmp_path / "a.npy").shape == (200,)
     assert sum(obj["cluster_sizes"]) == 200
@@ -109,3 +110,29 @@ def test_class_folders_give_the_labels_the_scores_need(tmp_path, capsys):
                  "--image-size", "8x8", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["results"][0]["acc"] == 1.0  # dark and light: k-means on pixels splits them
+
+
+def test_table_baselines_see_standardised_columns_and_bad_settings_are_one_line(tmp_path, capsys):
+    """k-means on a table's raw columns, whose scales differ by 1000×, was a straw man beside
+    an autoencoder that standardises them; --max-iter 0 printed an 'IDEC' row that refined
+    nothing; --hidden , built a linear model; k above the distinct codes left empty clusters."""
+    from aekit.apps.cluster import flat_pixels
+
+    x, y = blobs(150)
+    x = x * np.array([1000.0, 1.0, 0.01][: x.shape[1]] + [1.0] * max(0, x.shape[1] - 3))
+    data = ArrayData(x.astype(np.float32), y, name="t")
+    z = flat_pixels(data, standardize=True)
+    np.testing.assert_allclose(z.std(0), 1, rtol=1e-4)
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-4)
+    np.save(tmp_path / "same.npy", np.ones((20, 4), np.float32))
+    for argv, needle in ((["--data", "digits", "--k", "3", "--method", "dec", "--max-iter", "0"],
+                          "--max-iter must be ≥ 1"),
+                         (["--data", "digits", "--k", "3", "--hidden", ","], "at least one width"),
+                         (["--data", str(tmp_path / "same.npy"), "--k", "3", "--epochs", "1",
+                           "--hidden", "8", "--latent-dim", "2"], "distinct codes")):
+        try:
+            code = main(["cluster", *argv])
+        except SystemExit as e:  # argparse's own refusal (a bad --hidden)
+            code = e.code
+        err = capsys.readouterr().err
+        assert code == 2 and needle in err and err.count("\n") == 1, err

@@ -48,6 +48,8 @@ def parse_widths(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"widths look like 500,500,2000, got {text!r}") from None
     if any(w < 1 for w in widths):
         raise argparse.ArgumentTypeError("widths must be positive")
+    if not widths:  # ("," built a linear autoencoder without a word)
+        raise argparse.ArgumentTypeError(f"give at least one width, e.g. 500,500,2000; got {text!r}")
     return widths
 
 
@@ -65,8 +67,15 @@ def pretrain(data: ArrayData, latent_dim: int, hidden: list[int], epochs: int | 
     return model, res.summary()
 
 
-def flat_pixels(data: ArrayData) -> np.ndarray:
-    return np.concatenate([b.flatten(1).numpy() for b in data.iter_batches(4096)])
+def flat_pixels(data: ArrayData, standardize: bool = False) -> np.ndarray:
+    """The samples as rows; ``standardize``: each column to mean 0, std 1, the input the
+    autoencoder of a table sees (k-means on raw columns whose scales differ by 1000× was a
+    straw man: on wine 0.70 accuracy, against 0.97 standardised)."""
+    x = np.concatenate([b.flatten(1).numpy() for b in data.iter_batches(4096)])
+    if standardize:
+        sd = x.std(0)
+        x = (x - x.mean(0)) / np.where(sd < 1e-8, 1.0, sd)
+    return x
 
 
 @torch.no_grad()
@@ -125,6 +134,9 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
             raise AekitError(f"--k must be ≥ 2, got {args.k}")
         if not args.gamma > 0 or not math.isfinite(args.gamma):  # (NaN passed `<= 0`)
             raise AekitError(f"--gamma must be > 0, got {args.gamma}")
+        if args.max_iter < 1 or not args.tol >= 0:  # (0 steps printed an "IDEC" row)
+            raise AekitError(f"--max-iter must be ≥ 1 and --tol ≥ 0, got {args.max_iter} and "
+                             f"{args.tol}")
         if args.assignments and not args.assignments.endswith(".npy"):
             raise AekitError("--assignments must end in .npy")
         if args.assignments:
@@ -150,6 +162,10 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
                                       args.seed, args.device, bool(progress is None and _tty()))
             summary["pretrain_seconds"] = round(time.perf_counter() - t, 2)
         z = codes_of(model, data)
+        distinct = len(np.unique(z, axis=0))
+        if args.k > distinct:  # (k-means warned and left clusters empty)
+            raise AekitError(f"--k {args.k} is more than the {distinct} distinct codes of the "
+                             f"{len(data)} samples")
         t = time.perf_counter()
         if args.method == "kmeans":
             labels = kmeans(z, args.k, args.seed)[0]
@@ -170,8 +186,9 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
         rows.append({"method": f"{name} on AE codes", "labels": labels,
                      "seconds": time.perf_counter() - t})
         if not args.no_baselines:
-            rows = baselines(flat_pixels(data), args.k, z.shape[1], args.seed,
-                             "pixels" if data.is_image else "features") + rows
+            standard = model.config.normalization == "standard"
+            raw = ("standardised " if standard else "") + ("pixels" if data.is_image else "features")
+            rows = baselines(flat_pixels(data, standard), args.k, z.shape[1], args.seed, raw) + rows
         if args.out:
             model.save_pretrained(Path(args.out), summary={"cluster": summary, "data": args.data})
         if args.assignments:
