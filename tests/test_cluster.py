@@ -136,3 +136,24 @@ def test_table_baselines_see_standardised_columns_and_bad_settings_are_one_line(
             code = e.code
         err = capsys.readouterr().err
         assert code == 2 and needle in err and err.count("\n") == 1, err
+
+
+def test_a_dec_model_keeps_its_centroids_and_assigns_new_data_to_them(tmp_path, capsys):
+    """--out after --method dec saved the refined encoder but not the centroids: reloaded,
+    the clustering could not be applied again (k-means on its codes permuted the ids)."""
+    x, y = blobs(200)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    common = ["--data", str(tmp_path / "d.npz"), "--k", "3", "--method", "dec", "--json",
+              "--device", "cpu"]
+    assert main(["cluster", *common, "--hidden", "32", "--latent-dim", "3", "--epochs", "10",
+                 "--max-iter", "50", "--out", str(tmp_path / "m"),
+                 "--assignments", str(tmp_path / "a.npy")]) == 0
+    capsys.readouterr()
+    assert main(["cluster", *common, "--model", str(tmp_path / "m"),
+                 "--assignments", str(tmp_path / "b.npy")]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["results"][-1]["method"] == "IDEC (saved centroids) on AE codes"
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+    assert main(["cluster", *common[:2], "--k", "4", "--method", "dec",
+                 "--model", str(tmp_path / "m")]) == 2
+    assert "holds 3 clusters, not --k 4" in capsys.readouterr().err

@@ -28,7 +28,7 @@ from aekit.apps.common import (
     load_model,
     seed_arg,
 )
-from aekit.clustering import METHODS, dec, gmm, kmeans
+from aekit.clustering import METHODS, dec, gmm, kmeans, predict_dec
 from aekit.data import ArrayData
 from aekit.data.images import class_folder_labels
 from aekit.errors import AekitError
@@ -167,10 +167,25 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
             raise AekitError(f"--k {args.k} is more than the {distinct} distinct codes of the "
                              f"{len(data)} samples")
         t = time.perf_counter()
-        if args.method == "kmeans":
-            labels = kmeans(z, args.k, args.seed)[0]
+        saved = model.config.extra.get("clusters") if args.model else None
+        if saved and args.method == "dec":
+            # a model refined by dec with its centroids: new data is assigned to them, the
+            # encoder is not refined again (the centroids were not kept before)
+            try:
+                centers = np.asarray(saved["centers"], dtype=np.float32)
+                ok = centers.shape == (len(centers), z.shape[1]) and np.isfinite(centers).all()
+            except (KeyError, TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise AekitError(f"{args.model}: its saved cluster centroids are damaged")
+            if len(centers) != args.k:
+                raise AekitError(f"{args.model} holds {len(centers)} clusters, not --k {args.k}")
+            labels = predict_dec(model, data, centers, float(saved.get("alpha", 1.0)))
+            name = f"{saved.get('method', 'IDEC')} (saved centroids)"
+        elif args.method == "kmeans":
+            labels, name = kmeans(z, args.k, args.seed)[0], "k-means"
         elif args.method == "gmm":
-            labels = gmm(z, args.k, args.seed)
+            labels, name = gmm(z, args.k, args.seed), "GMM"
         else:
             res = dec(model, data, args.k, gamma=args.gamma,
                       reconstruction=not args.no_reconstruction, max_iter=args.max_iter,
@@ -181,8 +196,9 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
             labels = res.labels
             summary.update({"dec_iterations": res.iterations, "dec_stopped": res.stopped})
             model.cpu()
-        name = {"kmeans": "k-means", "gmm": "GMM",
-                "dec": "DEC" if args.no_reconstruction else "IDEC"}[args.method]
+            name = "DEC" if args.no_reconstruction else "IDEC"
+            model.config.extra["clusters"] = {"method": name, "alpha": 1.0,
+                                              "centers": res.centers.astype(float).tolist()}
         rows.append({"method": f"{name} on AE codes", "labels": labels,
                      "seconds": time.perf_counter() - t})
         if not args.no_baselines:
