@@ -24,7 +24,6 @@ from aekit.apps.common import (
 )
 from aekit.data import ArrayData, load_npy, spec_path
 from aekit.data.images import list_images
-from aekit.detectors import THRESHOLD_ON, AutoencoderOutlierDetector, window_scores_to_points
 from aekit.errors import AekitError
 from aekit.io import atomic_path, write_text_atomic
 
@@ -90,7 +89,9 @@ def anomaly_cmd(p: argparse.ArgumentParser) -> Handler:
     f.add_argument("--latent-dim", type=positive_int, default=8, help="code size (default 8)")
     f.add_argument("--contamination", type=float, default=0.1,
                    help="expected share of outliers; sets the threshold (default 0.1, as PyOD)")
-    f.add_argument("--threshold-on", choices=THRESHOLD_ON, default="train",
+    # (no choices=: they live in aekit.detectors, which loads scikit-learn, ~1.4 s that
+    # every `aekit … --help` paid; the detector refuses another value in one line)
+    f.add_argument("--threshold-on", default="train", metavar="train|held-out",
                    help="scores the threshold is the quantile of: the training samples' (default, "
                         "as PyOD; new data is flagged more often) or the held-out share's (about "
                         "--contamination of new data is flagged; needs ≥ 50 samples)")
@@ -123,6 +124,8 @@ def anomaly_cmd(p: argparse.ArgumentParser) -> Handler:
 def fit_action(args: argparse.Namespace) -> int:
     check_out_dir(Path(args.out), fresh=True)  # before training, not after
     data = load_detector_data(args, args.window)
+    from aekit.detectors import AutoencoderOutlierDetector
+
     det = AutoencoderOutlierDetector(
         preset=args.preset, latent_dim=args.latent_dim, contamination=args.contamination,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, window=args.window,
@@ -147,6 +150,8 @@ def score_action(args: argparse.Namespace) -> int:
         raise AekitError(f"--top must be 0 or more, got {args.top}")
     if args.scores:
         check_not_data(args.data, args.scores)
+    from aekit.detectors import AutoencoderOutlierDetector, window_scores_to_points
+
     det = AutoencoderOutlierDetector.load(args.model)
     data = load_detector_data(args, det.window, None if det.window else det.model_)
     scores = det.decision_function(detector_input(data, det.window))
