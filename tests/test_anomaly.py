@@ -286,7 +286,7 @@ def test_presets_that_cannot_score_values_beyond_float32_and_damaged_state(tmp_p
 def test_a_threshold_set_on_the_held_out_share(tmp_path, capsys):
     """threshold_on="held-out": the quantile of the scores of the samples training kept
     aside (fit()'s own split), which new data resembles more than the fitted samples. It
-    needs a held-out share, and the choice is saved."""
+    needs 20 held-out samples, and the choice is saved."""
     from aekit.errors import ParameterError
     from aekit.training import split_indices
 
@@ -301,8 +301,9 @@ def test_a_threshold_set_on_the_held_out_share(tmp_path, capsys):
     np.testing.assert_array_equal(det.labels_, det.decision_scores_ > det.threshold_)
     det.save(tmp_path / "d")
     assert AutoencoderOutlierDetector.load(tmp_path / "d").threshold_on == "held-out"
-    with pytest.raises(ParameterError, match="needs a held-out share"):
-        small(threshold_on="held-out").fit(low_rank(40))
+    with pytest.raises(ParameterError, match="at least 20 held-out samples .* 150 samples "
+                                             "with a held-out share of 0.1 give 15"):
+        small(threshold_on="held-out").fit(low_rank(150))
     with pytest.raises(ParameterError, match="threshold_on must be one of train, held-out"):
         small(threshold_on="test").fit(X)
     np.save(tmp_path / "x.npy", X)

@@ -379,8 +379,12 @@ def test_resume_keeps_the_budget_and_the_frozen_layers(capsys, model_dir, tmp_pa
     code, _, err = run(capsys, *base, "--resume")
     assert code == 0, err
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
-    code, _, err = run(capsys, *base, "--resume", "--epochs", "3")
+    code, _, err = run(capsys, *base, "--resume", "--epochs", "3", "--init-encoder-from", model_dir,
+                       "--transfer-layers", "1", "--freeze")  # the run's own flags: accepted
     assert code == 0, err
+    code, _, err = run(capsys, *base, "--resume", "--epochs", "4", "--init-encoder-from", model_dir,
+                       "--transfer-layers", "2")
+    assert code == 2 and "--transfer-layers differ" in err
     src, got = Autoencoder.from_pretrained(model_dir), Autoencoder.from_pretrained(out)
     first = got.parametrised_encoder_layers()[0]
     for k, v in getattr(src.encoder, first).state_dict().items():
@@ -455,7 +459,8 @@ def test_resume_refuses_a_model_flag_that_would_change_the_run(capsys, tmp_path)
     assert code == 0, err
     for argv, needle in ((["--preset", "deep"], "--preset deep differs from the run's vanilla"),
                          (["--latent-dim", "8"], "--latent-dim 8 differs from the run's 4"),
-                         (["--option", 'arch_options={"hidden": [8]}'], "--option cannot change")):
+                         (["--option", 'arch_options={"hidden": [8]}'],
+                          "--option arch_options= differ from what the run being resumed started with")):
         code, _, err = run(capsys, "train", "--resume", "--out", out, "--epochs", "2", *argv)
         _assert_one_line_error(code, err, needle)
     code, _, err = run(capsys, "train", "--resume", "--out", out, "--epochs", "2",
@@ -464,6 +469,12 @@ def test_resume_refuses_a_model_flag_that_would_change_the_run(capsys, tmp_path)
     code, _, err = run(capsys, "train", "--resume", "--out", out, "--epochs", "3", "--no-progress")
     assert code == 0, err
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
+    # the same command as the run started with, plus --resume, goes on (options included)
+    opt = ["train", "--preset", "vanilla", "--latent-dim", "4", "--no-progress", "--out",
+           tmp_path / "o", "--option", 'code_options={"activation": "sigmoid"}']
+    assert run(capsys, *opt, "--epochs", "1")[0] == 0
+    code, _, err = run(capsys, *opt, "--epochs", "2", "--resume")
+    assert code == 0, err
 
 
 def test_help_does_not_load_scikit_learn():

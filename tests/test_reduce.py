@@ -411,6 +411,12 @@ def test_report_figures_take_any_labels_and_show_one_epoch(capsys, run_dir, tmp_
     fig = figures.loss_curves([{"epoch": 1, "loss": 0.5, "val_loss": 0.6}])
     assert all(line.get_marker() == "o" for line in fig.axes[0].get_lines())
     figures.png_bytes(fig)
+    # a log axis writes its tick labels in mathtext ($10^{1}$): those keep it, a title not
+    fig = figures.loss_curves([{"epoch": i, "loss": 100 * 0.5 ** i} for i in range(1, 12)], "$x$")
+    figures.png_bytes(fig)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and not ax.title.get_parse_math()
+    assert all(t.get_parse_math() for t in ax.yaxis.get_ticklabels())
     code, _, err = run_cli(capsys, "report", str(run_dir), "--out", str(run_dir / "config.json"))
     assert code == 2 and "must end in .html" in err
     assert json.loads((run_dir / "config.json").read_text())["config"]["preset"] == "deep"
@@ -430,6 +436,7 @@ def test_report_figures_take_any_labels_and_show_one_epoch(capsys, run_dir, tmp_
 def test_aekit_debug_0_keeps_the_one_line(monkeypatch):
     from aekit.cli import debugging
 
-    for value, on in (("", False), ("0", False), ("false", False), ("1", True), ("yes", True)):
+    for value, on in (("", False), ("0", False), ("false", False), ("off", False), ("1", True),
+                      ("yes", True)):
         monkeypatch.setenv("AEKIT_DEBUG", value)
         assert debugging() is on

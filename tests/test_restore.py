@@ -657,7 +657,7 @@ def test_the_python_api_refuses_pixels_and_settings_it_would_misread():
     rgb = np.random.default_rng(0).random((3, 24, 20))
     with pytest.raises(DataError, match="floats in \\[0, 1\\], got uint8"):
         Picture((rgb * 255).astype(np.uint8))
-    with pytest.raises(DataError, match="values up to 25"):
+    with pytest.raises(DataError, match="0–1 scale, got values up to 25"):
         Picture(rgb * 255)
     with pytest.raises(DataError, match="channels last"):
         Picture(rgb.transpose(1, 2, 0))

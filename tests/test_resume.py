@@ -93,3 +93,34 @@ def test_data_kept_in_memory_is_gathered_in_chunks_exactly(tmp_path):
     _, held = split_indices(len(data), 0.3, 0)
     part = data.subset(held)
     np.testing.assert_array_equal(_in_memory(part, chunk=64).numpy(), part.all().numpy())
+
+
+def test_a_denoiser_checkpointed_before_noisy_validation_restarts_its_best_loss(tmp_path):
+    """Validation now corrupts a denoiser's inputs; a checkpoint from when it did not holds a
+    clean-input best loss that no noisy validation could beat, so early stopping would end
+    the resumed run at once and keep the old weights: its count starts afresh instead."""
+    import json as json_
+
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from aekit import create_model, fit
+    from aekit.data import resolve
+
+    data = resolve("digits")
+    torch.manual_seed(0)
+    model = create_model("denoising", data.input_shape, 8)
+    fit(model, data, epochs=1, out_dir=tmp_path, patience=1, progress=False)
+    path = tmp_path / "checkpoint.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    state = json_.loads(meta["state"])
+    del state["settings"]["val_corrupted"]  # as a checkpoint of the earlier version
+    state["best_val"] = 1e-9  # a clean-input loss no noisy validation reaches
+    save_file(tensors, str(path), metadata={**meta, "state": json_.dumps(state)})
+    torch.manual_seed(0)
+    again = create_model("denoising", data.input_shape, 8)
+    result = fit(again, data, epochs=3, out_dir=tmp_path, resume=True, patience=1,
+                 progress=False)
+    assert result.epochs == 3 and result.best_epoch >= 2, (result.epochs, result.best_epoch)

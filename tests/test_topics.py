@@ -670,6 +670,8 @@ def test_ragged_csv_rows_and_non_text_jsonl_fields_are_errors(tmp_path):
     (tmp_path / "r.csv").write_text("text,label\nhello world,a\nhello, world,b\n")
     with pytest.raises(DataError, match="line 3 has 3 cells but the header 2"):
         load_corpus(str(tmp_path / "r.csv"))
+    (tmp_path / "t.csv").write_text("text,label\nhello world,a,\nbye,b,,\n")  # trailing commas
+    assert load_corpus(str(tmp_path / "t.csv")).texts == ["hello world", "bye"]
     (tmp_path / "a.jsonl").write_text('{"text": "fine"}\n{"text": ["a", "b"]}\n')
     with pytest.raises(DataError, match="line 2: the 'text' field is a JSON array"):
         load_corpus(str(tmp_path / "a.jsonl"))

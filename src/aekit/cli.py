@@ -57,9 +57,9 @@ def _one_line(e: BaseException) -> str:
 
 
 def debugging() -> bool:
-    """AEKIT_DEBUG=1 (or yes/true) shows the traceback of an internal error; 0, no, false or
-    unset keep the one line."""
-    return os.environ.get("AEKIT_DEBUG", "").strip().lower() not in ("", "0", "no", "false")
+    """AEKIT_DEBUG=1 (or yes/true/on) shows the traceback of an internal error; 0, no, false,
+    off or unset keep the one line."""
+    return os.environ.get("AEKIT_DEBUG", "").strip().lower() not in ("", "0", "no", "false", "off")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,6 +40,9 @@ from aekit.training import fit, split_indices
 THRESHOLD_ON = ("train", "held-out")
 #: samples from which fit() holds out ``val_fraction`` (early stopping, a held-out threshold)
 MIN_HELD_OUT_SAMPLES = 50
+#: held-out scores a ``threshold_on="held-out"`` quantile needs (the 0.9 quantile of 5 scores,
+#: what 50 samples gave, is mostly noise)
+MIN_THRESHOLD_SCORES = 20
 
 
 def sliding_windows(series: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
@@ -88,7 +91,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         share of them. New samples from the same distribution score higher than the ones
         the model was fitted on, so more of them are flagged (digits, 200 epochs: 10 % of
         the training set, 36 % of held-out digits). ``"held-out"``: the scores of the
-        ``val_fraction`` of samples that training kept aside (needs ≥ 50 samples), so about
+        ``val_fraction`` of samples that training kept aside (at least 20 of them), so about
         that share of *new* data is flagged and fewer training samples are.
     epochs, batch_size, lr : training budget, batch and AdamW learning rate.
     window, stride : int or None
@@ -245,9 +248,12 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         # handful of samples would decide when to stop)
         val_fraction = self.val_fraction if len(data) >= MIN_HELD_OUT_SAMPLES else 0.0
         held_out = split_indices(len(data), val_fraction, int(self.seed))[1]
-        if self.threshold_on == "held-out" and held_out is None:
-            raise ParameterError(f"threshold_on='held-out' needs a held-out share: val_fraction > 0 "
-                                 f"and at least {MIN_HELD_OUT_SAMPLES} samples (X has {len(data)})")
+        n_held = 0 if held_out is None else len(held_out)
+        if self.threshold_on == "held-out" and n_held < MIN_THRESHOLD_SCORES:
+            raise ParameterError(
+                f"a held-out threshold needs at least {MIN_THRESHOLD_SCORES} held-out samples "
+                f"(a quantile of fewer is mostly noise); {len(data)} samples with a held-out "
+                f"share of {self.val_fraction:g} give {n_held}: give more samples")
         overrides: dict[str, Any] = dict(self.model_options or {})
         unit = data.is_image and data.in_unit_range()
         if not unit:  # tables, and image-shaped data that is not in [0, 1] (a sigmoid output

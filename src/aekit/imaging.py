@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,8 +44,9 @@ class Picture:
     icc: bytes | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
-    #: a pixel above this is on another scale (0–255?): [0, 1] plus unclipped noise stays far below
-    SCALE_LIMIT = 3.0
+    #: a pixel beyond ±this is on another scale (0–255?): [0, 1] plus unclipped noise of any
+    #: σ the denoiser takes (up to 255/255, 5σ: 6) stays below
+    SCALE_LIMIT = 16.0
 
     def __post_init__(self) -> None:
         """Pixels built by hand (the Python API) are checked once here: a uint8 array or
@@ -61,11 +63,14 @@ class Picture:
             raise DataError(f"Picture pixels must be floats in [0, 1], got {p.dtype}: divide 8-bit "
                             "values by 255 and 16-bit ones by 65535 (read_picture does this)")
         p = np.ascontiguousarray(p, dtype=np.float32)
-        if not np.isfinite(p).all():
+        if not p.size:
+            raise DataError(f"Picture pixels are empty (shape {p.shape})")
+        top = max(float(p.max()), -float(p.min()))  # (NaN propagates; no full-size copy)
+        if not math.isfinite(top):
             raise DataError("Picture pixels contain NaN or infinite values")
-        if p.size and float(np.abs(p).max()) > self.SCALE_LIMIT:
-            raise DataError(f"Picture pixels must be in [0, 1], got values up to "
-                            f"{float(np.abs(p).max()):.4g}: divide 8-bit values by 255")
+        if top > self.SCALE_LIMIT:
+            raise DataError(f"Picture pixels are on the 0–1 scale, got values up to {top:.4g}: "
+                            "divide 8-bit values by 255")
         self.pixels = p
 
     @property

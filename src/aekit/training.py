@@ -533,7 +533,8 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
     settings = {"samples": n, "data": data_fingerprint(data), "seed": seed,
                 "batch_size": batch_size, "lr": lr,
                 "weight_decay": weight_decay, "patience": patience,
-                "val_fraction": None if val_data is not None else val_fraction}
+                "val_fraction": None if val_data is not None else val_fraction,
+                "val_corrupted": model.corruption is not None}
     state: dict[str, Any] = {"epoch": 0, "step": 0, "elapsed": 0.0, "best_val": math.inf,
                              "best_epoch": -1, "bad_epochs": 0, "history": [],
                              "settings": settings}
@@ -554,6 +555,11 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
         if changed:
             raise AekitError(f"{ckpt_path} was trained with {', '.join(changed)}: a resume with "
                              "other settings would not continue that run")
+        if "val_corrupted" not in recorded and model.corruption is not None:
+            # checkpointed when validation saw clean inputs: its best loss is not comparable
+            # with the noisy validation of now, so early stopping starts its count afresh
+            state["best_val"], state["bad_epochs"] = math.inf, 0
+            recorded["val_corrupted"] = True
         model.to(dev)
         match_state_layout(optimizer)
     elif rank > 0:

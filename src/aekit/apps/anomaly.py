@@ -94,7 +94,7 @@ def anomaly_cmd(p: argparse.ArgumentParser) -> Handler:
     f.add_argument("--threshold-on", default="train", metavar="train|held-out",
                    help="scores the threshold is the quantile of: the training samples' (default, "
                         "as PyOD; new data is flagged more often) or the held-out share's (about "
-                        "--contamination of new data is flagged; needs ≥ 50 samples)")
+                        "--contamination of new data is flagged; needs ≥ 20 held out: 200 samples)")
     f.add_argument("--epochs", type=positive_int, default=100, help="epochs (default 100)")
     f.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default 64)")
     f.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate (default 0.001)")

@@ -36,7 +36,7 @@ from aekit.errors import AekitError
 from aekit.evaluation import encode_to_npy, evaluate_model, image_grid, reconstruct_array
 from aekit.io import read_json
 from aekit.models import PRESETS, Autoencoder, preset_config
-from aekit.training import CHECKPOINT_NAME, fit
+from aekit.training import CHECKPOINT_NAME, fit, split_indices
 
 DEFAULT_DATA = "digits"
 DEFAULT_PRESET = "deep"
@@ -135,13 +135,19 @@ def resolve_run_args(args: argparse.Namespace) -> dict[str, Any] | None:
                                  f"continues the run's own model; leave {flag} out, or train a "
                                  "new run in another --out")
             setattr(args, key, recorded if recorded is not None else given)
-        changed = [flag for flag, value in (("--option", args.option),
-                                            ("--init-encoder-from", args.init_encoder_from),
-                                            ("--transfer-layers", args.transfer_layers),
-                                            ("--freeze", args.freeze)) if value]
+        # the same command again with --resume is fine; a model option the run did not
+        # start with would be ignored (the model was built when it started): refused
+        overrides = run.get("model_overrides") if isinstance(run.get("model_overrides"), dict) else {}
+        transfer = run.get("transfer") if isinstance(run.get("transfer"), dict) else {}
+        changed = [f"--option {key}=" for key, value in args.option if overrides.get(key) != value]
+        given = {"init_encoder_from": absolute_spec(args.init_encoder_from)
+                 if args.init_encoder_from else None,
+                 "transfer_layers": args.transfer_layers, "freeze": args.freeze or None}
+        changed += [f"--{key.replace('_', '-')}" for key, value in given.items()
+                    if value is not None and transfer.get(key) != value]
         if changed:
-            raise AekitError(f"{', '.join(changed)} cannot change a run being resumed (its model "
-                             "was built when it started)")
+            raise AekitError(f"{', '.join(changed)} differ from what the run being resumed "
+                             "started with (its model was built then); leave them out")
     if getattr(args, "preset", None) is None:
         args.preset = DEFAULT_PRESET
     if getattr(args, "latent_dim", None) is None:
@@ -210,6 +216,8 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
     if args.init_encoder_from and not args.resume:
         model.load_encoder_from(args.init_encoder_from, args.transfer_layers, args.freeze)
         run["frozen"] = [n for n, p in model.named_parameters() if not p.requires_grad]
+        run["transfer"] = {"init_encoder_from": absolute_spec(args.init_encoder_from),
+                           "transfer_layers": args.transfer_layers, "freeze": args.freeze or None}
     elif args.resume:  # a resumed transfer run keeps its layers frozen
         for name in run.get("frozen") or []:
             model.get_parameter(name).requires_grad_(False)
@@ -283,9 +291,9 @@ def train_cmd(p: argparse.ArgumentParser) -> Handler:
         if not is_main_process():
             return 0
         data = load_data_for(args, args.data, model)
-        _, val = data.split(args.val_fraction, seed=args.seed)  # fit()'s own held-out split
-        held_out = len(val) > 0 and len(data) >= 10
-        metrics = evaluate_model(model, val if held_out else data)
+        held = split_indices(len(data), args.val_fraction, args.seed)[1]  # fit()'s own split
+        held_out = held is not None
+        metrics = evaluate_model(model, data.subset(held) if held_out else data)
         obj = {"out": str(out), "preset": model.config.preset, "training": summary,
                "metrics": metrics, "metrics_on": "held-out" if held_out else "training",
                "seconds": round(time.perf_counter() - t0, 2)}

@@ -25,11 +25,20 @@ import matplotlib.pyplot as plt  # (after choosing the backend)
 DPI = 100
 
 
+def literal(text: object) -> str:
+    """A user's string (a label, a name) drawn as written: matplotlib parses text between two
+    "$" as TeX, and "$\\foo$" stopped the whole report with a mathtext error."""
+    return str(text).replace("$", r"\$")
+
+
 def png_bytes(fig: Figure) -> bytes:
-    # every text is drawn as written: a label or file name holding two "$" was parsed as
-    # TeX, and "$\\foo$" stopped the whole report (matplotlib's mathtext error)
+    # titles, axis labels and legends are drawn as written (they may hold a user's names);
+    # tick labels keep mathtext, which a log axis writes its labels in ($10^{1}$)
+    ticks = {id(t) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)
+             for minor in (False, True) for t in axis.get_ticklabels(minor=minor)}
     for text in fig.findobj(matplotlib.text.Text):
-        text.set_parse_math(False)
+        if id(text) not in ticks:
+            text.set_parse_math(False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
@@ -80,7 +89,7 @@ def labelled_image_rows(rows: Sequence[np.ndarray], labels: Sequence[str], title
     ax.imshow(grid, cmap="gray" if grid.ndim == 2 else None, vmin=0, vmax=1,
               interpolation="nearest")
     ax.set_yticks([pad + i * h + (h - pad) / 2 for i in range(len(rows))])
-    ax.set_yticklabels(labels, fontsize=9)
+    ax.set_yticklabels([literal(v) for v in labels], fontsize=9)
     ax.set_xticks([])
     for s in ax.spines.values():
         s.set_visible(False)
@@ -168,7 +177,7 @@ def layer_bars(names: Sequence[str], means: Sequence[float], dead: Sequence[floa
     y = np.arange(len(names))
     a1.barh(y, means, color="tab:blue")
     a1.set_yticks(y)
-    a1.set_yticklabels(names, fontsize=8)
+    a1.set_yticklabels([literal(v) for v in names], fontsize=8)
     a1.invert_yaxis()
     a1.set_xlabel("mean activation")
     a1.axvline(0, color="black", lw=0.8)

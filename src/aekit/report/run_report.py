@@ -29,7 +29,7 @@ from aekit.evaluation import evaluate_model, reconstruct_array
 from aekit.io import write_text_atomic
 from aekit.models import Autoencoder, count_parameters
 from aekit.report import figures
-from aekit.training import METRICS_NAME
+from aekit.training import METRICS_NAME, split_indices
 
 TEMPLATE = Path(__file__).with_name("template.html")
 #: the report's sections, in page order: (id, title)
@@ -155,9 +155,9 @@ def resolve_run_data(run_dir: Path, spec: str | None,
         return data, f"data: {spec}"
     seed = int(run.get("seed", model.training_summary.get("seed", 0)))
     val_fraction = float(run.get("val_fraction", 0.1))  # `aekit train`'s default
-    _, held = data.split(val_fraction, seed=seed)
-    if len(held) >= 16:
-        return held, f"{HELD_OUT_NOTE} {val_fraction:g} of {spec} (seed {seed})"
+    held = split_indices(len(data), val_fraction, seed)[1]  # fit()'s own split
+    if held is not None and len(held) >= 16:
+        return data.subset(held), f"{HELD_OUT_NOTE} {val_fraction:g} of {spec} (seed {seed})"
     return data, f"data: {spec} (the training data: too little was held out to show)"
 
 

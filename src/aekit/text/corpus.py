@@ -237,8 +237,9 @@ def load_table(path: Path, text_col: str | None, label_col: str | None) -> Corpu
     rows = []
     try:
         for row in reader:
-            if None in row:  # more cells than the header: the extra ones were dropped, and
-                # the text cut where an unquoted comma split it
+            if any(v.strip() for v in row.get(None, [])):  # more cells than the header: the
+                # extra ones were dropped, and the text cut where an unquoted comma split it
+                # (a trailing delimiter, as spreadsheets write, leaves empty ones: fine)
                 width = len(reader.fieldnames or [])
                 raise DataError(f"{path}: line {reader.line_num} has {width + len(row[None])} cells "
                                 f"but the header {width}; quote a text holding the delimiter "
