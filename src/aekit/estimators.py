@@ -32,7 +32,7 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from aekit.data.arrays import FLOAT32_MAX, ArrayData
+from aekit.data.arrays import FLOAT32_MAX, ArrayData, beyond_float32
 from aekit.errors import AekitError
 from aekit.models import PRESETS, Autoencoder, preset_config
 from aekit.training import fit as fit_model
@@ -89,9 +89,10 @@ class AutoencoderEstimatorBase(BaseEstimator):
         if X.ndim > 4:
             raise ValueError(f"Expected 2-D (n_samples, n_features), 3-D (N, H, W) or 4-D "
                              f"(N, C, H, W) input, got an array with {X.ndim} dimensions.")
-        if X.dtype == np.float64 and X.size and float(np.abs(X).max()) > FLOAT32_MAX:
-            raise ValueError(f"Input X contains values beyond float32's range "
-                             f"(±{FLOAT32_MAX:.3g}), in which the model computes; rescale X.")
+        big = beyond_float32(X)
+        if big.any():
+            raise ValueError(f"Input X contains values beyond float32's range (±{FLOAT32_MAX:.3g}), "
+                             f"in which the model computes (sample {int(np.argmax(big))}); rescale X.")
         if reset:
             self.input_shape_ = tuple(int(s) for s in X.shape[1:])
         elif tuple(X.shape[1:]) != self.input_shape_:

@@ -66,6 +66,15 @@ def infer_scale(x: np.ndarray, sample: int = 4096) -> float:
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+def beyond_float32(rows: np.ndarray) -> np.ndarray:
+    """Per sample (first axis): whether it holds a value beyond float32's range, which would
+    become inf in the model (only wider floats can)."""
+    if rows.dtype.kind != "f" or rows.dtype.itemsize <= 4 or not len(rows):
+        return np.zeros(len(rows), bool)
+    flat = rows.reshape(len(rows), -1)
+    return ((flat > FLOAT32_MAX) | (flat < -FLOAT32_MAX)).any(1)
+
+
 class ArrayData:
     """A dataset: samples ``x`` (any layout above), optional labels ``y``.
 
@@ -190,9 +199,7 @@ class ArrayData:
                 rows = self._rows(np.arange(start, min(start + chunk, len(self))))
                 flat = rows.reshape(len(rows), -1)
                 bad = ~np.isfinite(flat).all(1)
-                # float64 values beyond float32's range would become inf in every batch
-                big = ((flat > FLOAT32_MAX) | (flat < -FLOAT32_MAX)).any(1) \
-                    if rows.dtype.itemsize > 4 else np.zeros(len(rows), bool)
+                big = beyond_float32(flat)
                 release(rows.nbytes)
                 if bad.any() or big.any():
                     i = start + int(np.argmax(bad | big))
