@@ -60,6 +60,11 @@ def test_idx_mnist_layout(tmp_path, monkeypatch, gz):
     np.testing.assert_array_equal(d.labels(), y)
     assert len(resolve("mnist:test")) == 5
     assert read_idx(root / f"train-images-idx3-ubyte{sfx}").dtype == np.uint8
+    both = resolve("mnist:all")  # train + test (it read the test set alone)
+    assert len(both) == 25 and np.array_equal(both.labels(), np.concatenate([y, y[:5]]))
+    write_idx(root / f"t10k-labels-idx1-ubyte{sfx}", x[:5], gz)  # images where labels go
+    with pytest.raises(DataError, match="are the files swapped"):
+        resolve("mnist:test")
 
 
 def test_idx_rejects_bad_magic_and_truncation(tmp_path):
@@ -207,3 +212,22 @@ def test_file_names_options_alpha_and_hidden_files(tmp_path):
     (folder / "._a.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble resource fork")
     write_image(folder / ".thumbs" / "t.png", rgba[..., :3])
     assert [p.name for p in list_images(folder)] == ["a.png"]
+
+
+def test_csv_label_columns_any_case_trailing_delimiters_and_space_aligned_txt(tmp_path):
+    """A 'Class' column (Kaggle's fraud set) stayed a feature: the model trained on the
+    answer. A trailing comma on every line, or a header as wide as the rows minus one, was a
+    raw IndexError; a .txt aligned by runs of spaces (the UCR archive's, ECG5000's) was read
+    as one cell per line."""
+    (tmp_path / "k.csv").write_text("V1,V2,Amount,Class\n1,2,3,0\n4,5,6,1\n7,8,9,0\n")
+    d = resolve(str(tmp_path / "k.csv"))
+    assert d.input_shape == (3,) and list(d.labels()) == [0, 1, 0]
+    (tmp_path / "t.csv").write_text("a,b,label\n1,2,x,\n3,4,y,\n")
+    d = resolve(str(tmp_path / "t.csv"))
+    assert d.input_shape == (2,) and list(d.labels()) == ["x", "y"]
+    (tmp_path / "h.csv").write_text("a,b,c\n1,2\n3,4\n")
+    with pytest.raises(DataError, match="the header has 3 columns but the rows 2"):
+        resolve(str(tmp_path / "h.csv"))
+    (tmp_path / "u.txt").write_text("  1.0e+00  -2.5e-01   3.0e+00\n  2.0e+00   1.5e-01  -1.0e+00\n")
+    d = resolve(str(tmp_path / "u.txt"))
+    np.testing.assert_allclose(d.x, [[1, -0.25, 3], [2, 0.15, -1]])

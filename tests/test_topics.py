@@ -622,6 +622,12 @@ def test_reuters_modapte_split(tmp_path, gz, capsys, monkeypatch):
     (tmp_path.parent / "reuters21578").mkdir(exist_ok=True)
     with pytest.raises(DataError, match="not in"):
         load_corpus("reuters:train")
+    # a file cut short lost its last stories without a word
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / "reut2-000.sgm").write_text(SGML[: SGML.index("not in ModApte")], encoding="latin-1")
+    with pytest.raises(DataError, match="3 stories begin but 2 end: the file is truncated"):
+        load_reuters(cut, "train")
 
 
 def test_relevance_ranks_shared_words_lower():

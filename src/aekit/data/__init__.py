@@ -108,16 +108,18 @@ def load_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise DataError(f"{path}: not a readable .npz file ({e})") from None
 
 
-def _delimiter(path: Path, sample: str) -> str:
+def _delimiter(path: Path, sample: str) -> str | None:
     """``,`` for .csv, a tab for .tsv; a .txt table is sniffed among comma, tab, semicolon and
-    space (a .tsv split on commas read every row as one text cell)."""
+    space (a .tsv split on commas read every row as one text cell); None for runs of spaces
+    (the UCR archive's .txt files, ECG5000's among them, align their columns with them)."""
     suffix = path.suffix.lower()
     if suffix != ".txt":
         return "\t" if suffix == ".tsv" else ","
     try:
         return csv.Sniffer().sniff(sample, delimiters=",\t; ").delimiter
     except csv.Error:
-        return ","
+        widths = {len(line.split()) for line in sample.splitlines()[:-1] if line.strip()}
+        return None if len(widths) == 1 and widths.pop() > 1 else ","
 
 
 def load_csv(path: Path, label_col: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -129,7 +131,10 @@ def load_csv(path: Path, label_col: str | None = None) -> tuple[np.ndarray, np.n
         raise DataError(f"{path}: cannot read ({e})") from None
     delim = _delimiter(path, text[:65536])
     # (a StringIO, not splitlines: a quoted cell may hold a line break)
-    rows = list(csv.reader(io.StringIO(text), delimiter=delim, skipinitialspace=delim == " "))
+    if delim is None:  # columns aligned by runs of spaces
+        rows = [line.split() for line in text.splitlines()]
+    else:
+        rows = list(csv.reader(io.StringIO(text), delimiter=delim, skipinitialspace=delim == " "))
     rows = [r for r in rows if r and any(c.strip() for c in r)]
     if not rows:
         raise DataError(f"{path}: the CSV file is empty")
@@ -153,13 +158,21 @@ def load_csv(path: Path, label_col: str | None = None) -> tuple[np.ndarray, np.n
     width = len(body[0])
     if any(len(r) != width for r in body):
         raise DataError(f"{path}: rows have different numbers of columns")
+    # a delimiter ending every line (as spreadsheets export) makes an empty last column
+    if width > 1 and all(not r[-1].strip() for r in body) and (
+            header is None or len(header) == width - 1 or (len(header) == width and not header[-1])):
+        body, width = [r[:-1] for r in body], width - 1
+        header = header[:width] if header is not None else None
+    if header is not None and len(header) != width:  # (an IndexError further down)
+        raise DataError(f"{path}: the header has {len(header)} columns but the rows {width}; is "
+                        "the delimiter the same on every line?")
     y_idx = None
     if header:
-        wanted = [label_col] if label_col else list(LABEL_COLUMNS)
-        for name in wanted:
-            if name in header:
-                y_idx = header.index(name)
-                break
+        if label_col:
+            y_idx = header.index(label_col) if label_col in header else None
+        else:  # "Class" or "Label" is the label too (a Kaggle file's "Class" was a feature)
+            lower = [h.lower() for h in header]
+            y_idx = next((lower.index(n) for n in LABEL_COLUMNS if n in lower), None)
         if label_col and y_idx is None:
             raise DataError(f"{path}: no column named {label_col!r}")
     y = None
@@ -238,7 +251,12 @@ def resolve(spec: str, *, image_size: tuple[int, int] | None = None, channels: i
         data = ArrayData(x, y, name=name)
     elif name in STANDARD:
         s = split or "train"
-        x, y = STANDARD[name]("train" if s == "train" else "test")
+        if s == "all":  # (it read the test set alone: 10,000 MNIST images, not 70,000)
+            parts = [STANDARD[name](part) for part in ("train", "test")]
+            x = np.concatenate([p[0] for p in parts])
+            y = None if any(p[1] is None for p in parts) else np.concatenate([p[1] for p in parts])
+        else:
+            x, y = STANDARD[name](s)
         data = ArrayData(x, y, name=f"{name}:{s}")
         split = None
     else:

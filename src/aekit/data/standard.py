@@ -126,6 +126,8 @@ def read_idx(path: str | Path) -> np.ndarray:
             if len(head) != 4 or head[0] != 0 or head[1] != 0 or head[2] not in IDX_DTYPES:
                 raise DataError(f"{path}: not an IDX file (bad magic {head.hex()})")
             ndim = head[3]
+            if ndim == 0:
+                raise DataError(f"{path}: an IDX header with no dimensions")
             dims = struct.unpack(f">{ndim}I", f.read(4 * ndim))
             dtype = np.dtype(IDX_DTYPES[head[2]])
             count = int(np.prod(dims)) if dims else 0
@@ -141,6 +143,9 @@ def load_idx_dataset(name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     prefix = "train" if split == "train" else "t10k"
     x = read_idx(fetch(name, f"{prefix}-images-idx3-ubyte"))
     y = read_idx(fetch(name, f"{prefix}-labels-idx1-ubyte")).astype(np.int64)
+    if x.ndim != 3 or y.ndim != 1:  # (a labels file of images became (N, 28, 28) labels)
+        raise DataError(f"{name}: the {prefix} images file holds a {x.ndim}-d array and the labels "
+                        f"file a {y.ndim}-d one (expected 3 and 1: are the files swapped?)")
     if len(x) != len(y):
         raise DataError(f"{name}: {len(x)} images but {len(y)} labels")
     return x, y

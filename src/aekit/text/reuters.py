@@ -99,8 +99,15 @@ def load_reuters(folder: Path | None = None, split: str = "train") -> Corpus:
         warn(f"{folder}: {len(files)} of the {N_FILES} Reuters-21578 files found; "
              "the split is incomplete")
     wanted = {"train": ("TRAIN",), "test": ("TEST",), "all": ("TRAIN", "TEST")}[split]
-    docs = [d for p in files for d in parse_sgml(read_sgm(p))
-            if d["topics_attr"] == "YES" and d["lewissplit"] in wanted]
+    docs = []
+    for p in files:
+        text = read_sgm(p)
+        records = parse_sgml(text)
+        opened = text.count("<REUTERS ")
+        if opened != len(records):  # (a file cut short lost its last stories silently)
+            raise DataError(f"{p}: {opened} stories begin but {len(records)} end: the file is "
+                            "truncated or damaged")
+        docs += [d for d in records if d["topics_attr"] == "YES" and d["lewissplit"] in wanted]
     docs.sort(key=lambda d: (wanted.index(d["lewissplit"]), int(d["id"] or 0)))
     return Corpus([d["text"] for d in docs], [d["id"] for d in docs], [d["topics"] for d in docs],
                   f"reuters:{split}")
