@@ -50,6 +50,8 @@ def main() -> None:
     ap.add_argument("--noise", type=float, default=0.0, help="denoising σ (standardised units)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
+    if args.seeds < 1:
+        ap.error(f"--seeds must be at least 1, got {args.seeds}")
     torch.set_num_threads(args.threads)
     x, y = load_ecg(Path(args.data))
     normal = np.flatnonzero(y == 1)

@@ -224,6 +224,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--no-keras", action="store_true")
     args = ap.parse_args()
+    from aekit.models import PRESETS
+
+    unknown = [n for n in args.presets.split(",") if n not in PRESETS.names()]
+    if unknown:
+        ap.error(f"unknown preset(s) {', '.join(unknown)}; known: {', '.join(PRESETS.names())}")
     if args.threads:
         torch.set_num_threads(args.threads)
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(args.threads))
