@@ -42,4 +42,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):  # (it ran the whole job and rewrote its files)
+        print(__doc__)
+        sys.exit(0)
     sys.exit(main())

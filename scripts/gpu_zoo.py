@@ -28,6 +28,13 @@ PLAN = [("denoise-grey", 2.3), ("codec", 2.6), ("upscale-x2", 0.5), ("upscale-x4
 
 
 def main() -> int:
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(__doc__)
+        return 0
+    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):  # ("--help" was taken as OUT and
+        # started every recipe)
+        print("usage: python scripts/gpu_zoo.py OUT [--scale S] [--cpu]", file=sys.stderr)
+        return 2
     out = Path(sys.argv[1])
     global DEVICE
     scale = float(sys.argv[sys.argv.index("--scale") + 1]) if "--scale" in sys.argv else 1.0

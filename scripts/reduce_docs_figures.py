@@ -51,4 +51,7 @@ def run(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):  # (it ran the whole job and rewrote its files)
+        print(__doc__)
+        sys.exit(0)
     sys.exit(run(sys.argv[1:]))
