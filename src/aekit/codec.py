@@ -204,10 +204,14 @@ def latent_tiles(lh: int, lw: int, margin: int, tile: int | None = None):
     tile = tile or SYNTH_TILE
     for y0 in range(0, lh, tile):
         for x0 in range(0, lw, tile):
-            y1, x1 = min(y0 + tile, lh), min(x0 + tile, lw)
-            yield ((slice(y0, y1), slice(x0, x1)),
-                   (slice(max(0, y0 - margin), min(lh, y1 + margin)),
-                    slice(max(0, x0 - margin), min(lw, x1 + margin))))
+            core = (slice(y0, min(y0 + tile, lh)), slice(x0, min(x0 + tile, lw)))
+            yield core, widen(core, margin, (lh, lw))
+
+
+def widen(area: tuple[slice, slice], margin: int, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """Row and column slices widened by ``margin`` positions, cut at the grid ``shape``."""
+    return tuple(slice(max(0, s.start - margin), min(n, s.stop + margin))
+                 for s, n in zip(area, shape))
 
 
 def _px(s: slice, limit: int | None = None) -> slice:
@@ -748,8 +752,7 @@ def _tiled_sse(model: Autoencoder, y: Tensor, ig: Tensor, x: Tensor, amp: bool,
     m = SYNTH_MARGIN
     total, grad = 0.0, (torch.zeros_like(y) if with_grad else None)
     for core, near in latent_tiles(lh, lw, m):
-        ctx = tuple(slice(max(0, s.start - m), min(n, s.stop + m))
-                    for s, n in zip(near, (lh, lw)))
+        ctx = widen(near, m, (lh, lw))
         z = y[..., ctx[0], ctx[1]].detach().requires_grad_(with_grad)
         z_hat = z + (torch.round(z) - z).detach()
         rows, cols = _px(ctx[0], hh), _px(ctx[1], ww)
