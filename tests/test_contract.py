@@ -69,6 +69,24 @@ def test_save_load_round_trip(preset, tmp_path):
         assert (tmp_path / "m" / f).stat().st_mode & 0o777 == 0o666 & ~umask, f
 
 
+def test_a_save_that_fails_part_way_leaves_the_old_model_whole(tmp_path, monkeypatch):
+    import aekit.models as models
+
+    old = create_model("vanilla", (1, 8, 8), latent_dim=8).eval()
+    old.save_pretrained(tmp_path / "m")
+    new = create_model("vanilla", (1, 8, 8), latent_dim=4).eval()
+
+    def disk_full(*_args, **_kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(models, "write_json_atomic", disk_full)  # the config, written second
+    with pytest.raises(OSError):
+        new.save_pretrained(tmp_path / "m")
+    loaded = Autoencoder.from_pretrained(tmp_path / "m")  # not new weights beside old config
+    assert loaded.config.latent_dim == 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no staging folder left
+
+
 def test_layer_outputs_names_every_layer(preset):
     model = create_model(preset, _shape(preset), latent_dim=8).eval()
     x = _batch(shape=_shape(preset))

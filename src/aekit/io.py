@@ -33,6 +33,13 @@ def make_parent(path: Path) -> None:
     make_dir(path.parent, path)
 
 
+def _file_mode() -> int:
+    """The permissions a new file gets under the process's umask (rw for whom it allows)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only on success.
@@ -55,9 +62,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         # mkstemp makes 0600 files, and so do some writers that replace the file they are
         # given (safetensors 0.8's save_file): a saved model or picture gets the usual
         # permissions, set once the writer is done
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
+        os.chmod(tmp_path, _file_mode())
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -80,7 +85,10 @@ def staged_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         path.mkdir(exist_ok=True)
+        mode = _file_mode()
         for f in sorted(tmp.iterdir()):
+            if f.is_file():  # some writers (safetensors 0.8) make 0600 files, as mkstemp does
+                os.chmod(f, mode)
             os.replace(f, path / f.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -31,7 +31,7 @@ import aekit.penalties  # noqa: F401
 from aekit.codes import CODES
 from aekit.corruptions import CORRUPTIONS
 from aekit.errors import AekitError, ModelFileError
-from aekit.io import atomic_path, file_digest, json_text, make_dir, read_json, write_json_atomic
+from aekit.io import file_digest, json_text, make_dir, read_json, staged_dir, write_json_atomic
 from aekit.nn import ARCHS
 from aekit.penalties import PENALTIES
 from aekit.registry import Registry
@@ -465,12 +465,15 @@ class Autoencoder(nn.Module):
         json_text(meta)  # a config or summary JSON cannot hold fails here, before any write
         make_dir(directory)  # a file standing there: one clear error, not FileExistsError
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_path(directory / WEIGHTS_NAME) as tmp:
+        # both files are written in a staging folder and only then renamed in: a failure
+        # while writing the second left new weights beside the old config before, a model
+        # that no longer loaded (its checksum no longer matched)
+        with staged_dir(directory) as stage:
             # one metadata key: safetensors writes them in hash order, so two keys made the
             # bytes (and weights_sha256) of identical weights differ from save to save
-            save_file(state, str(tmp), metadata={"format": "pt"})
-            meta["weights_sha256"] = sha256_file(tmp)
-        write_json_atomic(directory / CONFIG_NAME, meta)
+            save_file(state, str(stage / WEIGHTS_NAME), metadata={"format": "pt"})
+            meta["weights_sha256"] = sha256_file(stage / WEIGHTS_NAME)
+            write_json_atomic(stage / CONFIG_NAME, meta)
         return directory
 
     @classmethod
