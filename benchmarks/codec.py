@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import numpy as np
+from _args import at_least
 
 from aekit import codec
 from aekit.apps.codec import load_codec, rd_report
@@ -77,7 +78,7 @@ def photo_768x512(images: list[Path]) -> np.ndarray:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=None, help=f"a folder of images (default {DEFAULT_DATA})")
-    p.add_argument("--limit", type=int, default=None, help="only the first N images")
+    p.add_argument("--limit", type=at_least(1), default=None, help="only the first N images")
     p.add_argument("--quick", action="store_true", help="8 images, no MS-SSIM")
     p.add_argument("--no-msssim", action="store_true")
     p.add_argument("--model", default=None, help="a codec model directory (default: the zoo codec)")

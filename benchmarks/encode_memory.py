@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _args import at_least
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 sys.path.insert(0, str(SRC))
@@ -38,11 +39,11 @@ def make_data(path: Path, n: int, dtype: str, chunk: int = 65536) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--n", type=at_least(1), default=1_000_000)
     ap.add_argument("--dtype", choices=("uint8", "float32"), default="uint8")
     ap.add_argument("--preset", default="vanilla")
-    ap.add_argument("--batch-size", type=int, default=1024)
-    ap.add_argument("--dir", default=None, help="scratch folder (default: a temp dir)")
+    ap.add_argument("--batch-size", type=at_least(1), default=1024)
+    ap.add_argument("--dir", default=None, help="scratch folder, made if missing (default: a temp dir)")
     ap.add_argument("--generate", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.generate:
@@ -51,6 +52,8 @@ def main() -> None:
 
     from aekit.models import create_model
 
+    if args.dir:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.dir) as d:
         d = Path(d)
         t0 = time.perf_counter()

@@ -35,6 +35,7 @@ sys.path[:0] = [str(SRC), str(HERE)]
 import aekit  # noqa: F401, I001
 import torch
 import train_throughput as tt
+from _args import at_least, names
 
 from aekit.export import export_onnx, onnx_session
 
@@ -145,16 +146,22 @@ def section_encode(n: int, repeats: int, compile_too: bool, threads: int) -> Non
               f"({r['ort'] / r['eager']:.2f}×) | {compile_s:.0f} s |")
 
 
+#: the sections --skip can leave out (keras and compile are columns of fit and encode)
+SECTIONS = ("fit", "layout", "keras", "ddp", "encode", "compile")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=2048, help="training images per run")
-    ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None,
+    ap.add_argument("--n", type=at_least(2 * tt.BATCH), default=2048,
+                    help=f"training images per run (at least {2 * tt.BATCH}: two batches)")
+    ap.add_argument("--epochs", type=at_least(1), default=1)
+    ap.add_argument("--repeats", type=at_least(1), default=3)
+    ap.add_argument("--threads", type=at_least(1), default=None,
                     help="threads for every contender (default: torch's default)")
-    ap.add_argument("--skip", default="", help="comma list of: fit, layout, keras, ddp, encode, compile")
+    ap.add_argument("--skip", default="", type=names(SECTIONS, allow_empty=True),
+                    help=f"comma list of: {', '.join(SECTIONS)}")
     args = ap.parse_args()
-    skip = set(filter(None, args.skip.split(",")))
+    skip = set(args.skip)
     if args.threads:
         torch.set_num_threads(args.threads)
         os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(args.threads))

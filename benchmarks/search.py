@@ -13,12 +13,14 @@ binary codes are searched by Hamming popcount.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import statistics
 import time
 from functools import partial
 
 import numpy as np
+from _args import at_least, names
 
 from aekit.index import CodeIndex, recall_at_k
 
@@ -49,15 +51,27 @@ def timed_qps(fn, n_queries: int, repeats: int = 3) -> tuple[float, object]:
     return n_queries / statistics.median(times), out
 
 
+GENERATORS = {"clustered": clustered, "gaussian": gaussian}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="100000", help="comma-separated code counts")
-    ap.add_argument("--dim", type=int, default=32)
-    ap.add_argument("--queries", type=int, default=1000)
-    ap.add_argument("--kinds", default="clustered,gaussian")
+    ap.add_argument("--dim", type=at_least(1), default=32)
+    ap.add_argument("--queries", type=at_least(1), default=1000)
+    ap.add_argument("--kinds", default="clustered,gaussian", type=names(GENERATORS))
     ap.add_argument("--hnsw-max", type=int, default=100_000, help="measure hnswlib up to this size")
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--threads", type=at_least(1), default=os.cpu_count() or 1)
     args = ap.parse_args()
+    try:
+        sizes = [int(v) for v in args.sizes.split(",")]
+    except ValueError:
+        ap.error(f"--sizes: comma-separated whole numbers, got {args.sizes!r}")
+    if min(sizes) < 1:
+        ap.error("--sizes: every size must be at least 1")
+    if min(sizes) <= args.hnsw_max and importlib.util.find_spec("hnswlib") is None:
+        ap.error("hnswlib is not installed (pip install -e '.[bench]'), or pass --hnsw-max 0 "
+                 "to leave its rows out")
     import faiss
 
     faiss.omp_set_num_threads(args.threads)
@@ -65,11 +79,10 @@ def main() -> None:
     print(f"{args.dim}-d codes, {args.queries} queries, k = 10; {os.cpu_count()} CPUs, "
           f"{args.threads} threads, load average {load:.1f} at start")
     print(f"\n{'codes':>9} {'kind':<10} {'method':<28} {'build s':>8} {'recall@10':>9} {'queries/s':>10}")
-    gens = {"clustered": clustered, "gaussian": gaussian}
-    for n in [int(v) for v in args.sizes.split(",")]:
-        for kind in args.kinds.split(","):
+    for n in sizes:
+        for kind in args.kinds:
             rng = np.random.default_rng(0)
-            data = gens[kind](n + args.queries, args.dim, rng)
+            data = GENERATORS[kind](n + args.queries, args.dim, rng)
             x, q = data[:n], data[n:]
             t = time.perf_counter()
             ix = CodeIndex(args.dim)

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _args import at_least
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -218,10 +219,11 @@ def print_table(rows: list[dict]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--presets", default="deep,conv,variational,denoising")
-    ap.add_argument("--n", type=int, default=4096, help="training images")
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--n", type=at_least(BATCH), default=4096,
+                    help=f"training images (at least one batch, {BATCH})")
+    ap.add_argument("--epochs", type=at_least(1), default=2)
+    ap.add_argument("--repeats", type=at_least(1), default=3)
+    ap.add_argument("--threads", type=at_least(1), default=None, help="torch threads (default: torch's)")
     ap.add_argument("--no-keras", action="store_true")
     args = ap.parse_args()
     from aekit.models import PRESETS

@@ -1,0 +1,38 @@
+"""Argument types the benchmark scripts share: a bad value is one usage line, not a
+ZeroDivisionError or a KeyError part-way through a table."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An int argument type that refuses values under ``low``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def names(known: Iterable[str], allow_empty: bool = False) -> Callable[[str], list[str]]:
+    """A comma-list argument type whose items must all be in ``known``."""
+    known = list(known)
+
+    def parse(text: str) -> list[str]:
+        items = [t for t in text.split(",") if t]
+        bad = [t for t in items if t not in known]
+        if bad:
+            raise argparse.ArgumentTypeError(f"unknown {', '.join(bad)}; known: {', '.join(known)}")
+        if not items and not allow_empty:
+            raise argparse.ArgumentTypeError(f"name at least one of: {', '.join(known)}")
+        return items
+
+    return parse
