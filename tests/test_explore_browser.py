@@ -57,3 +57,29 @@ def test_explorer_page_in_headless_chromium(page_file: Path):
         click.perform()
         assert len(driver.find_elements(By.CSS_SELECTOR, "#neighbours .nb")) == 5
         assert console_errors(driver) == []
+
+
+def test_real_valued_labels_get_a_colour_scale_not_a_class_each(tmp_path):
+    from aekit.explorer import value_range
+
+    assert value_range([0, 1, 2, 1]) is None  # whole numbers: classes
+    assert value_range(["cat", "dog"]) is None
+    assert value_range([0.5, 2.25, -1.0]) == [-1.0, 2.25]
+    pytest.importorskip("selenium")
+    from selenium.webdriver.common.by import By
+
+    if find_browser() is None:
+        pytest.skip("chromium and chromedriver are not installed")
+    rng = np.random.default_rng(0)
+    codes = rng.normal(size=(300, 4)).astype(np.float32)
+    np.savez(tmp_path / "codes.npz", x=codes, y=codes[:, 0] * 3.7)  # a measured value
+    out = tmp_path / "page.html"
+    assert main(["explore", str(tmp_path / "codes.npz"), "--out", str(out)]) == 0
+    with headless_chromium(1100, 700) as driver:
+        driver.get(out.as_uri())
+        driver.implicitly_wait(10)
+        spans = driver.find_elements(By.CSS_SELECTOR, "#legend span")
+        assert len(spans) == 1  # one lo…hi ramp, not 300 one-point classes
+        lo, hi = value_range(codes[:, 0] * 3.7)
+        assert str(lo) in spans[0].text and str(hi) in spans[0].text  # shortest float repr, as JS
+        assert console_errors(driver) == []

@@ -98,7 +98,14 @@ const D=JSON.parse(document.getElementById('aekit-data').textContent);
 const cv=document.getElementById('map'),ctx=cv.getContext('2d'),tip=document.getElementById('tip');
 const pal=['#1f77b4','#ff7f0e','#2ca02c','#d62728','#9467bd','#8c564b','#e377c2','#7f7f7f',
 '#bcbd22','#17becf','#393b79','#637939','#8c6d31','#843c39','#7b4173','#3182bd'];
-const groups=[...new Set(D.color)];const col=g=>pal[groups.indexOf(g)%pal.length];
+// real-valued labels (D.scale = [lo, hi]): a viridis ramp and a lo…hi legend, not one
+// recycled palette colour per distinct value
+const ramp=['#440154','#3b528b','#21918c','#5ec962','#fde725'];
+function rampAt(t){t=Math.min(1,Math.max(0,t))*(ramp.length-1);const k=Math.min(ramp.length-2,Math.floor(t)),f=t-k;
+ const a=parseInt(ramp[k].slice(1),16),b=parseInt(ramp[k+1].slice(1),16);
+ const c=s=>Math.round(((a>>s)&255)*(1-f)+((b>>s)&255)*f);return 'rgb('+c(16)+','+c(8)+','+c(0)+')';}
+const groups=D.scale?[]:[...new Set(D.color)];
+const col=D.scale?(g=>rampAt((+g-D.scale[0])/((D.scale[1]-D.scale[0])||1))):(g=>pal[groups.indexOf(g)%pal.length]);
 let W,H,S=[];const pad=20;
 const xs=D.xy.map(p=>p[0]),ys=D.xy.map(p=>p[1]);
 // a loop: spreading every point into Math.min overflows the call stack above ~125,000
@@ -121,12 +128,28 @@ function select(i){draw(i);const L=document.getElementById('neighbours');L.repla
  D.nn[i].forEach((j,r)=>{const d=document.createElement('div');d.className='nb';d.dataset.index=j;
  d.append(thumb(j),(r+1)+'. '+describe(j)+' (d='+D.nd[i][r].toFixed(3)+')');L.appendChild(d);});}
 cv.addEventListener('click',e=>{const r=cv.getBoundingClientRect(),i=nearest(e.clientX-r.left,e.clientY-r.top);if(i>=0)select(i);});
-const lg=document.getElementById('legend');groups.forEach(g=>{const s=document.createElement('span');
+const lg=document.getElementById('legend');
+if(D.scale){const s=document.createElement('span');const w=document.createElement('i');w.className='sw';
+ w.style.width='80px';w.style.background='linear-gradient(to right,'+ramp.join(',')+')';
+ s.append(String(D.scale[0])+' ',w,' '+String(D.scale[1]));lg.appendChild(s);}
+groups.forEach(g=>{const s=document.createElement('span');
  const w=document.createElement('i');w.className='sw';w.style.background=col(g);s.append(w,String(g));lg.appendChild(s);});
 window.aekitExplorer={screen:i=>{const r=cv.getBoundingClientRect();return [r.left+S[i][0],r.top+S[i][1]];},select,get count(){return S.length;}};
 window.addEventListener('resize',layout);layout();
 })();
 """
+
+
+def value_range(labels: Sequence[Any]) -> list[float] | None:
+    """[lo, hi] when the labels are real values (numbers, not all whole: a measurement to
+    colour on a scale), else None (classes, one colour each)."""
+    try:
+        values = np.asarray([float(v) for v in labels], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if not len(values) or not np.isfinite(values).all() or (values == np.round(values)).all():
+        return None
+    return [float(values.min()), float(values.max())]
 
 
 def render_explorer(path: str | Path, coords: np.ndarray, *, names: Sequence[str],
@@ -137,7 +160,9 @@ def render_explorer(path: str | Path, coords: np.ndarray, *, names: Sequence[str
     """Write the explorer page. ``neighbours``/``neighbour_dist``: (N, k) index and distance
     of each point's nearest neighbours (itself excluded); colours follow labels, else clusters."""
     color = list(labels) if labels is not None else list(clusters) if clusters is not None else [0] * len(coords)
+    scale = value_range(labels) if labels is not None else None
     data = {
+        "scale": scale,
         "xy": np.round(np.asarray(coords, dtype=np.float64), 4).tolist(),
         "names": [str(n) for n in names],
         "color": [str(c) for c in color],
