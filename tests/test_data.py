@@ -124,6 +124,22 @@ def test_image_folder(tmp_path):
     assert len(d) == 2 and d.input_shape == (3, 16, 16)
     g = resolve(str(tmp_path), image_size=(8, 12), channels=1)
     assert g.input_shape == (1, 8, 12)
+    assert d.labels() is None  # a.png sits at the top: not a folder of class folders
+
+
+@pytest.mark.parametrize("stream", ["", "?stream=1"])
+def test_a_folder_of_class_folders_is_labelled_by_them(tmp_path, stream):
+    rng = np.random.default_rng(0)
+    for cls, n in (("dogs", 2), ("cats", 3)):
+        (tmp_path / cls).mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(
+                tmp_path / cls / f"{i}.png")
+    d = resolve(str(tmp_path) + stream, image_size=(8, 8))
+    files = list_images(tmp_path)
+    assert list(d.labels()) == [f.parent.name for f in files] == ["cats"] * 3 + ["dogs"] * 2
+    train = resolve(str(tmp_path) + ":train", image_size=(8, 8))
+    assert set(train.labels()) <= {"cats", "dogs"} and len(train.labels()) == len(train)
 
 
 def test_single_image_file_fits_like_a_folder(tmp_path):

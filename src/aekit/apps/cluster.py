@@ -30,7 +30,6 @@ from aekit.apps.common import (
 )
 from aekit.clustering import METHODS, dec, gmm, kmeans, predict_dec
 from aekit.data import ArrayData
-from aekit.data.images import class_folder_labels
 from aekit.errors import AekitError
 from aekit.io import atomic_path
 from aekit.metrics_cluster import cluster_scores
@@ -149,10 +148,7 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
         data = load_data_for(args, args.data, model)
         if args.k > len(data):
             raise AekitError(f"--k {args.k} is more than the {len(data)} samples")
-        y = data.labels()
-        if y is None and Path(args.data).is_dir():  # a folder of class folders
-            folders = class_folder_labels(args.data)
-            y = None if folders is None else np.asarray(folders)
+        y = data.labels()  # a folder of class folders: their names (the resolver's)
         progress = False if args.json else None
         rows: list[dict[str, Any]] = []
         summary: dict[str, Any] = {}

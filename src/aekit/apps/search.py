@@ -37,7 +37,7 @@ from aekit.apps.common import (
     seed_arg,
 )
 from aekit.data import ArrayData
-from aekit.data.images import class_folder_labels, list_images
+from aekit.data.images import list_images
 from aekit.errors import AekitError, DataError, warn
 from aekit.explorer import make_thumbnails, project_2d, render_explorer, render_search_page
 from aekit.index import ANN_FILE, CodeIndex
@@ -68,14 +68,12 @@ def encode_all(model: Autoencoder, data: ArrayData, batch_size: int = 512,
 
 
 def item_names(spec: str, data: ArrayData) -> tuple[list[str], list[Any] | None]:
-    """Display names (file paths for a folder) and labels (the data's own, else the first
-    sub-folder of each image in a folder of class folders)."""
+    """Display names (file paths for a folder) and labels (the data's own; for a folder of
+    class folders, the resolver gives each image its sub-folder's name)."""
     path = Path(spec)
     labels = data.labels()
     if path.is_dir():
         names = [str(f) for f in list_images(path)]
-        if labels is None:
-            labels = class_folder_labels(path)
     elif path.is_file() and len(data) == 1:
         names = [str(path)]
     else:

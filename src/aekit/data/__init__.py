@@ -3,7 +3,8 @@
 A spec is one of:
 
 * a path: a folder of images (streamed from disk when bigger than
-  :data:`aekit.data.stream.STREAM_BYTES`, or with ``folder?stream=1``), ``.npy`` (memory-mapped), ``.npz`` (``x``, optional ``y``),
+  :data:`aekit.data.stream.STREAM_BYTES`, or with ``folder?stream=1``; when every image sits
+  in a sub-folder, the sub-folder names are the labels), ``.npy`` (memory-mapped), ``.npz`` (``x``, optional ``y``),
   ``.csv`` (numeric columns; a ``label``/``y``/``class`` column becomes the labels), or a
   single image file (its full size, or resized/cropped like a folder's when ``image_size`` is given);
 * an embedded dataset (:mod:`aekit.data.embedded`): ``digits``, ``digits28``, ``faces``,
@@ -27,7 +28,7 @@ import numpy as np
 
 from aekit.data.arrays import ArrayData, infer_layout
 from aekit.data.embedded import EMBEDDED, load_embedded
-from aekit.data.images import IMAGE_SUFFIXES, load_image_uint8, read_image
+from aekit.data.images import IMAGE_SUFFIXES, class_folder_labels, load_image_uint8, read_image
 from aekit.data.standard import STANDARD
 from aekit.data.stream import image_folder_array, parse_flag
 from aekit.errors import DataError
@@ -223,6 +224,11 @@ def resolve(spec: str, *, image_size: tuple[int, int] | None = None, channels: i
         if path.is_dir():
             size = image_size or (64, 64)
             x = image_folder_array(path, size, channels or 3, parse_flag(options.get("stream")))
+            # a folder of class folders (cats/…, dogs/…): the sub-folder names are the labels
+            # (cluster scores against them, explore and the report colour by them, anomaly
+            # --normal-label names the normal one), as torchvision's ImageFolder reads them
+            folders = class_folder_labels(path)
+            y = None if folders is None else np.asarray(folders)
         else:
             suffix = path.suffix.lower()
             if suffix == ".npy":
