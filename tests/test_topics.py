@@ -201,6 +201,20 @@ def test_precision_at_k_counts_ties_at_their_expectation():
     assert precision_at_k(q, y_q, db[order], y_db[order], 2, "hamming") == pytest.approx(p)
 
 
+def test_precision_at_k_leaves_unlabelled_queries_out():
+    db = np.array([[0, 0], [0, 1], [1, 1]], np.float32)
+    y_db = sp.csr_matrix(np.array([[1, 0], [1, 0], [0, 1]]))
+    q = np.zeros((3, 2), np.float32)
+    y_q = sp.csr_matrix(np.array([[1, 0], [0, 0], [0, 1]]))  # the second query has no label
+    both = precision_at_k(q, y_q, db, y_db, 1, "hamming")
+    assert both == pytest.approx(precision_at_k(q[[0, 2]], y_q[[0, 2]], db, y_db, 1, "hamming"))
+    assert both == pytest.approx(0.5)  # not 1/3: the unlabelled query is not a miss
+    excl = precision_at_k(q, y_q, db, y_db, 1, "hamming", exclude=np.array([0, -1, 2]))
+    assert excl == pytest.approx((1 + 0) / 2)  # exclude stays aligned with its query
+    with pytest.raises(ValueError, match="no query has a label"):
+        precision_at_k(q, sp.csr_matrix((3, 2)), db, y_db, 1, "hamming")
+
+
 def test_hash_bits_stay_finite_under_bf16_autocast():
     # saturated bf16 logits: the prior's KL took log(1 − q) with 1 − 1e-6 rounded to 1 (NaN),
     # which made doc-hash training diverge on CPUs with native bf16
@@ -266,17 +280,26 @@ def test_cli_topics_then_docsearch(tmp_path, capsys):
     texts, labels, *_ = lda_corpus(400, seed=1)
     path = tmp_path / "docs.jsonl"
     path.write_text("".join(json.dumps({"id": f"d{i}", "body": t, "topic": lab[0]}) + "\n"
-                            for i, (t, lab) in enumerate(zip(texts, labels))))
+                            for i, (t, lab) in enumerate(zip(texts, labels)))
+                    + json.dumps({"id": "dz", "body": "the and of it is", "topic": "t0"}) + "\n")
     out = tmp_path / "run"
     assert main(["topics", str(path), "--topics", "5", "--epochs", "40", "--text-col", "body",
                  "--label-col", "topic", "--min-df", "1", "--out", str(out), "--no-progress",
                  "--json"]) == 0
-    res = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    res = json.loads(captured.out)
+    assert "1 document(s) have no word of the vocabulary (first: dz)" in captured.err
     assert len(res["topics"]) == 5 and len(res["topics"][0]["words"]) == 10
     assert 0 < res["diversity"] <= 1 and -1 <= res["mean_npmi"] <= 1
     theta = np.load(out / "doc_topics.npy")
-    assert theta.shape == (400, 5)
+    assert theta.shape == (401, 5)
     assert json.loads((out / "vocab.json").read_text())["words"]
+    # the wordless document is never a result, and cannot be a query
+    assert main(["docsearch", str(out), "--doc", "d3", "-k", "1000", "--json"]) == 0
+    every = json.loads(capsys.readouterr().out)["results"]
+    assert len(every) == 399 and "dz" not in {h["id"] for h in every}
+    code, err = run_cli(["docsearch", str(out), "--doc", "dz"], capsys)
+    assert code == 2 and len(err) == 1 and "no word of the model's vocabulary" in err[0]
 
     # query by document: same-topic neighbours, the document itself excluded
     assert main(["docsearch", str(out), "--doc", "d3", "-k", "5", "--json"]) == 0
@@ -312,6 +335,9 @@ def test_cli_topics_then_docsearch(tmp_path, capsys):
     assert res["metric"] == "expected_hamming" and list(dist.values()) == sorted(dist.values())
     # round(p) minimises Σ|p − b|: the text's own document (its bits) is at the least distance
     assert dist["d7"] == min(dist.values()) and not float(dist["d7"]).is_integer()
+    assert main(["docsearch", str(idx), texts[7], "-k", "2"]) == 0
+    header = capsys.readouterr().out.splitlines()[1].split()
+    assert header[:3] == ["rank", "id", "expected_hamming"]  # fractions: not plain Hamming
     # a real-valued index: the variational twin, compared by cosine
     dense = tmp_path / "dense"
     assert main(["docindex", str(path), "--text-col", "body", "--bits", "8", "--dense",

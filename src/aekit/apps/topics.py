@@ -82,10 +82,10 @@ def prepare(args: argparse.Namespace):
     vocab = build_vocabulary(corpus.texts, args.vocab_size, args.min_df, args.max_df,
                              args.stop_words)
     counts = vocab.counts(corpus.texts)
-    empty = np.flatnonzero(np.asarray(counts.sum(1)).ravel() == 0)
+    empty = no_word_documents(counts)
     if len(empty):
         warn(f"{corpus.name}: {len(empty)} document(s) have no word of the vocabulary (first: "
-             f"{corpus.ids[empty[0]]}); they are left out of training")
+             f"{corpus.ids[empty[0]]}); they are left out of training and of search results")
     return corpus, vocab, counts
 
 
@@ -94,10 +94,18 @@ def snippet(text: str) -> str:
     return flat if len(flat) <= SNIPPET_CHARS else flat[:SNIPPET_CHARS - 1] + "…"
 
 
+def no_word_documents(counts) -> np.ndarray:
+    """Indices of the documents with no word of the vocabulary (their code says nothing)."""
+    return np.flatnonzero(np.asarray(counts.sum(1)).ravel() == 0)
+
+
 def save_documents(out: Path, corpus, codes: np.ndarray, codes_name: str, metric: str,
-                   probabilities: np.ndarray | None = None) -> None:
+                   probabilities: np.ndarray | None = None,
+                   no_words: np.ndarray | None = None) -> None:
     """The documents' codes (and, for bits, the probabilities they were thresholded from:
-    ``docsearch --doc`` ranks by the expected Hamming distance with them) and documents.json."""
+    ``docsearch --doc`` ranks by the expected Hamming distance with them) and documents.json,
+    which lists the documents with no vocabulary word (``no_words``: docsearch never returns
+    them; their codes are the encoder's answer to an empty input, the same for all)."""
     with atomic_path(out / codes_name, suffix=".npy") as tmp:
         np.save(tmp, codes.astype(np.float32))
     extra = {}
@@ -107,7 +115,8 @@ def save_documents(out: Path, corpus, codes: np.ndarray, codes_name: str, metric
         extra["probabilities"] = PROBS_NAME
     write_json_atomic(out / DOCS_NAME, {
         "corpus": corpus.name, "codes": codes_name, "metric": metric, **extra, "ids": corpus.ids,
-        "labels": corpus.labels, "snippets": [snippet(t) for t in corpus.texts]})
+        "labels": corpus.labels, "snippets": [snippet(t) for t in corpus.texts],
+        "no_words": [] if no_words is None else [int(i) for i in no_words]})
 
 
 def run_stem(kind: str, corpus: str) -> str:
@@ -186,7 +195,8 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
         with staged_dir(out) as stage:  # a failed write leaves no half-written model
             model.save_pretrained(stage, summary=summary)
             vocab.save(stage)
-            save_documents(stage, corpus, theta, "doc_topics.npy", "cosine")
+            save_documents(stage, corpus, theta, "doc_topics.npy", "cosine",
+                           no_words=no_word_documents(counts))
             write_json_atomic(stage / TOPICS_NAME, obj)
         lines = [f"{'topic':>5}  {'NPMI':>6}  top words"]
         lines += [f"{t['topic']:>5}  {t['npmi']:>6.3f}  {' '.join(t['words'])}" for t in topics]
@@ -245,7 +255,8 @@ def docindex_cmd(p: argparse.ArgumentParser) -> Handler:
         with staged_dir(out) as stage:  # a failed write leaves no half-written index
             model.save_pretrained(stage, summary=summary)
             vocab.save(stage)
-            save_documents(stage, corpus, codes, "codes.npy", metric, probs)
+            save_documents(stage, corpus, codes, "codes.npy", metric, probs,
+                           no_words=no_word_documents(counts))
         kind = f"{args.bits}-d dense" if args.dense else f"{args.bits}-bit"
         obj = {"out": str(out), "documents": len(corpus), "vocabulary": len(vocab),
                "code": kind, "metric": metric, "training": summary,
@@ -297,6 +308,10 @@ def load_index(directory: str):
     if "snippets" not in bad and docs.get("snippets") is not None and not all(
             isinstance(t, str) for t in docs["snippets"]):
         bad.append("snippets (each a string)")
+    no_words = docs.get("no_words", [])  # absent in folders written before it was recorded
+    if not (isinstance(no_words, list) and all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(ids) for i in no_words)):
+        bad.append("no_words (document indices)")
     if docs.get("metric", "cosine") not in METRICS:
         bad.append(f"metric {docs.get('metric')!r}")
     if bad:
@@ -346,17 +361,23 @@ def docsearch_cmd(p: argparse.ArgumentParser) -> Handler:
             raise AekitError(f"-k must be at least 1, got {args.k}")
         model, vocab, docs, ids, codes, probs = load_index(args.index)
         metric = docs.get("metric", "cosine")
-        exclude = None
+        # documents with no vocabulary word are never results: their codes all answer the
+        # same empty input, and looked close to whatever a query was near
+        pool = np.ones(len(ids), dtype=bool)
+        pool[docs.get("no_words", [])] = False
         if args.doc is not None:
             try:
                 qi = ids.index(str(args.doc))
             except ValueError:
                 raise DataError(f"no document with id {args.doc!r} in {args.index}") from None
+            if not pool[qi]:
+                raise DataError(f"document {args.doc} has no word of the model's vocabulary: "
+                                "there is nothing to search with")
             if probs is not None:  # ranked as a new text is (below)
                 q, metric = probs[qi:qi + 1], "expected_hamming"
             else:
                 q = codes[qi:qi + 1]
-            exclude = np.array([qi])
+            pool[qi] = False
             query_desc = f"document {args.doc}"
         else:
             counts = vocab.counts([args.query])
@@ -369,11 +390,15 @@ def docsearch_cmd(p: argparse.ArgumentParser) -> Handler:
             else:
                 q = encode_counts(model, sp.csr_matrix(counts))
             query_desc = repr(args.query)
-        if len(ids) - (exclude is not None) < 1:
-            raise DataError("the index has no other document")
-        idx, scores = nearest(q, codes, args.k, metric, exclude)
+        pool = np.flatnonzero(pool)
+        if not len(pool):
+            raise DataError("the index has no other document with a word of the vocabulary")
+        idx, scores = nearest(q, codes[pool], args.k, metric)
+        idx = pool[idx]
         labels = docs.get("labels")
         snippets = docs.get("snippets") or [""] * len(ids)
+        # JSON key "hamming" for both Hamming kinds (the "metric" field says which); the
+        # table's column is headed by the metric itself
         score_key = "similarity" if metric == "cosine" else "hamming"
         results = []
         for rank, (i, s) in enumerate(zip(idx[0], scores[0]), 1):
@@ -381,10 +406,11 @@ def docsearch_cmd(p: argparse.ArgumentParser) -> Handler:
             if labels:
                 r["labels"] = list(labels[i])
             results.append(r)
-        cols = ["rank", "id", score_key]
+        shown = "similarity" if metric == "cosine" else metric
+        cols = ["rank", "id", shown]
         cols += (["labels"] if labels else []) + ["text"]
-        table = format_table([{**r, "text": r["text"][:70], **({"labels": ",".join(r["labels"])}
-                                                              if labels else {})}
+        table = format_table([{**r, shown: r[score_key], "text": r["text"][:70],
+                               **({"labels": ",".join(r["labels"])} if labels else {})}
                               for r in results], cols)
         emit(args, {"query": args.query, "doc": args.doc, "metric": metric, "results": results},
              f"{plural(len(results), 'document')} nearest to {query_desc} ({metric}):\n{table}")

@@ -175,8 +175,17 @@ def precision_at_k(queries: np.ndarray, q_labels: sp.csr_matrix, db: np.ndarray,
 
     Ties at the k-th distance (common in Hamming space: 10 bits have 11 distances) are
     counted at their expectation under a random order (McSherry & Najork 2008): the tied
-    documents' hit rate fills the places left, so the score does not depend on db order."""
+    documents' hit rate fills the places left, so the score does not depend on db order.
+
+    Queries with no label are left out (nothing can share a label with them: counting them
+    as 0 hits lowered the mean by their share); none labelled is a ValueError."""
     q_labels, db_labels = sp.csr_matrix(q_labels), sp.csr_matrix(db_labels)
+    labelled = np.flatnonzero(q_labels.getnnz(axis=1) > 0)
+    if not len(labelled):
+        raise ValueError("precision@k: no query has a label")
+    if len(labelled) < q_labels.shape[0]:
+        queries, q_labels = np.asarray(queries)[labelled], q_labels[labelled]
+        exclude = None if exclude is None else np.asarray(exclude)[labelled]
     k = min(k, len(db) - (0 if exclude is None else 1))
     total = 0.0
     for s, e, dist in _distance_chunks(queries, db, metric, exclude, chunk):
@@ -186,4 +195,4 @@ def precision_at_k(queries: np.ndarray, q_labels: sp.csr_matrix, db: np.ndarray,
         n_closer = closer.sum(1)
         tied_rate = (hit & tied).sum(1) / tied.sum(1)
         total += float(((hit & closer).sum(1) + (k - n_closer) * tied_rate).sum())
-    return total / (k * len(queries))
+    return total / (k * len(labelled))
