@@ -85,28 +85,53 @@ def topic_model(corpus):
     return model
 
 
-def assert_recovers(model, true):
-    learned = top_words(topic_word(model), 10)
+def assert_recovers(model, corpus, max_tv=None):
+    """The learned topics match the true ones: by top words, by the documents' dominant
+    topic, and (``max_tv``) by the whole word distribution.
+
+    Top-10 overlap alone is a low bar on this corpus (5 sharp topics of 150 words): KMeans
+    of the PPMI word vectors, no model at all, meets it (min 0.8, mean 0.86; QA of session
+    18). It makes no document–topic proportions, and its word distributions are at total
+    variation 0.17 (mean) / 0.26 (max) from the truth; the ``topic`` preset's at 0.05 / 0.09.
+    ProdLDA's decoder distribution for θ = e_k is far peakier than the true topic (TV ~0.55,
+    seeds 0–1) even where its top words and θ are right, so it is held to the first two."""
+    from scipy.optimize import linear_sum_assignment
+
+    _, labels, _, counts, true = corpus
+    tw = topic_word(model)
+    learned = top_words(tw, 10)
     overlap = np.array([[len(set(a) & set(b)) / 10 for b in learned]
                         for a in top_words(true, 10)])
     best = overlap.max(1)
     assert best.min() >= 0.7, best  # every true topic has a learned twin
     assert best.mean() >= 0.8, best
     assert len(set(overlap.argmax(1))) == K  # ... and a different one for each
-    assert topic_diversity(top_words(topic_word(model), 10)) > 0.8
+    assert topic_diversity(top_words(tw, 10)) > 0.8
+    rows, cols = linear_sum_assignment(-overlap)  # true topic rows[i] ↔ learned cols[i]
+    # θ: each document's dominant learned topic is its true dominant topic's twin
+    twin_of = dict(zip(cols, rows))
+    dominant = encode_counts(model, counts).argmax(1)
+    truth = np.array([int(lab[0][1:]) for lab in labels])
+    accuracy = np.mean([twin_of[d] == t for d, t in zip(dominant, truth)])
+    assert accuracy >= 0.9, accuracy  # 0.94–0.96 for both presets, seeds 0–1
+    if max_tv is not None:
+        p = np.exp(tw - tw.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        tv = 0.5 * np.abs(true[rows] - p[cols]).sum(1)
+        assert tv.max() <= max_tv, tv
 
 
 def test_topic_model_recovers_the_generating_topics(corpus, topic_model):
     assert topic_model.config.arch_options["decoder"] == "ecr"
-    assert_recovers(topic_model, corpus[-1])
+    assert_recovers(topic_model, corpus, max_tv=0.15)
 
 
 def test_prodlda_recovers_the_generating_topics(corpus):
-    *_, counts, true = corpus
+    counts = corpus[3]
     model, _ = train_topic_model(counts, K, hidden=[64, 64], batch_size=100, epochs=150,
                                  patience=30, preset="prodlda", progress=False)
     assert model.config.arch_options["decoder"] == "prodlda"
-    assert_recovers(model, true)
+    assert_recovers(model, corpus)
 
 
 def test_attributed_counts_share_out_every_training_word(corpus, topic_model):
