@@ -64,6 +64,26 @@ def speed(model, img: np.ndarray, repeats: int = 3, refine_steps: int = 0) -> li
     return rows
 
 
+def anchor_convention_jpeg(images: list[Path], result: dict) -> dict:
+    """JPEG as CompressAI's published anchors write it (Pillow's default: unoptimised Huffman
+    tables), on the same images: aekit's BD-rate against it and both curves' PSNR at the
+    Kodak anchor rates, for the bridge to ANCHORS.md. The table's JPEG is optimised."""
+    from aekit.rd import ANCHOR_MAX_BPP, JPEG_QUALITIES, bd_rate, psnr255, psnr_at
+
+    run = pillow_codec("JPEG", optimize=False)
+    pts: dict[int, list[tuple[float, float]]] = {}
+    for path in images:
+        img = read_image(path)
+        for q in JPEG_QUALITIES:
+            data, out = run(img, q)
+            pts.setdefault(q, []).append((8 * len(data) / (img.shape[0] * img.shape[1]),
+                                          psnr255(out, img)))
+    curve = [tuple(np.mean(pts[q], axis=0)) for q in JPEG_QUALITIES]
+    ours = [(r["bpp"], r["psnr"]) for r in result["curves"]["aekit"]]
+    return {"bd_rate": bd_rate([c for c in curve if c[0] <= ANCHOR_MAX_BPP], ours),
+            "psnr_at": {b: (psnr_at(curve, b), psnr_at(ours, b)) for b in (0.288, 0.440)}}
+
+
 def photo_768x512(images: list[Path]) -> np.ndarray:
     """A 768×512 photo: the first image of the set tiled (reflected) to Kodak's size."""
     img = read_image(images[0])
@@ -101,6 +121,7 @@ def main() -> int:
     result = evaluate_folder(images, model, msssim=not (args.quick or args.no_msssim), progress=False,
                             refine_steps=args.refine)
     result["folder"] = str(data)
+    result["jpeg_pillow_default"] = anchor_convention_jpeg(images, result)
     result["speed_768x512"] = speed(model, photo_768x512(images), refine_steps=result["refine_steps"])
     result["machine"] = {"torch_threads": torch.get_num_threads(),
                          "load_average": [round(v, 2) for v in __import__("os").getloadavg()],
@@ -109,6 +130,11 @@ def main() -> int:
         print(json.dumps(jsonable(result)))
         return 0
     print(rd_report(result))
+    conv = result["jpeg_pillow_default"]
+    print("\nJPEG as CompressAI's anchors write it (Pillow default, unoptimised Huffman tables; "
+          f"the table's JPEG is optimised): aekit BD-rate {conv['bd_rate']:+.1f} %; PSNR at "
+          + ", ".join(f"{b:g} bpp JPEG {j:.2f} / aekit {a:.2f} dB"
+                      for b, (j, a) in conv["psnr_at"].items()))
     print("\nencode + decode of a 768×512 photo (median of 3):")
     print(format_table(result["speed_768x512"]))
     print(f"\nmachine: {result['machine']}")
