@@ -34,7 +34,6 @@ def main(argv: list[str] | None = None) -> int:
         before = codec.model_id(model).hex()
         t0 = time.perf_counter()
         model.code.export_tables()
-        model._aek_model_id = None
         summary = dict(model.training_summary)
         summary["tables"] = (f"exported again by scripts/codec_export_tables.py (per-image "
                              f"tables; model id was {before})")

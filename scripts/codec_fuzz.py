@@ -47,8 +47,20 @@ def mutate(rng: np.random.Generator, valid: list[bytes]) -> bytes:
             payload[int(rng.integers(len(payload)))] = int(rng.integers(256))
     else:  # header fields changed, CRCs recomputed
         return codec.pack(int(rng.integers(0, 5)), int(rng.integers(0, 9)), h.model_id,
-                          int(rng.integers(1, 300)), int(rng.integers(1, 300)), bytes(payload))
-    return codec.pack(h.channels, h.quality, h.model_id, h.width, h.height, bytes(payload))
+                          int(rng.integers(1, 300)), int(rng.integers(1, 300)), bytes(payload),
+                          h.version)
+    # the seed's own format version: each format's payload decoder gets garbage (a repack at
+    # the default version made nearly every CRC-valid case a format-3 one)
+    return codec.pack(h.channels, h.quality, h.model_id, h.width, h.height, bytes(payload),
+                      h.version)
+
+
+def file_of_version(model, img: np.ndarray, quality: int, version: int) -> bytes:
+    """A valid file of ``img`` written in one format version (the encoder picks the shortest)."""
+    code = codec.check_codec_model(model)
+    y = codec.integer_latents(code, codec.analyse(model, img), quality)
+    return codec.pack(1 if img.ndim == 2 else 3, quality, codec.model_id(model), img.shape[1],
+                      img.shape[0], codec.encode_symbols(code, quality, y, version), version)
 
 
 def main() -> int:
@@ -63,6 +75,8 @@ def main() -> int:
     valid = [codec.compress(model, synthetic_photo(h, w, seed=s, grey=g), q)
              for (h, w, s, g, q) in [(40, 56, 1, False, 0), (23, 17, 2, True, 3), (64, 64, 3, False, 5),
                                      (160, 224, 4, False, 2), (128, 96, 5, True, 4)]]
+    if codec.check_codec_model(model).adaptive:  # every format the reader knows
+        valid += [file_of_version(model, synthetic_photo(96, 128, seed=6 + v), 3, v) for v in (1, 2, 3)]
     print("seed files: format versions", sorted({v[4] for v in valid}))
     rng = np.random.default_rng(args.seed)
     t_end = time.perf_counter() + args.seconds

@@ -708,3 +708,38 @@ def test_the_jpeg_and_webp_baselines_run_at_their_best_settings():
     assert len(best[0]) < len(plain[0]) and np.array_equal(best[1], plain[1])
     slow, default = pillow_codec("WEBP")(img, 50), pillow_codec("WEBP", method=4)(img, 50)
     assert slow[0] != default[0]  # method 6, not Pillow's default 4
+
+
+def test_the_model_id_follows_weights_changed_in_place(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("codec", (3, 32, 32), 8, arch_options={"channels": 8}).eval()
+    model.code.export_tables()
+    img = synthetic_photo(32, 32, seed=1)
+    first = codec.compress(model, img, 0, refine_steps=0)
+    assert codec.model_id(model) == codec.model_id(model)  # cached while nothing changes
+    with torch.no_grad():
+        next(model.decoder.parameters()).add_(0.01)  # a fine-tune step, in place
+    second = codec.compress(model, img, 0, refine_steps=0)
+    assert codec.parse(second)[0].model_id != codec.parse(first)[0].model_id
+    with pytest.raises(CodecFormatError, match="model"):  # the new weights refuse the old file
+        codec.decompress(model, first)
+
+
+def test_ms_ssim_is_nan_where_no_structure_can_be_seen():
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1, 3), (2, 2), (1, 600, 3)]:
+        x = rng.integers(0, 256, shape, dtype=np.uint8)
+        assert math.isnan(ms_ssim(x, 255 - x))  # a 1×1 window compared brightness only
+    x = rng.integers(0, 256, (5, 5), dtype=np.uint8)
+    assert ms_ssim(x, 255 - x) < 0.1
+
+
+def test_the_writer_refuses_latents_its_reader_would_refuse(tiny):
+    model = tiny[0]
+    y = np.zeros((model.config.latent_dim, 2, 2), np.int64)
+    y[0, 0, 0] = codec.ESCAPE_MAX + 1
+    with pytest.raises(AekitError, match="beyond the format"):
+        codec.encode_symbols(model.code, 0, y, version=1)
+    y[0, 0, 0] = codec.ESCAPE_MAX  # the largest the reader takes: a round trip
+    payload = codec.encode_symbols(model.code, 0, y, version=1)
+    assert np.array_equal(codec.decode_symbols(model.code, 0, payload, 2, 2, version=1), y)

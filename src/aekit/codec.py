@@ -110,17 +110,22 @@ def check_codec_model(model: Autoencoder) -> QuantizedCode:
 
 
 def model_id(model: Autoencoder) -> bytes:
-    """8 bytes identifying the exact weights and tables (cached on the model)."""
+    """8 bytes identifying the exact weights and tables. Cached on the model against every
+    tensor's storage and in-place version counter, so a fine-tune, ``load_state_dict`` or
+    ``export_tables`` after the first file gives the new weights a new id (a stale id let
+    the old model decode the new model's files without a word)."""
+    state = sorted(model.state_dict().items())
+    key = tuple((k, t.data_ptr(), t._version, tuple(t.shape)) for k, t in state)
     cached = getattr(model, "_aek_model_id", None)
-    if cached is not None:
+    if cached is not None and getattr(model, "_aek_model_key", None) == key:
         return cached
     h = hashlib.sha256()
-    for key, t in sorted(model.state_dict().items()):
+    for name, t in state:
         if t.numel() == 0:  # absent per-image tables: a model saved before them keeps its id
             continue
-        h.update(key.encode())
+        h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    model._aek_model_id = h.digest()[:8]
+    model._aek_model_id, model._aek_model_key = h.digest()[:8], key
     return model._aek_model_id
 
 
@@ -509,6 +514,9 @@ def encode_symbols(code: QuantizedCode, q: int, y: np.ndarray, version: int = VE
             escaped_values.append(vals[escaped])
     words = enc.get_compressed().astype("<u4").tobytes()
     escapes = np.concatenate(escaped_values[::-1]) if escaped_values else np.zeros(0, np.int64)
+    if len(escapes) and np.abs(escapes).max() > ESCAPE_MAX:  # the reader refuses such a file
+        raise AekitError(f"a latent value ({int(np.abs(escapes).max())}) is beyond the format's "
+                         f"±{ESCAPE_MAX}: this model's analysis output is out of range")
     return head + struct.pack(">I", len(words)) + words + _varints(escapes)
 
 
@@ -643,7 +651,10 @@ def check_image(img: np.ndarray) -> np.ndarray:
 def integer_latents(code: QuantizedCode, h: Tensor, quality: int) -> np.ndarray:
     """The analysis output ``h`` (1, M, h, w) → the integer latents (M, h, w) coded at a
     0-based quality."""
-    return torch.round(h * code.gain(quality).detach().cpu())[0].numpy().astype(np.int64)
+    y = torch.round(h * code.gain(quality).detach().cpu())[0]
+    if not torch.isfinite(y).all():  # a broken model: NaN would cast to an arbitrary integer
+        raise AekitError("the codec's analysis output holds NaN or infinite values")
+    return y.numpy().astype(np.int64)
 
 
 def encode_at(model: Autoencoder, img: np.ndarray, h: Tensor, quality: int) -> bytes:

@@ -107,7 +107,9 @@ def _ssim_terms(x: torch.Tensor, y: torch.Tensor, win: torch.Tensor) -> tuple[to
 
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     """MS-SSIM of two uint8 images (H, W) or (H, W, 3); images too small for 5 scales use as
-    many as fit (weights renormalised) — below 11 pixels a side it is plain SSIM.
+    many as fit (weights renormalised) — below 11 pixels a side it is plain SSIM, and below
+    3 it is NaN (a 1×1 window sees no contrast or structure: only brightness was compared,
+    and an image scored 0.89 against its negative).
 
     Between scales, an odd side loses its last row or column (2×2 average pooling), close to
     Wang's MATLAB ``msssim.m`` (within 1.1e-3); ``pytorch_msssim`` and ``piq`` zero-pad
@@ -120,6 +122,8 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     x = x[None, None] if x.dim() == 2 else x.permute(2, 0, 1)[:, None]  # (C, 1, H, W)
     y = y[None, None] if y.dim() == 2 else y.permute(2, 0, 1)[:, None]
     side = min(x.shape[-2:])
+    if side < 3:
+        return math.nan
     win_size = min(11, side - (1 - side % 2))  # odd, ≤ side
     scales = 1
     while scales < 5 and side // 2**scales >= win_size:
@@ -243,7 +247,7 @@ def evaluate_folder(images: list[Path], model: Any = None, msssim: bool = True,
         for key in sorted(pts):
             arr = np.array(pts[key], np.float64)
             rows.append({"quality": key, "bpp": float(arr[:, 0].mean()),
-                         "psnr": float(arr[:, 1].mean()), "ms_ssim": float(arr[:, 2].mean())})
+                         "psnr": float(arr[:, 1].mean()), "ms_ssim": _finite_mean(arr[:, 2])})
         if rows:
             curves[name] = rows
     result: dict[str, Any] = {"images": len(images), "curves": curves, "anchors_kodak": ANCHORS,
@@ -263,6 +267,13 @@ def evaluate_folder(images: list[Path], model: Any = None, msssim: bool = True,
                        for name, rows in curves.items()} for b in (0.15, 0.25, 0.5, 0.75, 1.0)}
         result["encode_decode_seconds_median"] = float(np.median(times)) if times else None
     return result
+
+
+def _finite_mean(values: np.ndarray) -> float:
+    """Mean of the finite values (MS-SSIM is NaN for an image under 3 pixels a side); NaN
+    when there are none (MS-SSIM not computed)."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else math.nan
 
 
 def curve_label(name: str, result: dict[str, Any]) -> str:
