@@ -200,6 +200,33 @@ def test_export_cli(tmp_path, capsys):
     assert len(err) == 2 and "opset 5" in err[0] and "is a folder" in err[1]
 
 
+def test_export_refuses_a_unet_decoder_and_keeps_no_file_that_disagrees(tmp_path, capsys,
+                                                                         monkeypatch):
+    import onnx
+
+    import aekit.export as ex
+
+    unet = create_model("conv", (1, 16, 16), 4, arch="unet")  # skips + residual input
+    unet.save_pretrained(tmp_path / "u")
+    out = tmp_path / "dec.onnx"
+    assert main(["export", str(tmp_path / "u"), str(out), "--part", "decoder"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "skip features" in err[0] and not out.exists()
+    assert main(["export", str(tmp_path / "u"), str(tmp_path / "full.onnx"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["max_abs_diff"] < 1e-4  # the whole model is fine
+    # a file that onnxruntime runs but that disagrees with PyTorch is not kept
+    monkeypatch.setattr(ex, "check_onnx", lambda *a, **k: 0.5)
+    assert main(["export", str(tmp_path / "u"), str(tmp_path / "bad.onnx")]) == 2
+    assert "disagrees with PyTorch" in capsys.readouterr().err
+    assert not (tmp_path / "bad.onnx").exists() and not list(tmp_path.glob(".*"))
+    monkeypatch.undo()
+    # a VAE's code: its size is written into the output's type, not an unnamed axis
+    vae = create_model("variational", (1, 8, 8), 6)
+    path = export_onnx(vae, tmp_path / "vae.onnx", "encoder")
+    dims = onnx.load(str(path)).graph.output[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", 6]
+
+
 def test_part_module_refuses_unknown_part():
     with pytest.raises(aekit.errors.AekitError):
         part_module(create_model("vanilla", (4,), 2), "middle")

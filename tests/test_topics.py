@@ -319,6 +319,17 @@ def test_cli_topics_then_docsearch(tmp_path, capsys):
     theta = np.load(out / "doc_topics.npy")
     assert theta.shape == (401, 5)
     assert json.loads((out / "vocab.json").read_text())["words"]
+    # aekit encode on a corpus: one line pointing to the text commands; word counts work
+    code, err = run_cli(["encode", "--model", str(out), "--data", str(path), "--out",
+                         str(tmp_path / "z.npy")], capsys)
+    assert code == 2 and len(err) == 1 and "text model" in err[0]
+    from aekit.text import Vocabulary
+
+    np.save(tmp_path / "c.npy", Vocabulary.load(out).counts(texts[:4]).toarray().astype(np.float32))
+    assert main(["encode", "--model", str(out), "--data", str(tmp_path / "c.npy"), "--out",
+                 str(tmp_path / "z.npy")]) == 0
+    capsys.readouterr()
+    assert np.load(tmp_path / "z.npy").shape == (4, 5)
     # the wordless document is never a result, and cannot be a query
     assert main(["docsearch", str(out), "--doc", "d3", "-k", "1000", "--json"]) == 0
     every = json.loads(capsys.readouterr().out)["results"]

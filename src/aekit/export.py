@@ -117,14 +117,30 @@ def export_onnx(model: Autoencoder, out: str | os.PathLike[str], part: str = "fu
     """Write ``part`` of ``model`` as an ONNX file at ``out`` (atomically), batch axis dynamic.
 
     Input name ``x`` (or ``z`` for the decoder), output ``z`` (or ``x_hat``)."""
+    return export_checked(model, out, part, opset, check=False)[0]
+
+
+def export_checked(model: Autoencoder, out: str | os.PathLike[str], part: str = "full",
+                   opset: int = DEFAULT_OPSET, check: bool = True) -> tuple[Path, float | None]:
+    """:func:`export_onnx`, and with ``check`` the file is run with onnxruntime against
+    PyTorch (:func:`check_onnx`) before it takes the name ``out``: a file onnxruntime cannot
+    run, or one that disagrees, is an AekitError and is not kept. (path, largest difference
+    or None)."""
     out = Path(out)
     lo, hi = opset_range()
     if not lo <= opset <= hi:  # (torch's own refusal comes after a 50-line graph dump)
         raise AekitError(f"opset {opset} is not one this torch exports: {lo}–{hi}")
+    if part == "decoder" and not getattr(model.decoder, "standalone", True):
+        # the skip features and the input would be traced from the example batch and stored
+        # as constants: a file that runs and ignores the image it is given
+        raise AekitError(f"the decoder of this {model.config.preset} model ({model.config.arch}) "
+                         "takes its encoder's skip features and input besides the code, so it "
+                         "cannot run alone: export --part full (or encoder)")
     module = part_module(model.cpu().eval(), part)
     example = example_input(model, part)
     in_name = "z" if part == "decoder" else "x"
     out_name = "z" if part == "encoder" else "x_hat"
+    diff = None
     with atomic_path(out, suffix=".onnx") as tmp:
         try:
             # the exporter prints its whole Torch IR graph (~100 lines) to the process's stdout
@@ -141,16 +157,31 @@ def export_onnx(model: Autoencoder, out: str | os.PathLike[str], part: str = "fu
             what = "whole model" if part == "full" else part
             raise AekitError(f"cannot export the {what} of this {model.config.preset} model to "
                              f"ONNX: {first}") from None
-        _add_metadata(tmp, model, part)
-    return out
+        with torch.no_grad():
+            ref = module(example)
+        _add_metadata(tmp, model, part, tuple(ref.shape[1:]))
+        if check:
+            diff = check_onnx(model, tmp, part)
+            tol = 1e-3 * max(1.0, float(ref.abs().max()))  # data in its own units
+            if not diff <= tol:
+                raise AekitError(f"the exported {part} disagrees with PyTorch by {diff:.3g} "
+                                 f"(more than {tol:.1g}): not written")
+    return out, diff
 
 
-def _add_metadata(path: Path, model: Autoencoder, part: str) -> None:
+def _add_metadata(path: Path, model: Autoencoder, part: str,
+                  out_shape: tuple[int, ...] = ()) -> None:
+    """The model's config and the part as metadata; the output's fixed sizes written into
+    its type (shape inference left some unnamed, e.g. a VAE's code as ``Castz_dim_1``)."""
     import onnx
 
     from aekit import __version__
 
     proto = onnx.load(str(path))
+    dims = proto.graph.output[0].type.tensor_type.shape.dim
+    if len(dims) == len(out_shape) + 1:
+        for dim, size in zip(list(dims)[1:], out_shape):
+            dim.dim_value = int(size)
     for key, value in (("aekit_config", json.dumps(model.config.to_dict())),
                        ("aekit_part", part), ("aekit_version", __version__)):
         entry = proto.metadata_props.add()
@@ -169,6 +200,7 @@ def onnx_session(path: str | os.PathLike[str], threads: int | None = None):
     from aekit._runtime import SMALL_CPU_CORES, available_cores
 
     opts = ort.SessionOptions()
+    opts.log_severity_level = 4  # fatal only: a failure is raised to the caller, not printed
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
@@ -185,10 +217,16 @@ def check_onnx(model: Autoencoder, path: str | os.PathLike[str], part: str,
     """Largest absolute difference between onnxruntime's and PyTorch's outputs of ``part``
     on a deterministic batch (of a different size than the export's, to exercise the
     dynamic batch axis)."""
-    sess = onnx_session(path)
     x = example_input(model, part, batch=batch, seed=1)
     want = part_module(model.cpu().eval(), part)(x).numpy()
-    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    try:
+        sess = onnx_session(path)
+        got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    except AekitError:
+        raise
+    except Exception as e:  # noqa: BLE001 — onnxruntime's own error types
+        first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
+        raise AekitError(f"onnxruntime cannot run the exported {part}: {first}") from None
     if got.shape != want.shape:
         raise AekitError(f"{path}: ONNX output shape {got.shape} differs from PyTorch's {want.shape}")
     return float(np.max(np.abs(got - want))) if want.size else 0.0

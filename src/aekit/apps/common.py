@@ -190,6 +190,12 @@ def load_data_for(args: argparse.Namespace, spec: str, model: Autoencoder | None
     is_table = path is not None and path.suffix.lower() in CSV_SUFFIXES
     if path is not None and path.suffix and not path.exists():  # before any option advice
         raise DataError(f"{path}: no such file or folder")
+    if model is not None and model.config.arch == "bow" and path is not None and (
+            path.is_dir() or path.suffix.lower() not in (".npy", ".npz")):
+        # (a corpus read as a numeric table failed on its first word column)
+        raise AekitError(f"{spec}: this is a text model; it reads documents through `aekit "
+                         "topics` and `aekit docsearch`, or word counts as .npy/.npz (N × the "
+                         "words of its vocab.json)")
     if (size or channels) and not is_images:  # (a model's own size is applied below)
         raise AekitError("--image-size and --channels apply to a folder of images or an image "
                          f"file, not {spec}")

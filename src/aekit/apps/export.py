@@ -7,7 +7,7 @@ import argparse
 from aekit.apps import Handler, command
 from aekit.apps.common import add_json_flag, emit, load_model
 from aekit.errors import AekitError
-from aekit.export import DEFAULT_OPSET, FORMATS, PARTS, check_onnx, export_onnx
+from aekit.export import DEFAULT_OPSET, FORMATS, PARTS, export_checked
 
 
 @command("export", help="export a model (encoder, decoder or full) to ONNX for deployment")
@@ -26,8 +26,10 @@ def export_cmd(p: argparse.ArgumentParser) -> Handler:
         if not args.out.lower().endswith(".onnx"):
             raise AekitError("the output file must end in .onnx")
         model = load_model(args.model)
-        path = export_onnx(model, args.out, args.part, args.opset)
-        diff = None if args.no_check else check_onnx(model, path, args.part)
+        # checked before the file takes its name: a file onnxruntime cannot run, or one
+        # that disagrees with PyTorch, is one error line and leaves nothing behind
+        path, diff = export_checked(model, args.out, args.part, args.opset,
+                                    check=not args.no_check)
         obj = {"out": str(path), "part": args.part, "format": args.format, "opset": args.opset,
                "bytes": path.stat().st_size, "max_abs_diff": diff}
         check = "" if diff is None else f"; onnxruntime matches PyTorch to {diff:.1e}"

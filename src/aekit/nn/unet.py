@@ -110,6 +110,12 @@ class UNetDecoder(nn.Module):
             nn.init.zeros_(self.to_pixels.bias)
         self.shuffle = nn.PixelShuffle(unshuffle) if unshuffle > 1 else nn.Identity()
 
+    @property
+    def standalone(self) -> bool:
+        """Whether the output is a function of the code alone (no skips, no residual input):
+        only then can the decoder run, or be exported, without its encoder."""
+        return not (self.use_skips or self.residual)
+
     def forward(self, z: Tensor) -> Tensor:
         feats = self._holder.items
         if (self.use_skips or self.residual) and not feats:
