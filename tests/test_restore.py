@@ -26,6 +26,7 @@ from aekit.imaging import (
     run_image_model,
     tiled_apply,
     ycbcr_to_rgb,
+    ycbcr_to_rgb_in_gamut,
 )
 from aekit.models import Autoencoder, create_model
 from aekit.presets_restore import restore_config
@@ -322,6 +323,22 @@ def test_colorize_saturation_scales_the_colour_about_grey(photo, tmp_path):
     assert float(raw.abs().mean()) > 0.01  # the network does colour
     assert float((chroma[None] - gain * raw).abs().mean()) < 1.5 / 255
     assert main(["colorize", str(src), str(tmp_path / "x.png"), "--saturation", "-1"]) == 2
+    # strong saturation: colours leave the RGB cube; shrunk towards grey, not clipped per
+    # channel, so the luma is still the input's (clipping was up to 60 grey levels off)
+    out = tmp_path / "s4.png"
+    assert main(["colorize", str(src), str(out), "--saturation", "4"]) == 0
+    luma = load(out) @ np.array([0.299, 0.587, 0.114])
+    assert np.abs(luma - load(src)).max() < 1.5 / 255  # 8-bit rounding of three channels
+
+
+def test_in_gamut_conversion_keeps_luma_and_range():
+    rng = np.random.default_rng(0)
+    ycc = torch.from_numpy(rng.random((1, 3, 16, 16), dtype=np.float32))  # many out of gamut
+    rgb = ycbcr_to_rgb_in_gamut(ycc)
+    assert float(rgb.min()) >= -1e-6 and float(rgb.max()) <= 1 + 1e-6
+    assert torch.allclose(rgb_to_ycbcr(rgb)[:, :1], ycc[:, :1], atol=1e-5)  # luma exact
+    inside = rgb_to_ycbcr(torch.from_numpy(rng.random((1, 3, 8, 8), dtype=np.float32)))
+    assert torch.allclose(ycbcr_to_rgb_in_gamut(inside), ycbcr_to_rgb(inside), atol=1e-5)
 
 
 @needs_zoo

@@ -228,6 +228,18 @@ def ycbcr_to_rgb(y: Tensor) -> Tensor:
     return torch.einsum("ij,bjhw->bihw", m, y)
 
 
+def ycbcr_to_rgb_in_gamut(y: Tensor) -> Tensor:
+    """:func:`ycbcr_to_rgb`, with each pixel's chroma shrunk towards grey just enough for its
+    RGB to fit [0, 1], so the luma is kept exactly. (Clipping each channel instead changes the
+    luma: a strongly saturated colour lost up to 60 grey levels of brightness.)"""
+    lum = y[:, :1]
+    grey = ycbcr_to_rgb(torch.cat([lum, torch.full_like(y[:, 1:], 0.5)], 1))  # (Y, Y, Y)
+    d = ycbcr_to_rgb(y) - grey  # each channel's offset from grey, linear in the chroma
+    room = torch.where(d > 0, (1 - grey) / d.clamp_min(1e-12), grey / (-d).clamp_min(1e-12))
+    f = room.amin(1, keepdim=True).clamp(0, 1)
+    return grey + f * d
+
+
 def y_channel(rgb: np.ndarray) -> np.ndarray:
     """Studio-range BT.601 luma in [16/255, 235/255] of (H, W, 3) RGB in [0, 1]: what
     super-resolution papers compute PSNR on (MATLAB's ``rgb2ycbcr``)."""

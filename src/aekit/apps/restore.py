@@ -53,7 +53,7 @@ from aekit.imaging import (
     scale_chroma,
     tile_starts,
     tiled_apply,
-    ycbcr_to_rgb,
+    ycbcr_to_rgb_in_gamut,
 )
 from aekit.models import Autoencoder, count_parameters, seeded_model
 from aekit.presets_restore import SIGMA_MAX, TASK_OBJECTIVE, TASKS, restore_config
@@ -227,7 +227,9 @@ class Restorer:
                     ycc = rgb_to_ycbcr(pred.clamp(0, 1))
                     if self.saturation != 1.0:
                         ycc = scale_chroma(ycc, self.saturation)
-                    y = ycbcr_to_rgb(torch.cat([lum, ycc[:, 1:]], 1))  # keep the input's luma
+                    # keep the input's luma: chroma that would leave the RGB cube is shrunk
+                    # towards grey per pixel (clipping each channel changed the brightness)
+                    y = ycbcr_to_rgb_in_gamut(torch.cat([lum, ycc[:, 1:]], 1))
                 elif self.task == "unwatermark":
                     y = self._net(x)
                 elif self.task == "upscale":
