@@ -226,7 +226,8 @@ def bench_unwatermark(data: Path, quick: bool) -> list[dict]:
 
     files = subset(list_images(data / "bsd68" / "CBSD68"), quick)
     r = Restorer.load("unwatermark")
-    acc: dict[str, list[float]] = {k: [] for k in ("marked", "biharm", "blind", "masked", "secs")}
+    acc: dict[str, list[float]] = {k: [] for k in ("marked", "biharm", "blind", "masked", "secs",
+                                                   "clean_changed", "clean_psnr")}
     for k, f in enumerate(files):
         clean = read_image(f, "RGB")
         marked, alpha = watermark_image(clean, np.random.default_rng(7000 + k), split="test")
@@ -239,10 +240,17 @@ def bench_unwatermark(data: Path, quick: bool) -> list[dict]:
         acc["blind"].append(psnr(restore(r, marked), clean))
         acc["secs"].append(time.perf_counter() - t)
         acc["masked"].append(psnr(restore(r, marked, mask=mask), clean))
+        # the same photo with no mark: what a blind pass changes that it should have left
+        clean8 = to_8bit(clean)
+        out = restore(r, clean8)
+        acc["clean_changed"].append(float((np.abs(out - clean8).max(-1) > 0.5 / 255).mean()))
+        acc["clean_psnr"].append(psnr(out, clean8))
     return [{"set": "CBSD68 (held-out texts/fonts)", "n": len(files),
              "watermarked": np.mean(acc["marked"]), "biharmonic+true mask": np.mean(acc["biharm"]),
              "aekit blind": np.mean(acc["blind"]), "aekit+mask": np.mean(acc["masked"]),
              "blind gain": np.mean(acc["blind"]) - np.mean(acc["marked"]),
+             "unmarked: % px changed": 100 * np.mean(acc["clean_changed"]),
+             "unmarked: worst PSNR vs input": min(acc["clean_psnr"]),
              "s/img": statistics.median(acc["secs"])}]
 
 

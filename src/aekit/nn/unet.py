@@ -12,7 +12,7 @@ adds the input to the output (and its last convolution starts at zero, so an unt
 is the identity and training only learns the correction; this trains several times faster).
 The model's output activation should then be ``identity``. ``gate=True`` (with ``residual``)
 adds one output channel, a per-pixel gate g: out = x + σ(g)·Δ. A model that undoes a *local*
-corruption (a watermark) learns where to act and leaves every other pixel exactly as it was
+corruption (a watermark) learns where to act and leaves the pixels where its gate is shut as they were
 (the decoder keeps the last gate logits in ``gate_logits``, so training can supervise them
 with the corruption's mask, as watermark-removal networks with a mask branch do).
 
