@@ -94,7 +94,7 @@ def sr_luma(img: np.ndarray, grey: bool) -> np.ndarray:
 
 
 #: Set12 images that are also in Set14 (Peppers, Monarch, Lena, Man; 09 a Barbara variant;
-#: found by cross-correlation, QA of session 18). The denoiser's fine-tune rounds were chosen
+#: found by cross-correlation). The denoiser's fine-tune rounds were chosen
 #: on Set14, so Set12 is partly seen: the benchmark adds a row without them
 SET12_IN_SET14 = {"03.png", "05.png", "08.png", "09.png", "11.png"}
 

@@ -90,8 +90,8 @@ def assert_recovers(model, corpus, max_tv=None):
     topic, and (``max_tv``) by the whole word distribution.
 
     Top-10 overlap alone is a low bar on this corpus (5 sharp topics of 150 words): KMeans
-    of the PPMI word vectors, no model at all, meets it (min 0.8, mean 0.86; QA of session
-    18). It makes no document–topic proportions, and its word distributions are at total
+    of the PPMI word vectors, no model at all, meets it (min 0.8, mean 0.86).
+    It makes no document–topic proportions, and its word distributions are at total
     variation 0.17 (mean) / 0.26 (max) from the truth; the ``topic`` preset's at 0.05 / 0.09.
     ProdLDA's decoder distribution for θ = e_k is far peakier than the true topic (TV ~0.55,
     seeds 0–1) even where its top words and θ are right, so it is held to the first two."""

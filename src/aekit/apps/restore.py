@@ -69,7 +69,7 @@ GATE_THRESHOLD = 0.01
 #: a gated zoo model acts only where its gate exceeds this (a ramp above it): chosen on Set14
 #: with seeded test-split watermarks (seeds 500+k) from 0.5/0.8/0.9/0.95/0.98, never on the
 #: CBSD68 benchmark (0.8 and 0.9 tied on marked photos). Re-checked with the shipped model
-#: (session 18, Set14): 0.9 changes 1.2 % of an unmarked photo's pixels on average (5 % of
+#: (Set14): 0.9 changes 1.2 % of an unmarked photo's pixels on average (5 % of
 #: the text slide ppt3) for +0.49 dB on marked ones; 0.95 0.7 % for +0.12 dB, 0.98 0.4 % for
 #: −0.51 dB. No threshold leaves unmarked photos intact; 0.9 keeps the gain
 GATE_INFERENCE_THRESHOLD = 0.9
