@@ -262,6 +262,13 @@ def test_denoise_raises_psnr_colour_and_grey(photo, tmp_path):
         out = load(tmp_path / f"out{grey}.png")
         assert out.shape == clean.shape
         assert psnr(out, clean) > psnr(np.clip(n, 0, 1), clean) + 1
+    # a grey photo stored as RGB comes back exactly grey, as the grey file does
+    grey = np.clip(noisy @ np.array([0.299, 0.587, 0.114]), 0, 1)
+    src = save(tmp_path / "grey_rgb.png", np.repeat(grey[..., None], 3, axis=2))
+    assert main(["denoise", str(src), str(tmp_path / "grey_rgb_out.png")]) == 0
+    out = np.asarray(Image.open(tmp_path / "grey_rgb_out.png"))
+    assert out.ndim == 3 and (out == out[..., :1]).all()
+    assert np.array_equal(out[..., 0], np.asarray(Image.open(tmp_path / "outTrue.png")))
 
 
 @needs_zoo

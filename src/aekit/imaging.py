@@ -6,8 +6,12 @@
 * :func:`run_image_model`: a fully convolutional model on any size (padded to the multiple
   it needs, reflected borders).
 * :func:`tiled_apply`: any (B, C, h, w) → (B, C', s·h, s·w) function over a photo of any size
-  in overlapping tiles, blended with linear ramps so no seam shows, and memory bounded by the
-  tile (rows of tiles are finalised as soon as no later tile touches them).
+  in overlapping tiles, blended with linear ramps, and memory bounded by the tile (rows of
+  tiles are finalised as soon as no later tile touches them). A network whose context is
+  wider than the overlap sees a tile's edge differently from the whole image's interior: the
+  restoration models' 512-px tiles differ from one whole-image pass by up to 7 grey levels
+  (mean 0.08) on a 720×576 photo, 128-px tiles by up to 11 (mean 0.4), with PSNR unchanged;
+  a wider overlap barely helps (256-px tiles: 8.6 levels at 32 px, 8.2 at 64).
 * Colour spaces: BT.601 YCbCr (full range, as JPEG) and the studio-range Y that
   super-resolution papers measure PSNR on.
 """
