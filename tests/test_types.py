@@ -54,6 +54,34 @@ def test_sparse_codes_are_sparse(preset, digits, test_x, vanilla):
     assert {"l0", "dead_fraction"} <= set(metrics)
 
 
+def test_auxk_gives_dead_topk_units_a_gradient_and_fewer_stay_dead(digits):
+    """AuxK: units outside every sample's top k get no gradient from the reconstruction; the
+    penalty gives the dead ones one, and over a short training fewer units end up dead."""
+    x = digits.all()[:64]
+    grads = {}
+    for penalties in ({}, {"auxk": {"weight": 0.25, "dead_after": 1}}):
+        model = create_model("sparse-topk", digits.input_shape, LATENT, seed=0,
+                             penalties=penalties).train()
+        out = model(x)
+        sum(out.losses.values()).backward()
+        fired = (out.z != 0).any(0)
+        last = model.encoder.linear2.weight.grad  # rows: the code units' pre-activations
+        grads[bool(penalties)] = last[~fired].abs().sum(1)
+        assert model.penalties.get("auxk") is None or float(out.losses["auxk"].detach()) > 0
+    assert float(grads[False].max()) == 0  # never selected: nothing reaches them
+    # dead units among each sample's top 2k pre-activations (and above 0) get one
+    assert int((grads[True] > 0).sum()) >= 2, grads[True]
+    model.eval()
+    assert float(model(x).losses["auxk"]) == 0  # training only
+    dead = {}
+    for penalties in ({}, None):  # none vs the preset's own (auxk)
+        kw = {} if penalties is None else {"penalties": penalties}
+        model = create_model("sparse-topk", digits.input_shape, LATENT, seed=0, **kw)
+        aekit.fit(model, digits, **{**BUDGET, "epochs": 30})
+        dead[penalties is None] = evaluate_model(model, resolve("digits:test"))["dead_fraction"]
+    assert dead[True] <= dead[False] - 0.1, dead
+
+
 def test_denoising_beats_vanilla_on_noisy_input(digits, test_x, vanilla):
     model = _trained("denoising", digits)
     g = torch.Generator().manual_seed(1)

@@ -68,6 +68,8 @@ class TopKCode(Code):
         flat = h.flatten(1)  # (B, D)
         vals, idx = flat.topk(self.k, dim=1)
         z = torch.zeros_like(flat).scatter(1, idx, torch.relu(vals))
+        # the pre-activations of this training step, for the auxk penalty's dead units
+        self.pre_activation = flat if self.training else None
         return z.view_as(h), {}
 
 
