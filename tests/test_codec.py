@@ -743,3 +743,20 @@ def test_the_writer_refuses_latents_its_reader_would_refuse(tiny):
     y[0, 0, 0] = codec.ESCAPE_MAX  # the largest the reader takes: a round trip
     payload = codec.encode_symbols(model.code, 0, y, version=1)
     assert np.array_equal(codec.decode_symbols(model.code, 0, payload, 2, 2, version=1), y)
+
+
+def test_a_table_too_narrow_for_its_channel_keeps_the_window_with_most_mass():
+    # a skewed density whose tails are further apart than a table holds: the regular values
+    # are the 127 that carry the most probability (the window centred between the tail
+    # points kept far less, and the rest went through the escape)
+    from aekit.codes_quantized import _table
+
+    grid = torch.arange(-300, 301)
+    x = grid.numpy().astype(np.float64)
+    cdf = lambda v: 1 - np.exp(-np.clip(v + 60, 0, None) / 40)  # noqa: E731 — exponential from −60
+    upper, lower = cdf(x + 0.5), cdf(x - 0.5)
+    counts, offset = _table(upper, lower, grid, 128)
+    assert len(counts) == 128 and counts.sum() == 1 << 16 and counts.min() >= 1
+    kept = cdf(offset + 126 + 0.5) - cdf(offset - 0.5)
+    best = max(cdf(s + 126 + 0.5) - cdf(s - 0.5) for s in range(-300, 175))
+    assert kept == pytest.approx(best)
