@@ -314,8 +314,9 @@ def test_a_threshold_set_on_the_held_out_share(tmp_path, capsys):
 
 def test_a_bad_threshold_on_is_one_line(tmp_path, capsys):
     np.save(tmp_path / "x.npy", low_rank(60))
-    assert main(["anomaly", "fit", "--data", str(tmp_path / "x.npy"), "--out", str(tmp_path / "d"),
-                 "--epochs", "1", "--threshold-on", "test"]) == 2
+    with pytest.raises(SystemExit) as e:  # refused by the parser, before any training
+        main(["anomaly", "fit", "--data", str(tmp_path / "x.npy"), "--out", str(tmp_path / "d"),
+              "--epochs", "1", "--threshold-on", "test"])
     err = capsys.readouterr().err
-    assert "threshold_on must be one of train, held-out" in err and err.count("\n") == 1
+    assert e.value.code == 2 and "invalid choice: 'test'" in err and err.count("\n") == 1
     assert not (tmp_path / "d").exists()

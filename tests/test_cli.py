@@ -487,3 +487,27 @@ def test_help_does_not_load_scikit_learn():
             "assert 'sklearn' not in sys.modules, 'sklearn loaded'")
     run_ = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run_.returncode == 0, run_.stderr
+
+
+def test_option_spellings_and_unknown_arguments(capsys, model_dir):
+    # an unknown argument names the command whose --help lists what it takes
+    def usage_error(*argv):
+        with pytest.raises(SystemExit) as e:
+            main([str(a) for a in argv])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and len(err.strip().splitlines()) == 1
+        return err
+
+    err = usage_error("evaluate", "--model", model_dir, "--data", "digits", "--bogus")
+    assert "unrecognized arguments: --bogus" in err and "aekit evaluate --help" in err
+    # compare-pca's counts are checked by argparse: one usage line, not an internal error
+    assert "--batch-size" in usage_error("compare-pca", "--batch-size", "0")
+    assert "invalid choice" in usage_error("anomaly", "fit", "--data", "digits", "--out", "x",
+                                           "--threshold-on", "foo")
+    # -k and --k mean the same in cluster, search and docsearch
+    from aekit.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["cluster", "--data", "digits", "-k", "3"], ["cluster", "--data", "digits", "--k", "3"],
+                 ["search", "idx", "q.png", "--k", "4"], ["docsearch", "idx", "q", "--k", "4"]):
+        assert parser.parse_args(argv).k == int(argv[-1])

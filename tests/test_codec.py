@@ -576,6 +576,10 @@ def test_codec_eval_cli(tmp_path, capsys):
     assert set(res["bd_rate"]) == {"JPEG", "WebP"}
     assert res["refine_steps"] == codec.DEFAULT_REFINE_STEPS  # the default encoder's table
     assert (out / "rd.png").stat().st_size > 1000 and (out / "rd.json").is_file()
+    # without --no-progress, piped output gets no progress bar (it did)
+    assert main(["codec-eval", str(src), "--json", "--limit", "1", "--refine", "0",
+                 "--no-msssim"]) == 0
+    assert capsys.readouterr().err == ""
 
     def strict(token):
         raise ValueError(f"{token} is not JSON")

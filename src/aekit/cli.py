@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
     for name in COMMANDS._items:  # registration order = the order of APP_MODULES
         p = sub.add_parser(name, help=COMMANDS.help(name), description=COMMANDS.help(name))
-        p.set_defaults(handler=COMMANDS.get(name)(p))
+        p.set_defaults(handler=COMMANDS.get(name)(p), _parser=p)
     return parser
 
 
@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"aekit: internal error: cannot load the commands: {_one_line(e)} "
                          "(set AEKIT_DEBUG=1 for the traceback)\n")
         return 1
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the command's own parser: its --help lists what it takes
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -214,7 +214,8 @@ def evaluate_folder(images: list[Path], model: Any = None, msssim: bool = True,
     jpeg, webp = pillow_codec("JPEG"), pillow_codec("WEBP")
     times: list[float] = []
     n_q = codec.n_qualities(model) if model is not None else 0
-    bar = tqdm(images, desc="codec-eval", unit="img", disable=progress is False)
+    # progress None: a bar on a terminal only (tqdm's disable=None), never into a pipe or file
+    bar = tqdm(images, desc="codec-eval", unit="img", disable=None if progress is None else not progress)
     for path in bar:
         img = read_image(path)
         pixels = img.shape[0] * img.shape[1]

@@ -91,7 +91,8 @@ def anomaly_cmd(p: argparse.ArgumentParser) -> Handler:
                    help="expected share of outliers; sets the threshold (default 0.1, as PyOD)")
     # (no choices=: they live in aekit.detectors, which loads scikit-learn, ~1.4 s that
     # every `aekit … --help` paid; the detector refuses another value in one line)
-    f.add_argument("--threshold-on", default="train", metavar="train|held-out",
+    f.add_argument("--threshold-on", default="train", choices=("train", "held-out"),
+                   metavar="train|held-out",
                    help="scores the threshold is the quantile of: the training samples' (default, "
                         "as PyOD; new data is flagged more often) or the held-out share's (about "
                         "--contamination of new data is flagged; needs ≥ 20 held out: 200 samples)")

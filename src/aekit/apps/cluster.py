@@ -106,7 +106,7 @@ def baselines(x: np.ndarray, k: int, n_components: int, seed: int,
 @command("cluster", help="cluster data by its codes (kmeans, gmm, dec) with pixel/PCA baselines")
 def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--data", required=True, help="data spec")
-    p.add_argument("--k", type=int, required=True, help="number of clusters")
+    p.add_argument("-k", "--k", type=int, required=True, help="number of clusters")
     p.add_argument("--model", default=None, help="trained model (default: pretrain one here)")
     p.add_argument("--method", choices=METHODS, default="kmeans", help="clustering of the codes")
     p.add_argument("--latent-dim", type=int, default=10, help="code size when pretraining (default 10)")

@@ -33,6 +33,7 @@ from aekit.apps.common import (
     format_table,
     load_data_for,
     positive_float,
+    positive_int,
     seed_arg,
     unique_run_dir,
 )
@@ -221,11 +222,11 @@ def compare_pca_cmd(p: argparse.ArgumentParser) -> Handler:
                    help="autoencoder presets, comma-separated (default vanilla,deep,conv; "
                         "conv is skipped for tabular data)")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, default=None,
+    budget.add_argument("--epochs", type=positive_int, default=None,
                         help=f"epochs per autoencoder (default {DEFAULT_EPOCHS}, early stopping)")
     budget.add_argument("--minutes", type=float, default=None,
                         help="wall-clock budget of each autoencoder fit, in minutes")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH,
                    help=f"default {DEFAULT_BATCH}: small sets need the steps (see the README)")
     p.add_argument("--lr", type=positive_float, default=2e-3, help="learning rate")
     p.add_argument("--seed", type=seed_arg, default=0, help="random seed")

@@ -225,7 +225,7 @@ def index_cmd(p: argparse.ArgumentParser) -> Handler:
 def search_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("index", help="index folder from `aekit index`")
     p.add_argument("query", help="query image, folder or data spec")
-    p.add_argument("-k", type=int, default=10, help="results per query (default 10)")
+    p.add_argument("-k", "--k", type=int, default=10, help="results per query (default 10)")
     p.add_argument("--model", default=None, help="model for the queries (default: the index's)")
     p.add_argument("--exact", action="store_true", help="exact search even on a large index")
     p.add_argument("--html", default=None, metavar="OUT.html", help="also write a page of thumbnails")

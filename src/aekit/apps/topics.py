@@ -346,7 +346,7 @@ def docsearch_cmd(p: argparse.ArgumentParser) -> Handler:
                    help="directory written by `aekit topics` or `aekit docindex`")
     p.add_argument("query", nargs="?", default=None, help="query text")
     p.add_argument("--doc", default=None, metavar="ID", help="use this indexed document as query")
-    p.add_argument("-k", type=int, default=10, help="results (default 10)")
+    p.add_argument("-k", "--k", type=int, default=10, help="results (default 10)")
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
