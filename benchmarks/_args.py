@@ -36,3 +36,16 @@ def names(known: Iterable[str], allow_empty: bool = False) -> Callable[[str], li
         return items
 
     return parse
+
+
+def int_list(low: int) -> Callable[[str], list[int]]:
+    """A comma-list argument type of whole numbers, each at least ``low``."""
+    one = at_least(low)
+
+    def parse(text: str) -> list[int]:
+        items = [t for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError("give at least one number")
+        return [one(t.strip()) for t in items]
+
+    return parse

@@ -20,7 +20,7 @@ import time
 from functools import partial
 
 import numpy as np
-from _args import at_least, names
+from _args import at_least, int_list, names
 
 from aekit.index import CodeIndex, recall_at_k
 
@@ -56,19 +56,14 @@ GENERATORS = {"clustered": clustered, "gaussian": gaussian}
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sizes", default="100000", help="comma-separated code counts")
+    ap.add_argument("--sizes", default="100000", type=int_list(1), help="comma-separated code counts")
     ap.add_argument("--dim", type=at_least(1), default=32)
     ap.add_argument("--queries", type=at_least(1), default=1000)
     ap.add_argument("--kinds", default="clustered,gaussian", type=names(GENERATORS))
     ap.add_argument("--hnsw-max", type=int, default=100_000, help="measure hnswlib up to this size")
     ap.add_argument("--threads", type=at_least(1), default=os.cpu_count() or 1)
     args = ap.parse_args()
-    try:
-        sizes = [int(v) for v in args.sizes.split(",")]
-    except ValueError:
-        ap.error(f"--sizes: comma-separated whole numbers, got {args.sizes!r}")
-    if min(sizes) < 1:
-        ap.error("--sizes: every size must be at least 1")
+    sizes = args.sizes
     if min(sizes) <= args.hnsw_max and importlib.util.find_spec("hnswlib") is None:
         ap.error("hnswlib is not installed (pip install -e '.[bench]'), or pass --hnsw-max 0 "
                  "to leave its rows out")

@@ -16,7 +16,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
     (["train_throughput.py", "--n", "5"], "--n: must be at least 128"),
     (["codec.py", "--limit", "0"], "--limit: must be at least 1"),
     (["search.py", "--kinds", "blah"], "--kinds: unknown blah"),
-    (["search.py", "--sizes", "0"], "every size must be at least 1"),
+    (["search.py", "--sizes", "100,0"], "--sizes: must be at least 1"),
     (["encode_memory.py", "--batch-size", "x"], "'x' is not a whole number"),
 ])
 def test_a_bad_option_is_one_usage_error(argv, says):

@@ -500,6 +500,9 @@ def test_option_spellings_and_unknown_arguments(capsys, model_dir):
 
     err = usage_error("evaluate", "--model", model_dir, "--data", "digits", "--bogus")
     assert "unrecognized arguments: --bogus" in err and "aekit evaluate --help" in err
+    assert "`aekit --help`" in usage_error("--bogus", "evaluate", "--model", model_dir, "--data", "x")
+    assert "aekit anomaly fit --help" in usage_error("anomaly", "fit", "--data", "x", "--out", "y",
+                                                    "--bogus")
     # compare-pca's counts are checked by argparse: one usage line, not an internal error
     assert "--batch-size" in usage_error("compare-pca", "--batch-size", "0")
     assert "invalid choice" in usage_error("anomaly", "fit", "--data", "digits", "--out", "x",

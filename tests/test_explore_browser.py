@@ -60,11 +60,13 @@ def test_explorer_page_in_headless_chromium(page_file: Path):
 
 
 def test_real_valued_labels_get_a_colour_scale_not_a_class_each(tmp_path):
-    from aekit.explorer import value_range
+    from aekit.data.arrays import label_range
 
-    assert value_range([0, 1, 2, 1]) is None  # whole numbers: classes
-    assert value_range(["cat", "dog"]) is None
-    assert value_range([0.5, 2.25, -1.0]) == [-1.0, 2.25]
+    assert label_range([0, 1, 2, 1]) is None  # a few values: classes
+    assert label_range([0.5, 1.5, 0.5]) is None
+    assert label_range(["cat", "dog"] * 20) is None
+    assert label_range(list(range(18, 90))) == (18.0, 89.0)  # ages: a measurement
+    assert label_range([0.5 * i for i in range(-2, 40)]) == (-1.0, 19.5)
     pytest.importorskip("selenium")
     from selenium.webdriver.common.by import By
 
@@ -80,6 +82,6 @@ def test_real_valued_labels_get_a_colour_scale_not_a_class_each(tmp_path):
         driver.implicitly_wait(10)
         spans = driver.find_elements(By.CSS_SELECTOR, "#legend span")
         assert len(spans) == 1  # one lo…hi ramp, not 300 one-point classes
-        lo, hi = value_range(codes[:, 0] * 3.7)
+        lo, hi = label_range(codes[:, 0] * 3.7)
         assert str(lo) in spans[0].text and str(hi) in spans[0].text  # shortest float repr, as JS
         assert console_errors(driver) == []

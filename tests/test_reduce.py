@@ -408,6 +408,8 @@ def test_report_figures_take_any_labels_and_show_one_epoch(capsys, run_dir, tmp_
     for labels in (np.array(["$\\foo$", "$a^$", "plain"] * 20),  # few classes, mathtext
                    np.array([f"c{i % 25}" for i in range(60)])):  # many named classes
         assert figures.png_bytes(figures.code_scatter([("codes", z)], labels)).startswith(b"\x89PNG")
+    # a measurement (many numbers) gets a colour bar, as in explore (aekit.data.label_range)
+    assert len(figures.code_scatter([("codes", z)], np.arange(60) * 0.37).axes) == 2
     fig = figures.loss_curves([{"epoch": 1, "loss": 0.5, "val_loss": 0.6}])
     assert all(line.get_marker() == "o" for line in fig.axes[0].get_lines())
     figures.png_bytes(fig)

@@ -16,8 +16,8 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBU
 EPOCHS = 12
 
 
-def _train(data, out, *extra):
-    return [sys.executable, "-m", "aekit", "train", "--preset", "denoising", "--data", str(data),
+def _train(data, out, *extra, preset="denoising"):
+    return [sys.executable, "-m", "aekit", "train", "--preset", preset, "--data", str(data),
             "--latent-dim", "8", "--epochs", str(EPOCHS), "--out", str(out), "--seed", "3",
             "--batch-size", "32", "--patience", "0", "--no-progress", *extra]
 
@@ -31,11 +31,14 @@ def data(tmp_path_factory):
     return path
 
 
-def test_sigkill_then_resume_matches_uninterrupted(data, tmp_path):
+# denoising: seeded corruption; sparse-topk: its auxk penalty (which must keep no state
+# outside the checkpoint)
+@pytest.mark.parametrize("preset", ["denoising", "sparse-topk"])
+def test_sigkill_then_resume_matches_uninterrupted(data, tmp_path, preset):
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    subprocess.run(_train(data, ref), check=True, env=ENV, capture_output=True)
+    subprocess.run(_train(data, ref, preset=preset), check=True, env=ENV, capture_output=True)
 
-    proc = subprocess.Popen(_train(data, killed), env=ENV, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_train(data, killed, preset=preset), env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     metrics = killed / "metrics.jsonl"
     deadline = time.time() + 120
@@ -51,7 +54,8 @@ def test_sigkill_then_resume_matches_uninterrupted(data, tmp_path):
     assert not (killed / "model.safetensors").exists()  # nothing final was written
     assert not [p for p in killed.iterdir() if p.name.startswith(".")]  # no temp files left
 
-    subprocess.run(_train(data, killed, "--resume"), check=True, env=ENV, capture_output=True)
+    subprocess.run(_train(data, killed, "--resume", preset=preset), check=True, env=ENV,
+                   capture_output=True)
     a, b = load_file(ref / "model.safetensors"), load_file(killed / "model.safetensors")
     assert a.keys() == b.keys()
     for k in a:

@@ -336,6 +336,13 @@ def test_cli_topics_then_docsearch(tmp_path, capsys):
     assert len(every) == 399 and "dz" not in {h["id"] for h in every}
     code, err = run_cli(["docsearch", str(out), "--doc", "dz"], capsys)
     assert code == 2 and len(err) == 1 and "no word of the model's vocabulary" in err[0]
+    docs = json.loads((out / "documents.json").read_text())
+    assert docs["no_words"] == [400]  # recorded by index
+    # a folder written before the list was kept still searches (every document a result)
+    del docs["no_words"]
+    (out / "documents.json").write_text(json.dumps(docs))
+    assert main(["docsearch", str(out), "--doc", "d3", "-k", "1000", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["results"]) == 400
 
     # query by document: same-topic neighbours, the document itself excluded
     assert main(["docsearch", str(out), "--doc", "d3", "-k", "5", "--json"]) == 0
@@ -602,6 +609,13 @@ def test_a_failed_save_leaves_the_earlier_run_whole(tmp_path):
     assert {p.name: p.read_text() for p in out.iterdir()} == {
         "a.json": "old", "b.npy": "old", "notes.txt": "mine"}
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no staging folder left
+    # staged inside the target (same file system for the renames; the parent may be a
+    # read-only folder or another device), and a target this call made goes again on failure
+    with staged_dir(out) as stage:
+        assert stage.parent == out
+    with pytest.raises(OSError), staged_dir(tmp_path / "new") as stage:
+        raise OSError("disk full")
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
 
 def test_tiny_or_disjoint_vocabulary_trains(tmp_path, capsys):

@@ -84,8 +84,13 @@ def main(argv: list[str] | None = None) -> int:
                          "(set AEKIT_DEBUG=1 for the traceback)\n")
         return 1
     args, extra = parser.parse_known_args(argv)
-    if extra:  # named by the command's own parser: its --help lists what it takes
-        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:  # named by the parser that takes the arguments there: its --help lists them
+        given = sys.argv[1:] if argv is None else list(argv)
+        command = getattr(args, "command", None)
+        before = command in given and extra[0] in given and \
+            given.index(extra[0]) < given.index(command)
+        where = parser if before else getattr(args, "_parser", parser)
+        where.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2

@@ -63,13 +63,16 @@ class TopKCode(Code):
         if not 1 <= k <= latent_dim:
             raise AekitError(f"topk code needs 1 ≤ k ≤ latent_dim ({latent_dim}), got k={k}")
         self.k = k
+        #: set by a model with the auxk penalty: training steps leave their pre-activations
+        #: in ``pre_activation`` for it (which takes them, so no graph stays on the module)
+        self.keep_pre_activation = False
+        self.pre_activation: Tensor | None = None
 
     def forward(self, h: Tensor, sample: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
         flat = h.flatten(1)  # (B, D)
         vals, idx = flat.topk(self.k, dim=1)
         z = torch.zeros_like(flat).scatter(1, idx, torch.relu(vals))
-        # the pre-activations of this training step, for the auxk penalty's dead units
-        self.pre_activation = flat if self.training else None
+        self.pre_activation = flat if self.training and self.keep_pre_activation else None
         return z.view_as(h), {}
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from aekit.data.arrays import label_range
 from aekit.io import write_text_atomic
 
 #: thumbnails are shrunk to fit this many pixels a side
@@ -140,18 +141,6 @@ window.addEventListener('resize',layout);layout();
 """
 
 
-def value_range(labels: Sequence[Any]) -> list[float] | None:
-    """[lo, hi] when the labels are real values (numbers, not all whole: a measurement to
-    colour on a scale), else None (classes, one colour each)."""
-    try:
-        values = np.asarray([float(v) for v in labels], dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-    if not len(values) or not np.isfinite(values).all() or (values == np.round(values)).all():
-        return None
-    return [float(values.min()), float(values.max())]
-
-
 def render_explorer(path: str | Path, coords: np.ndarray, *, names: Sequence[str],
                     neighbours: np.ndarray, neighbour_dist: np.ndarray,
                     labels: Sequence[Any] | None = None, clusters: Sequence[int] | None = None,
@@ -160,9 +149,9 @@ def render_explorer(path: str | Path, coords: np.ndarray, *, names: Sequence[str
     """Write the explorer page. ``neighbours``/``neighbour_dist``: (N, k) index and distance
     of each point's nearest neighbours (itself excluded); colours follow labels, else clusters."""
     color = list(labels) if labels is not None else list(clusters) if clusters is not None else [0] * len(coords)
-    scale = value_range(labels) if labels is not None else None
+    scale = label_range(labels) if labels is not None else None
     data = {
-        "scale": scale,
+        "scale": None if scale is None else list(scale),
         "xy": np.round(np.asarray(coords, dtype=np.float64), 4).tolist(),
         "names": [str(n) for n in names],
         "color": [str(c) for c in color],

@@ -72,26 +72,35 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
 
 @contextlib.contextmanager
 def staged_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``path`` to write a set of files in (a model,
-    its vocabulary, its codes); only when the block succeeds are they moved into ``path``
-    (made if missing), each with one rename. A failure part-way (a full disk, a crash)
-    leaves what ``path`` held untouched, never half old and half new files. Other files
-    already in ``path`` are kept."""
+    """Yield an empty temporary folder *inside* ``path`` (made if missing) to write a set of
+    files in (a model, its vocabulary, its codes); only when the block succeeds are they
+    renamed into ``path``, one rename each. A failure while writing (a full disk, a crash)
+    leaves what ``path`` held untouched, and a ``path`` this call made is removed again.
+    Staging inside the target keeps the renames on one file system (a mount point, a Docker
+    volume) and needs no write access to its parent. Other files in ``path`` are kept."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise AekitError(f"{path} is a file, not a folder")
-    make_parent(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    made = not path.exists()
+    make_dir(path)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=path))
+    except PermissionError:
+        raise AekitError(f"cannot write {path}: permission denied") from None
+    ok = False
     try:
         yield tmp
-        path.mkdir(exist_ok=True)
         mode = _file_mode()
         for f in sorted(tmp.iterdir()):
             if f.is_file():  # some writers (safetensors 0.8) make 0600 files, as mkstemp does
                 os.chmod(f, mode)
             os.replace(f, path / f.name)
+        ok = True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if made and not ok:
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only if empty: nothing else was put there meanwhile
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:

@@ -127,7 +127,7 @@ _preset("sparse-kl", "sparse (KL to a target activation ρ = 0.05 on a sigmoid c
 _preset("sparse-topk", "k-sparse: keep the top k = latent_dim/8 units (Makhzani & Frey 2013), "
         "AuxK for dead units",
         arch="mlp", arch_options={"hidden": [256]}, code="topk",
-        penalties={"auxk": {"weight": 0.25, "dead_after": 1024}})
+        penalties={"auxk": {"weight": 0.25}})
 _preset("denoising", "denoising: trained to undo Gaussian noise σ = 0.25 on the input",
         arch="mlp", arch_options={"hidden": [256]},
         corruption="gaussian", corruption_options={"sigma": 0.25})
@@ -258,9 +258,12 @@ class Autoencoder(nn.Module):
                 config.code == "dense" and config.code_options.get("activation") == "sigmoid"):
             raise AekitError("kl_sparsity needs a code in (0, 1): code 'dense' with "
                              "code_options={\"activation\": \"sigmoid\"} (as preset sparse-kl)")
-        if "auxk" in self.penalties and config.code != "topk":
-            raise AekitError(f"the auxk penalty revives dead units of a topk code; this model's "
-                             f"code is {config.code!r} (use code='topk', as preset sparse-topk)")
+        if "auxk" in self.penalties:
+            if config.code != "topk":
+                raise AekitError(f"the auxk penalty trains dead units of a topk code; this "
+                                 f"model's code is {config.code!r} (use code='topk', as preset "
+                                 "sparse-topk)")
+            self.code.keep_pre_activation = True
         if config.corruption is None and config.corruption_options:
             raise AekitError(f"corruption_options {config.corruption_options} without a "
                              "corruption: set corruption= too (e.g. gaussian)")

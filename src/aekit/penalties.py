@@ -115,55 +115,45 @@ class Contractive(Penalty):
         return jacobian_frobenius_sq(model.code_of_normalized, x, self.method, self.n_samples).mean()
 
 
-@PENALTIES.register("auxk", help="top-k codes: dead units learn to reconstruct what the "
-                                 "live ones miss (AuxK, Gao et al. 2024)")
+@PENALTIES.register("auxk", help="top-k codes: units no sample selected learn to reconstruct "
+                                 "what the live ones miss (AuxK, Gao et al. 2024)")
 class AuxK(Penalty):
     """Gao et al. 2024, "Scaling and evaluating sparse autoencoders" (AuxK). A unit of a
-    ``topk`` code that has not fired for ``dead_after`` training samples is dead; each
-    sample's ``k_aux`` (default 2k) largest pre-activations among the dead units, added to
-    its live code (held fixed), must reconstruct the input too, so dead units get a gradient
-    towards the error the live ones leave. The paper's decoder is linear and its term is
-    ‖e − W·z_aux‖² with e the residual; aekit's decoders are not, so the aux code goes through
-    the whole decoder: ‖x − dec(z + z_aux)‖². Default weight α = 1/32, as the paper; the
-    ``sparse-topk`` preset uses 0.25 with ``dead_after`` 1,024 samples. Training only: 0 in
-    evaluation, so validation losses compare with models trained without it.
+    ``topk`` code that no sample of the batch selected gets no gradient from the
+    reconstruction, and one that never gets one stays dead. Here each sample's ``k_aux``
+    (default 2k) largest pre-activations among those units, added to its live code (held
+    fixed), must reconstruct the input too, so they get a gradient towards the error the live
+    units leave. The paper's decoder is linear, its term ‖e − W·z_aux‖² with e the residual,
+    and a unit is dead after 10M tokens without firing; aekit's decoders are not linear, so
+    the aux code goes through the whole decoder, ‖x − dec(z + z_aux)‖² (squared error on the
+    normalised, possibly corrupted, input whatever the model's loss), and "dead" is judged
+    per batch, which keeps no state: a resumed run continues exactly. Default weight α = 1/32,
+    as the paper; the ``sparse-topk`` preset uses 0.25. Training only (0 in evaluation, so
+    validation losses compare with models trained without it).
 
-    Measured by benchmarks/sparse_dead.py (embedded digits, 4 seeds, medians; the preset's
-    setting was picked there from α 1/32, 1/4, 1 and dead_after 256–4,096 samples): 16-d
-    codes with k = 2 had 62 % dead units and held-out MSE 0.0335 without it; α 1/32 (4,096)
-    53 % and 0.0332; the preset's 28 % and 0.0289. 64-d, k = 8: 73 % → 57 %, MSE unchanged.
-    Checked on the embedded patches (not used to pick it): 32-d 64 % → 56 % dead, MSE 0.0055
-    → 0.0054; 128-d 68 % → 53 %, 0.0040 → 0.0038."""
+    Measured by benchmarks/sparse_dead.py (see the README): on the embedded digits, 16-d
+    codes with k = 2 had 62 % dead units and held-out MSE 0.0335 without it; on patches,
+    the check, 128-d with k = 16 had 68 %."""
 
-    def __init__(self, weight: float = 1 / 32, k_aux: int | None = None,
-                 dead_after: int = 1024) -> None:
+    def __init__(self, weight: float = 1 / 32, k_aux: int | None = None) -> None:
         super().__init__(weight)
         if k_aux is not None and (isinstance(k_aux, bool) or not isinstance(k_aux, int) or k_aux < 1):
             raise AekitError(f"auxk k_aux must be an integer ≥ 1, got {k_aux!r}")
-        if isinstance(dead_after, bool) or not isinstance(dead_after, int) or dead_after < 1:
-            raise AekitError(f"auxk dead_after (training samples) must be an integer ≥ 1, "
-                             f"got {dead_after!r}")
-        self.k_aux, self.dead_after = k_aux, dead_after
-        self.since: Tensor | None = None  # per unit: training samples since it last fired
+        self.k_aux = k_aux
 
     def value(self, model: Autoencoder, x: Tensor, z: Tensor) -> Tensor:
         pre = getattr(model.code, "pre_activation", None)
+        model.code.pre_activation = None  # taken: no graph stays on the module (deepcopy)
         if not model.training or pre is None:
             return z.new_zeros(())
         live = z.detach().flatten(1)
-        fired = (live > 0).any(0).cpu()
-        if self.since is None or len(self.since) != len(fired):
-            self.since = torch.zeros(len(fired), dtype=torch.long)
-        self.since = torch.where(fired, torch.zeros_like(self.since), self.since + len(live))
-        dead = (self.since >= self.dead_after).to(pre.device)
-        n_dead = int(dead.sum())
-        if n_dead == 0:
-            return z.new_zeros(())
-        k = min(n_dead, self.k_aux or 2 * model.code.k)
+        dead = ~(live > 0).any(0)  # (D,): units no sample of this batch selected
+        k = min(pre.shape[1], self.k_aux or 2 * model.code.k)
         vals, idx = pre.masked_fill(~dead, float("-inf")).topk(k, dim=1)
-        z_aux = torch.zeros_like(pre).scatter(1, idx, torch.relu(vals))
+        z_aux = torch.zeros_like(pre).scatter(1, idx, torch.relu(vals))  # −inf → 0: live ones
         out = model.decoder((live + z_aux).view_as(z))
-        return (model._output(out) - x).pow(2).flatten(1).sum(1).mean()
+        err = (model._output(out) - x).pow(2).flatten(1).sum(1).mean()
+        return err * dead.any()  # no dead unit: no term (and no host sync to ask)
 
 
 def sinkhorn_plan(cost: Tensor, alpha: float = 20.0, max_iter: int = 1000,

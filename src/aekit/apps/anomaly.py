@@ -83,6 +83,7 @@ def anomaly_cmd(p: argparse.ArgumentParser) -> Handler:
     sub = p.add_subparsers(dest="action", metavar="fit|score")
     sub.required = True
     f = sub.add_parser("fit", help="train a detector on (mostly) normal data")
+    f.set_defaults(_parser=f)  # an unknown argument points to `aekit anomaly fit --help`
     f.add_argument("--data", required=True, help="data spec: table (.csv/.npy), images, or a series")
     f.add_argument("--out", required=True, help="detector directory")
     f.add_argument("--preset", default="deep", help="model preset (default deep)")
@@ -106,6 +107,7 @@ def anomaly_cmd(p: argparse.ArgumentParser) -> Handler:
     f.add_argument("--seed", type=seed_arg, default=0, help="random seed")
     f.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     s = sub.add_parser("score", help="score data with a fitted detector")
+    s.set_defaults(_parser=s)
     s.add_argument("--model", required=True, help="detector directory from `aekit anomaly fit`")
     s.add_argument("--data", required=True, help="data spec to score")
     s.add_argument("--scores", default=None, metavar="OUT", help="write scores to .csv or .npy")

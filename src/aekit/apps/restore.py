@@ -220,19 +220,11 @@ class Restorer:
             x = x.to(self.device).contiguous(memory_format=torch.channels_last)
             with torch.no_grad():
                 if self.task == "denoise":
-                    # a grey photo stored as RGB is denoised as the grey photo it is, and stays
-                    # exactly grey (through the colour planes R, G, B drifted a level apart)
-                    grey_rgb = (x.shape[1] == 3 and torch.equal(x[:, 0], x[:, 1])
-                                and torch.equal(x[:, 1], x[:, 2]))
-                    if grey_rgb:
-                        x = x[:, :1]
                     # σ above the model's range: scale the photo down to it. A grey model sees
                     # colour noise σ as σ/√3 in each decorrelated plane (rgb_to_opponent)
                     split = 3 ** 0.5 if self.channels == 1 and x.shape[1] == 3 else 1.0
                     k = max(1.0, (sigma or 0) / split / (SIGMA_MAX * 255))
                     y = self._net(x / k) * k
-                    if grey_rgb:
-                        y = y.expand(-1, 3, -1, -1)  # _net gives one plane for one in
                 elif self.task == "colorize":
                     lum = luminance(x)
                     pred = run_image_model(self.model, lum.expand(-1, 3, -1, -1))
@@ -281,6 +273,13 @@ class Restorer:
                 # PSNR there (39.97 → 39.60 dB) and push–pull's (38.32 → 38.13); the holes
                 # are filled and the network is not run
                 x, refine = inpaint_holes(x, mask), False
+        # a grey photo stored as RGB is denoised as the grey photo it is and stays exactly
+        # grey (through the colour planes R, G, B drifted a level apart); decided on the whole
+        # photo, so the result does not depend on --tile
+        grey_rgb = (self.task == "denoise" and x.shape[0] == 3 and np.array_equal(x[0], x[1])
+                    and np.array_equal(x[1], x[2]))
+        if grey_rgb:
+            x = x[:1]
         out_c = 3 if self.task == "colorize" else x.shape[0]
         if not refine:
             y = x
@@ -293,6 +292,8 @@ class Restorer:
             finally:
                 if threshold:
                     dec.gate_threshold = threshold
+        if grey_rgb:
+            y = np.repeat(y, 3, axis=0)
         if mask is not None:  # outside the user's mask the photo is kept as it was
             keep = ~mask.astype(bool)
             y = np.where(keep[None], pic.pixels, y)

@@ -73,7 +73,8 @@ def fit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def prepare(args: argparse.Namespace):
-    """Corpus → (corpus, vocabulary, counts); warns about documents the vocabulary misses."""
+    """Corpus → (corpus, vocabulary, counts, the documents with no vocabulary word); warns
+    about those."""
     from aekit.text import build_vocabulary, load_corpus
 
     corpus = load_corpus(args.corpus, args.text_col, args.label_col)
@@ -86,7 +87,7 @@ def prepare(args: argparse.Namespace):
     if len(empty):
         warn(f"{corpus.name}: {len(empty)} document(s) have no word of the vocabulary (first: "
              f"{corpus.ids[empty[0]]}); they are left out of training and of search results")
-    return corpus, vocab, counts
+    return corpus, vocab, counts, empty
 
 
 def snippet(text: str) -> str:
@@ -161,7 +162,7 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
             raise AekitError(f"--top must be at least 1, got {args.top}")
         if args.out:
             check_out_dir(Path(args.out), fresh=True)  # before training, not after
-        corpus, vocab, counts = prepare(args)
+        corpus, vocab, counts, empty = prepare(args)
         if args.topics > len(vocab):
             raise DataError(f"--topics {args.topics} is more than the vocabulary's {len(vocab)} "
                             "words (a topic is a distribution over them; the topics would "
@@ -195,8 +196,7 @@ def topics_cmd(p: argparse.ArgumentParser) -> Handler:
         with staged_dir(out) as stage:  # a failed write leaves no half-written model
             model.save_pretrained(stage, summary=summary)
             vocab.save(stage)
-            save_documents(stage, corpus, theta, "doc_topics.npy", "cosine",
-                           no_words=no_word_documents(counts))
+            save_documents(stage, corpus, theta, "doc_topics.npy", "cosine", no_words=empty)
             write_json_atomic(stage / TOPICS_NAME, obj)
         lines = [f"{'topic':>5}  {'NPMI':>6}  top words"]
         lines += [f"{t['topic']:>5}  {t['npmi']:>6.3f}  {' '.join(t['words'])}" for t in topics]
@@ -243,7 +243,7 @@ def docindex_cmd(p: argparse.ArgumentParser) -> Handler:
         t0 = time.perf_counter()
         if args.out:
             check_out_dir(Path(args.out), fresh=True)  # before training, not after
-        corpus, vocab, counts = prepare(args)
+        corpus, vocab, counts, empty = prepare(args)
         model, result = train_doc_hash(counts, args.bits, code=REAL_TWIN if args.dense
                                        else "doc_binary", **fit_kwargs(args))
         codes = encode_counts(model, counts)
@@ -255,8 +255,7 @@ def docindex_cmd(p: argparse.ArgumentParser) -> Handler:
         with staged_dir(out) as stage:  # a failed write leaves no half-written index
             model.save_pretrained(stage, summary=summary)
             vocab.save(stage)
-            save_documents(stage, corpus, codes, "codes.npy", metric, probs,
-                           no_words=no_word_documents(counts))
+            save_documents(stage, corpus, codes, "codes.npy", metric, probs, no_words=empty)
         kind = f"{args.bits}-d dense" if args.dense else f"{args.bits}-bit"
         obj = {"out": str(out), "documents": len(corpus), "vocabulary": len(vocab),
                "code": kind, "metric": metric, "training": summary,

@@ -8,6 +8,7 @@ larger than RAM trains.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -207,3 +208,20 @@ class ArrayData:
                             f"a value beyond float32's range (±{FLOAT32_MAX:.3g})")
                     raise DataError(f"{self.name}: sample {i} (counting from 0) contains {what}")
         return self
+
+
+#: labels with more distinct values than this are not drawn as classes (one colour each)
+MAX_CLASSES = 20
+
+
+def label_range(labels: Sequence[Any]) -> tuple[float, float] | None:
+    """(lo, hi) when labels are a measurement to colour on a scale: all finite numbers with
+    more than :data:`MAX_CLASSES` distinct values (ages, prices, a regression target); None
+    when they are classes, one colour each. The report's scatter and the explorer share it."""
+    try:
+        values = np.asarray([float(v) for v in labels], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if not len(values) or not np.isfinite(values).all() or len(np.unique(values)) <= MAX_CLASSES:
+        return None
+    return float(values.min()), float(values.max())

@@ -17,6 +17,7 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.figure import Figure
 
+from aekit.data.arrays import MAX_CLASSES, label_range
 from aekit.io import atomic_path
 
 matplotlib.use("Agg")  # no display, ever: figures are files
@@ -103,18 +104,20 @@ def code_scatter(panels: Sequence[tuple[str, np.ndarray]], labels: np.ndarray | 
     """2-D codes side by side, one panel each, coloured by label when labels exist."""
     n = len(panels)
     fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.0), squeeze=False)
-    classes = None
+    classes = scale = None
     if labels is not None:
-        classes = np.unique(labels)
+        scale = label_range(labels)  # a measurement: one colour scale (shared with explore)
+        classes = None if scale is not None else np.unique(labels)
     for ax, (name, z) in zip(axes[0], panels):
         z = np.asarray(z)
-        if classes is not None and len(classes) <= 20:
+        if classes is not None and len(classes) <= MAX_CLASSES:
             cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
             for i, c in enumerate(classes):
                 m = labels == c
                 ax.scatter(z[m, 0], z[m, 1], s=6, alpha=0.7, color=cmap(i % cmap.N), label=str(c))
-        elif labels is not None and np.issubdtype(np.asarray(labels).dtype, np.number):
-            sc = ax.scatter(z[:, 0], z[:, 1], s=6, alpha=0.7, c=labels, cmap="viridis")
+        elif scale is not None:
+            sc = ax.scatter(z[:, 0], z[:, 1], s=6, alpha=0.7,
+                            c=np.asarray(labels, dtype=np.float64), cmap="viridis")
             fig.colorbar(sc, ax=ax)
         elif labels is not None:  # more than 20 named classes: colours repeat, no legend
             index = np.unique(labels, return_inverse=True)[1]
@@ -125,7 +128,7 @@ def code_scatter(panels: Sequence[tuple[str, np.ndarray]], labels: np.ndarray | 
         ax.set_title(name, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
-    if classes is not None and len(classes) <= 20:
+    if classes is not None and len(classes) <= MAX_CLASSES:
         handles, names = axes[0][-1].get_legend_handles_labels()
         fig.legend(handles, names, loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=3,
                    fontsize=8, frameon=False)
