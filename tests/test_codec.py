@@ -727,6 +727,12 @@ def test_the_model_id_follows_weights_changed_in_place(tmp_path):
     assert codec.parse(second)[0].model_id != codec.parse(first)[0].model_id
     with pytest.raises(CodecFormatError, match="model"):  # the new weights refuse the old file
         codec.decompress(model, first)
+    # and weights loaded over the model (a fine-tune's result, another checkpoint)
+    before = codec.model_id(model)
+    other = create_model("codec", (3, 32, 32), 8, arch_options={"channels": 8}, seed=5).eval()
+    other.code.export_tables()
+    model.load_state_dict(other.state_dict())
+    assert codec.model_id(model) != before and codec.model_id(model) == codec.model_id(other)
 
 
 def test_ms_ssim_is_nan_where_no_structure_can_be_seen():
