@@ -520,7 +520,7 @@ def test_decompress_beside_the_inputs_never_replaces_a_photo(tiny, tmp_path, cap
     # the upper-case suffix compress accepts is found in a folder too
     (f / "a.aek").rename(f / "A2.AEK")
     assert main(["decompress", str(f), str(tmp_path / "o"), *m, "--json"]) == 0
-    names = sorted(Path(r["output"]).name for r in json.loads(capsys.readouterr().out)["files"])
+    names = sorted(Path(r["out"]).name for r in json.loads(capsys.readouterr().out)["files"])
     assert names == ["A2.png", "b.png"]
 
 

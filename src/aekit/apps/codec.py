@@ -125,7 +125,7 @@ def compress_cmd(p: argparse.ArgumentParser) -> Handler:
                 raise type(e)(f"{inp}: {e}") from None
             secs = time.perf_counter() - t0
             write_bytes_atomic(out, data)
-            return {"input": str(inp), "output": str(out), "width": img.shape[1],
+            return {"in": str(inp), "out": str(out), "width": img.shape[1],
                     "height": img.shape[0], "mode": "L" if img.ndim == 2 else "RGB",
                     "alpha_dropped": alpha, "quality": q + 1, "refine_steps": args.refine,
                     "format": codec.parse(data)[0].version, "bytes": len(data),
@@ -135,7 +135,7 @@ def compress_cmd(p: argparse.ArgumentParser) -> Handler:
         rows = each_file(pairs, one, bar)
         if len(rows) == 1:
             r = rows[0]
-            text = (f"{r['input']} ({r['width']}×{r['height']} {r['mode']}) → {r['output']}: "
+            text = (f"{r['in']} ({r['width']}×{r['height']} {r['mode']}) → {r['out']}: "
                     f"{r['bytes']} bytes, {r['bpp']:.3f} bpp at quality {r['quality']}"
                     + (f" (refined, {args.refine} steps)" if args.refine else "")
                     + f" in {r['seconds']:.2f} s")
@@ -187,7 +187,7 @@ def decompress_cmd(p: argparse.ArgumentParser) -> Handler:
                 raise codec.CodecFormatError(f"{inp}: {e}") from None
             secs = time.perf_counter() - t0
             _save_png(img, out)
-            return {"input": str(inp), "output": str(out), "width": img.shape[1],
+            return {"in": str(inp), "out": str(out), "width": img.shape[1],
                     "height": img.shape[0], "mode": "L" if img.ndim == 2 else "RGB",
                     "bpp": codec.bpp_of(data, img.shape[1], img.shape[0]),
                     "seconds": round(secs, 3)}
@@ -195,7 +195,7 @@ def decompress_cmd(p: argparse.ArgumentParser) -> Handler:
         rows = each_file(pairs, one, bar)
         if len(rows) == 1:
             r = rows[0]
-            text = (f"{r['input']} → {r['output']} ({r['width']}×{r['height']} {r['mode']}, "
+            text = (f"{r['in']} → {r['out']} ({r['width']}×{r['height']} {r['mode']}, "
                     f"{r['bpp']:.3f} bpp) in {r['seconds']:.2f} s")
         else:
             text = f"decoded {len(rows)} files into {dst}"
