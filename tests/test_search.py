@@ -155,9 +155,25 @@ def test_add_leaves_out_items_already_indexed_and_html_must_be_a_page(models, tm
     assert (added["added"], added["skipped"], added["total"]) == (1, 3, 4)
     assert main(["index", str(new), "--add", "--out", str(ix)]) == 2
     assert "nothing to add" in capsys.readouterr().err
+    # the same files typed another way are the same items; other files of the same names not
+    import os
+
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        assert main(["index", "new", "--add", "--out", str(ix)]) == 2  # relative: same files
+        capsys.readouterr()
+        other = tmp_path / "other" / "new"
+        for i in range(2):
+            write_image(other / f"img{i}.png", x[10 + i, 0])
+        os.chdir(tmp_path / "other")
+        added = run_json(capsys, "index", "new", "--add", "--out", ix)
+        assert (added["added"], added["skipped"]) == (2, 0)  # same names, different files
+    finally:
+        os.chdir(cwd)
     res = run_json(capsys, "search", ix, new / "img1.png", "-k", 10)
     names = [r["name"] for r in res["queries"][0]["results"]]
-    assert len(names) == len(set(names)) == 4 and res["k"] == 4  # k as returned, not as asked
+    assert len(names) == 6 and res["k"] == 6  # k as returned, not as asked
     keep = tmp_path / "keep.json"
     keep.write_text("{}")
     assert main(["search", str(ix), str(new / "img1.png"), "--html", str(keep)]) == 2

@@ -9,11 +9,16 @@
 
 Why faiss IVF-Flat rather than hnswlib's HNSW: on this project's 2-core machine hnswlib
 needed 25–47 s per 100k 32-d codes to build (minutes for 1M; the goal is ≤ 2 min), while IVF
-built 1M codes in under 30 s, reaches the same recall at similar queries/s, appends new codes
-without a rebuild, and saves in its own binary format (no pickle). See ``benchmarks/search.py``.
+built 1M codes in under 30 s, reaches the same recall at similar queries/s and appends new
+codes without a rebuild. See ``benchmarks/search.py``.
 
 On disk (a folder): ``codes.npy`` (float32, or uint8 packed bits), ``codes.json`` (metric,
-sizes, tuning), and ``ann.faiss`` when the approximate index exists.
+sizes, tuning), and ``ann_centroids.npy`` (the IVF cells' centroids) when the approximate index
+exists. Loading rebuilds the IVF index from the centroids and the codes (adding codes to cells
+whose centroids are fixed is deterministic), so no faiss binary file is ever read: an index
+folder from anyone is ``.npy`` + JSON (a faiss file with three header bytes changed made faiss
+allocate 11 GB before failing). An index that has grown to ``RETRAIN_GROWTH`` times the codes
+its cells were trained on is retrained on the next add.
 """
 
 from __future__ import annotations
@@ -30,7 +35,12 @@ from aekit.io import atomic_path, load_npy, read_json, write_json_atomic
 #: below this many codes every search is exact (a brute-force scan is fast and perfect)
 EXACT_BELOW = 20_000
 METRICS = ("l2", "hamming")
-CODES_FILE, META_FILE, ANN_FILE = "codes.npy", "codes.json", "ann.faiss"
+CODES_FILE, META_FILE, CENTROIDS_FILE = "codes.npy", "codes.json", "ann_centroids.npy"
+#: what older aekit wrote for the approximate index (never read: the index is rebuilt)
+ANN_FILE = "ann.faiss"
+#: the IVF cells are retrained when the index holds this many times the codes they were
+#: trained on (cells sized for 20k codes made 120k codes search 2.6× slower than a rebuild)
+RETRAIN_GROWTH = 4
 
 
 def _faiss():
@@ -57,6 +67,7 @@ class CodeIndex:
         self.codes = np.zeros((0, width), dtype=np.uint8 if metric == "hamming" else np.float32)
         self.nprobe: int | None = None
         self._ann = None
+        self._trained_on = 0  # codes the IVF cells were trained on
         self.set_exact_below(exact_below)
 
     # -- building ------------------------------------------------------------------------
@@ -83,10 +94,10 @@ class CodeIndex:
         """Append codes (N, dim); for ``hamming``, 0/1 bits (packed here)."""
         new = self._prepare(codes)
         self.codes = np.concatenate([self.codes, new]) if len(self.codes) else new
-        if self._ann is not None:
+        if self._ann is not None and len(self.codes) < RETRAIN_GROWTH * self._trained_on:
             self._ann.add(new)
         elif self.metric == "l2" and len(self.codes) >= self.exact_below:
-            self.build_ann()
+            self.build_ann()  # first built, or grown past what its cells were sized for
 
     def set_exact_below(self, exact_below: int, total: int | None = None) -> None:
         """A new threshold; an approximate index that will hold fewer than it (``total``,
@@ -111,18 +122,31 @@ class CodeIndex:
         ann.cp.min_points_per_centroid = 1  # (small indexes: no "please provide …" warning)
         ann.train(train)
         ann.add(self.codes)
-        self._ann = ann
+        self._ann, self._trained_on = ann, n
         self.nprobe = self._tune_nprobe(rng)
         ann.nprobe = self.nprobe
+
+    def _ann_from_centroids(self, centroids: np.ndarray) -> None:
+        """The IVF-Flat index with these cells, holding every code (what :meth:`build_ann`
+        made, without its training)."""
+        faiss = _faiss()
+        quantizer = faiss.IndexFlatL2(self.dim)
+        quantizer.add(np.ascontiguousarray(centroids, dtype=np.float32))
+        ann = faiss.IndexIVFFlat(quantizer, self.dim, len(centroids))
+        ann.add(self.codes)
+        ann.nprobe = self.nprobe
+        self._ann = ann
+        self._quantizer = quantizer  # the index refers to it: keep it alive
 
     def _tune_nprobe(self, rng: np.random.Generator, n_queries: int = 200, k: int = 10) -> int:
         """Smallest power-of-two ``nprobe`` whose recall@k reaches the target on sample codes
         moved by about one nearest-neighbour distance (a query equal to a stored code would
         be found too easily: its own cell is always visited)."""
         n = len(self.codes)
+        k = min(k, n)  # (an index of fewer than k codes: --exact-below 0 on a few images)
         q = self.codes[rng.choice(n, min(n, n_queries), replace=False)]
-        d_nn, _ = self._exact_l2(q, 2)
-        step = float(np.median(np.sqrt(d_nn[:, 1]))) / math.sqrt(self.dim)
+        d_nn, _ = self._exact_l2(q, min(2, n))
+        step = float(np.median(np.sqrt(d_nn[:, -1]))) / math.sqrt(self.dim)
         q = (q + rng.normal(0, step, q.shape)).astype(np.float32)
         _, exact = self._exact_l2(q, k)
         nlist = self._ann.nlist
@@ -176,15 +200,19 @@ class CodeIndex:
         if faiss is not None and len(x) >= 4096:  # its BLAS scan + heap beats numpy's sort
             _, idx = faiss.knn(q, x, k)
             return _refine(q, x, idx.astype(np.int64))
+        # candidates in float64: in float32 the ‖q‖² − 2q·x + ‖x‖² expansion cancels badly for
+        # codes far from the origin, and the true nearest could miss the candidates (recall@10
+        # 0.57 on 1-d codes near 1e3); the few chosen are recomputed directly below
+        x = x.astype(np.float64)
         x_sq = np.einsum("nd,nd->n", x, x)
         out_d = np.empty((len(q), k), dtype=np.float32)
         out_i = np.empty((len(q), k), dtype=np.int64)
         step = self._chunk(len(q))
         for s in range(0, len(q), step):
-            qb = q[s:s + step]
+            qb = q[s:s + step].astype(np.float64)
             d2 = x_sq[None] - 2 * (qb @ x.T) + np.einsum("qd,qd->q", qb, qb)[:, None]
             _, idx = _top_k(np.maximum(d2, 0), k)
-            out_d[s:s + step], out_i[s:s + step] = _refine(qb, x, idx)
+            out_d[s:s + step], out_i[s:s + step] = _refine(q[s:s + step], self.codes, idx)
         return out_d, out_i
 
     def _exact_hamming(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -202,41 +230,64 @@ class CodeIndex:
         directory.mkdir(parents=True, exist_ok=True)
         with atomic_path(directory / CODES_FILE, suffix=".npy") as tmp:
             np.save(tmp, self.codes)
+        (directory / ANN_FILE).unlink(missing_ok=True)  # an older aekit's binary index file
         if self._ann is not None:
-            with atomic_path(directory / ANN_FILE) as tmp:
-                _faiss().write_index(self._ann, str(tmp))
+            centroids = self._ann.quantizer.reconstruct_n(0, self._ann.nlist)
+            with atomic_path(directory / CENTROIDS_FILE, suffix=".npy") as tmp:
+                np.save(tmp, centroids.astype(np.float32))
         else:
-            (directory / ANN_FILE).unlink(missing_ok=True)
+            (directory / CENTROIDS_FILE).unlink(missing_ok=True)
         write_json_atomic(directory / META_FILE, {
             "dim": self.dim, "metric": self.metric, "count": len(self.codes),
             "exact_below": self.exact_below, "target_recall": self.target_recall,
-            "nprobe": self.nprobe, "ann": "faiss-ivf-flat" if self._ann is not None else None})
+            "nprobe": self.nprobe, "trained_on": self._trained_on,
+            "ann": "ivf-flat-centroids" if self._ann is not None else None})
 
     @classmethod
     def load(cls, directory: str | Path) -> CodeIndex:
+        """An index folder (from anyone: only .npy, read without pickle, and JSON)."""
         directory = Path(directory)
         meta_path = directory / META_FILE
         meta = read_json(meta_path, "code index file",
                          missing=f"{directory}: not a code index ({META_FILE} is missing)")
+
+        def integer(key: str, low: int, optional: bool = False) -> int | None:
+            v = meta.get(key)
+            if v is None and optional:
+                return None
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise AekitError(f"{meta_path}: the code index is damaged ({key} must be a whole "
+                                 f"number ≥ {low}, got {v!r})")
+            return v
+
         try:
-            index = cls(meta["dim"], meta["metric"], meta["exact_below"], meta["target_recall"])
+            index = cls(integer("dim", 1), meta["metric"], integer("exact_below", 0),
+                        float(meta["target_recall"]))
         except (ValueError, KeyError, TypeError) as e:
             raise AekitError(f"{directory}: the code index is damaged ({e})") from None
         codes = load_npy(directory / CODES_FILE, "codes")
-        if codes.shape[1:] != index.codes.shape[1:] or len(codes) != meta.get("count"):
-            raise AekitError(f"{directory}: {CODES_FILE} does not match {META_FILE}")
-        index.codes = codes.astype(index.codes.dtype, copy=False)
-        if meta.get("ann"):
-            ann_path = directory / ANN_FILE
-            try:
-                index._ann = _faiss().read_index(str(ann_path))
-            except RuntimeError as e:
-                raise AekitError(f"{ann_path}: cannot read the search index ({e})") from None
-            if index._ann.ntotal != len(codes):
-                raise AekitError(f"{ann_path} holds {index._ann.ntotal} codes, "
-                                 f"{CODES_FILE} {len(codes)}")
-            index.nprobe = meta["nprobe"]
-            index._ann.nprobe = index.nprobe
+        if (codes.shape[1:] != index.codes.shape[1:] or len(codes) != integer("count", 0)
+                or codes.dtype != index.codes.dtype):
+            raise AekitError(f"{directory}: {CODES_FILE} ({codes.dtype}, {codes.shape}) does not "
+                             f"match {META_FILE}")
+        if index.metric == "l2" and not np.isfinite(codes).all():
+            raise AekitError(f"{directory}: {CODES_FILE} holds NaN or infinite codes")
+        index.codes = codes
+        kind = meta.get("ann")
+        if kind == "ivf-flat-centroids":
+            centroids = load_npy(directory / CENTROIDS_FILE, "search index centroids")
+            if (centroids.ndim != 2 or centroids.shape[1] != index.dim or not 1 <= len(centroids)
+                    or centroids.dtype != np.float32 or not np.isfinite(centroids).all()):
+                raise AekitError(f"{directory / CENTROIDS_FILE}: not the centroids of "
+                                 f"{index.dim}-d codes")
+            index.nprobe = integer("nprobe", 1)
+            if index.nprobe > len(centroids):
+                raise AekitError(f"{meta_path}: nprobe {index.nprobe} is more than the "
+                                 f"{len(centroids)} cells")
+            index._trained_on = integer("trained_on", 0, optional=True) or len(codes)
+            index._ann_from_centroids(centroids)
+        elif kind:  # an older aekit's ann.faiss: not read (see the module docstring); rebuilt
+            index.build_ann()
         return index
 
 
@@ -249,11 +300,20 @@ def _refine(q: np.ndarray, x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, 
 
 
 def _top_k(dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row-wise k smallest of a (Q, N) matrix, sorted (ties broken by index)."""
-    if k < dist.shape[1]:
-        part = np.argpartition(dist, k - 1, axis=1)[:, :k]
+    """Row-wise k smallest of a (Q, N) matrix, sorted, ties broken by index — also at the k-th
+    value: of many codes tied there (Hamming distances are few integers), the lowest indices,
+    not whichever ``argpartition`` left (1,400 codes at distance 0 gave items 951–962)."""
+    n = dist.shape[1]
+    if k >= n:
+        part = np.broadcast_to(np.arange(n), dist.shape).copy()
     else:
-        part = np.broadcast_to(np.arange(dist.shape[1]), dist.shape).copy()
+        kth = np.partition(dist, k - 1, axis=1)[:, k - 1:k]
+        rows, cols = np.nonzero(dist <= kth)  # every candidate, ties at the k-th included
+        order = np.lexsort((cols, dist[rows, cols], rows))
+        rows, cols = rows[order], cols[order]
+        first = np.searchsorted(rows, np.arange(len(dist)))  # each row's candidates start here
+        take = first[:, None] + np.arange(k)[None]
+        part = cols[take]
     vals = np.take_along_axis(dist, part, 1)
     order = np.lexsort((part, vals), axis=1)
     idx = np.take_along_axis(part, order, 1)

@@ -4,7 +4,7 @@ An index is a folder::
 
     INDEX/index.json   model (path, weights digest, code size/kind), items (path, label)
     INDEX/codes.npy    codes (float32; packed bits for a binary model) ┐ aekit.index
-    INDEX/codes.json   metric and search tuning; INDEX/ann.faiss       ┘ .CodeIndex
+    INDEX/codes.json   metric and search tuning; INDEX/ann_centroids.npy ┘ .CodeIndex
     INDEX/thumbs.npy   uint8 thumbnails (N, h, w, C)
 
 No pickle anywhere: numpy arrays are loaded with ``allow_pickle=False`` and the faiss index is
@@ -40,7 +40,7 @@ from aekit.data import ArrayData
 from aekit.data.images import list_images
 from aekit.errors import AekitError, DataError, warn
 from aekit.explorer import make_thumbnails, project_2d, render_explorer, render_search_page
-from aekit.index import ANN_FILE, CodeIndex
+from aekit.index import ANN_FILE, CENTROIDS_FILE, CodeIndex
 from aekit.io import load_npy, read_json, staged_dir, write_json_atomic
 from aekit.models import Autoencoder, sha256_file
 
@@ -79,6 +79,13 @@ def item_names(spec: str, data: ArrayData) -> tuple[list[str], list[Any] | None]
     else:
         names = [f"{spec}#{i}" for i in range(len(data))]
     return names, (None if labels is None else [_plain(v) for v in labels])
+
+
+def item_key(name: str) -> str:
+    """What identifies an indexed item across --add runs: an image file's absolute path, else
+    its name (an array row, ``data#i``)."""
+    path = Path(name)
+    return str(path.resolve()) if path.is_file() else name
 
 
 def _plain(v: Any) -> Any:
@@ -174,8 +181,10 @@ def index_cmd(p: argparse.ArgumentParser) -> Handler:
         names, labels = item_names(args.data, data)
         skipped = 0
         if args.add:  # an item already indexed is not added twice (it would fill two result slots)
-            had = {it["name"] for it in meta["items"]}
-            keep = [i for i, n in enumerate(names) if n not in had]
+            # the same file however it was typed (absolute, relative, from another folder);
+            # items of an older index without "path" compare by name
+            had = {it.get("path") or it["name"] for it in meta["items"]}
+            keep = [i for i, n in enumerate(names) if item_key(n) not in had]
             skipped = len(names) - len(keep)
             if not keep:
                 raise AekitError(f"every one of the {plural(len(names), 'item')} of {args.data} is "
@@ -198,15 +207,19 @@ def index_cmd(p: argparse.ArgumentParser) -> Handler:
             if thumbs is not None and thumbs.shape[1:] != new_thumbs.shape[1:]:
                 raise DataError("new thumbnails differ in size from the index's")
             thumbs = new_thumbs if thumbs is None else np.concatenate([thumbs, new_thumbs])
-        meta["items"] += [{"name": n, "label": None if labels is None else labels[i]}
+        meta["items"] += [{"name": n, "path": item_key(n),
+                           "label": None if labels is None else labels[i]}
                           for i, n in enumerate(names)]
         with staged_dir(out) as stage:  # every file or none: a failure leaves the old index
             codes.save(stage)
             if thumbs is not None:
                 np.save(stage / THUMBS_FILE, thumbs)
             write_json_atomic(stage / INDEX_FILE, meta)
-        if not codes.approximate:  # (an --exact-below raised past the size: no stale ANN file)
-            (out / ANN_FILE).unlink(missing_ok=True)
+        # staging keeps files it did not write: an older aekit's ann.faiss goes, and the cells'
+        # centroids when an --exact-below raised past the size made the index exact again
+        (out / ANN_FILE).unlink(missing_ok=True)
+        if not codes.approximate:
+            (out / CENTROIDS_FILE).unlink(missing_ok=True)
         obj = {"index": str(out), "added": len(names), "skipped": skipped, "total": len(codes),
                "metric": codes.metric,
                "code_size": codes.dim, "approximate": codes.approximate, "nprobe": codes.nprobe}
