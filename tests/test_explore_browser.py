@@ -39,6 +39,8 @@ def test_explorer_page_in_headless_chromium(page_file: Path):
         WebDriverWait(driver, 20).until(lambda d: d.execute_script(
             "return !!(window.aekitExplorer && window.aekitExplorer.count === 400)"))
         assert console_errors(driver) == []
+        legend = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#legend span")]
+        assert legend == [str(c) for c in range(10)]  # sorted, not in order of appearance
         urls = requested_urls(driver)
         assert urls and all(u.startswith(("file:", "data:")) for u in urls)  # no network
         tip = driver.find_element(By.ID, "tip")

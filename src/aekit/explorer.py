@@ -105,7 +105,10 @@ const ramp=['#440154','#3b528b','#21918c','#5ec962','#fde725'];
 function rampAt(t){t=Math.min(1,Math.max(0,t))*(ramp.length-1);const k=Math.min(ramp.length-2,Math.floor(t)),f=t-k;
  const a=parseInt(ramp[k].slice(1),16),b=parseInt(ramp[k+1].slice(1),16);
  const c=s=>Math.round(((a>>s)&255)*(1-f)+((b>>s)&255)*f);return 'rgb('+c(16)+','+c(8)+','+c(0)+')';}
-const groups=D.scale?[]:[...new Set(D.color)];
+// classes in sorted order (numbers as numbers), so class 2 has the same colour as in the
+// other figures, not the colour of the order the points happen to come in
+const byValue=(a,b)=>{const x=+a,y=+b;return isNaN(x)||isNaN(y)?(a<b?-1:a>b?1:0):x-y;};
+const groups=D.scale?[]:[...new Set(D.color)].sort(byValue);
 const col=D.scale?(g=>rampAt((+g-D.scale[0])/((D.scale[1]-D.scale[0])||1))):(g=>pal[groups.indexOf(g)%pal.length]);
 let W,H,S=[];const pad=20;
 const xs=D.xy.map(p=>p[0]),ys=D.xy.map(p=>p[1]);
