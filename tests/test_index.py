@@ -140,3 +140,17 @@ def test_the_cells_are_retrained_when_the_index_outgrows_them():
     assert ix._ann.nlist == cells  # appended
     ix.add(x[2000:])  # past RETRAIN_GROWTH × the 1,000 it was trained on
     assert ix._ann.nlist > cells and ix._trained_on == len(x)
+
+
+def test_top_k_equals_a_stable_sort_whatever_the_ties():
+    from aekit.index import _top_k
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n = int(rng.integers(2, 40))
+        dist = rng.integers(0, 4, (5, n)).astype(np.float32)  # few values: many ties
+        k = int(rng.integers(1, n + 1))
+        want = np.argsort(dist, axis=1, kind="stable")[:, :k]
+        vals, idx = _top_k(dist, k)
+        np.testing.assert_array_equal(idx, want, err_msg=f"trial {trial}, n {n}, k {k}")
+        np.testing.assert_array_equal(vals, np.take_along_axis(dist, want, 1))

@@ -103,10 +103,10 @@ def test_exact_below_is_kept_as_given(models, tmp_path, capsys):
     ix = tmp_path / "ix"
     built = run_json(capsys, "index", "digits:test", "--model", models["dense"], "--out", ix,
                      "--exact-below", 0)  # 0 = always approximate (it was taken for 'not given')
-    assert built["approximate"]
+    assert built["approximate"] and (ix / "ann_centroids.npy").is_file()
     added = run_json(capsys, "index", "digits:train", "--add", "--out", ix, "--exact-below", 5000)
     assert not added["approximate"] and added["total"] == 1797  # back to exact below 5000
-    assert not (ix / "ann.faiss").exists()
+    assert not (ix / "ann_centroids.npy").exists()  # staging keeps files: removed after it
     with pytest.raises(SystemExit) as e:  # argparse's own refusal (one line)
         main(["index", "digits:test", "--model", str(models["dense"]), "--out",
               str(tmp_path / "n"), "--exact-below", "-5"])
@@ -178,6 +178,27 @@ def test_add_leaves_out_items_already_indexed_and_html_must_be_a_page(models, tm
     keep.write_text("{}")
     assert main(["search", str(ix), str(new / "img1.png"), "--html", str(keep)]) == 2
     assert "must end in .html" in capsys.readouterr().err and keep.read_text() == "{}"
+
+
+def test_add_to_an_index_written_by_an_older_aekit(models, tmp_path, capsys):
+    """Its items have no "path" (compared by name and what the name resolves to), and an
+    ann.faiss, which is never read and goes at the next write."""
+    ix, new = tmp_path / "ix", tmp_path / "new"
+    x = resolve("digits:test").all().numpy()
+    for i in range(3):
+        write_image(new / f"img{i}.png", x[i, 0])
+    run_json(capsys, "index", new, "--model", models["dense"], "--out", ix)
+    meta = json.loads((ix / "index.json").read_text())
+    for it in meta["items"]:
+        it.pop("path")
+    (ix / "index.json").write_text(json.dumps(meta))
+    (ix / "ann.faiss").write_bytes(b"IwFl" + b"\xff" * 32)
+    assert main(["index", str(new), "--add", "--out", str(ix)]) == 2
+    assert "nothing to add" in capsys.readouterr().err
+    write_image(new / "img3.png", x[3, 0])
+    added = run_json(capsys, "index", new, "--add", "--out", ix)
+    assert (added["added"], added["skipped"], added["total"]) == (1, 3, 4)
+    assert not (ix / "ann.faiss").exists()
 
 
 def test_damaged_items_labels_and_one_point_maps_are_refused_in_one_line(models, tmp_path, capsys):

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from aekit.codes_binary import hamming_distances, pack_bits
-from aekit.errors import AekitError, DataError
+from aekit.errors import AekitError, DataError, warn
 from aekit.io import atomic_path, load_npy, read_json, write_json_atomic
 
 #: below this many codes every search is exact (a brute-force scan is fast and perfect)
@@ -274,6 +274,9 @@ class CodeIndex:
             raise AekitError(f"{directory}: {CODES_FILE} holds NaN or infinite codes")
         index.codes = codes
         kind = meta.get("ann")
+        if kind == "ivf-flat-centroids" and index.metric != "l2":
+            raise AekitError(f"{meta_path}: the code index is damaged (a {index.metric} index "
+                             "has no approximate search)")
         if kind == "ivf-flat-centroids":
             centroids = load_npy(directory / CENTROIDS_FILE, "search index centroids")
             if (centroids.ndim != 2 or centroids.shape[1] != index.dim or not 1 <= len(centroids)
@@ -284,9 +287,16 @@ class CodeIndex:
             if index.nprobe > len(centroids):
                 raise AekitError(f"{meta_path}: nprobe {index.nprobe} is more than the "
                                  f"{len(centroids)} cells")
-            index._trained_on = integer("trained_on", 0, optional=True) or len(codes)
+            trained = integer("trained_on", 0, optional=True)
+            index._trained_on = len(codes) if trained is None else trained
             index._ann_from_centroids(centroids)
         elif kind:  # an older aekit's ann.faiss: not read (see the module docstring); rebuilt
+            if index.metric != "l2":
+                raise AekitError(f"{meta_path}: the code index is damaged (a {index.metric} "
+                                 "index has no approximate search)")
+            warn(f"{directory} was written by an older aekit: its approximate index is rebuilt "
+                 "from the codes (each time; `aekit index … --add` with new data saves the "
+                 "new form)")
             index.build_ann()
         return index
 
@@ -302,18 +312,18 @@ def _refine(q: np.ndarray, x: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, 
 def _top_k(dist: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Row-wise k smallest of a (Q, N) matrix, sorted, ties broken by index — also at the k-th
     value: of many codes tied there (Hamming distances are few integers), the lowest indices,
-    not whichever ``argpartition`` left (1,400 codes at distance 0 gave items 951–962)."""
-    n = dist.shape[1]
+    not whichever ``argpartition`` left (1,400 codes at distance 0 gave items 951–962). No
+    sort over N: everything under the k-th value, then the first tied ones by a running count."""
+    q, n = dist.shape
     if k >= n:
         part = np.broadcast_to(np.arange(n), dist.shape).copy()
     else:
         kth = np.partition(dist, k - 1, axis=1)[:, k - 1:k]
-        rows, cols = np.nonzero(dist <= kth)  # every candidate, ties at the k-th included
-        order = np.lexsort((cols, dist[rows, cols], rows))
-        rows, cols = rows[order], cols[order]
-        first = np.searchsorted(rows, np.arange(len(dist)))  # each row's candidates start here
-        take = first[:, None] + np.arange(k)[None]
-        part = cols[take]
+        below = dist < kth
+        need = k - below.sum(1, keepdims=True)  # ≥ 1: the k-th value itself is tied
+        tied = dist == kth
+        chosen = below | (tied & (np.cumsum(tied, axis=1) <= need))
+        part = np.nonzero(chosen)[1].reshape(q, k)  # k per row, in index order
     vals = np.take_along_axis(dist, part, 1)
     order = np.lexsort((part, vals), axis=1)
     idx = np.take_along_axis(part, order, 1)

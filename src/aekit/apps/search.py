@@ -7,8 +7,8 @@ An index is a folder::
     INDEX/codes.json   metric and search tuning; INDEX/ann_centroids.npy ┘ .CodeIndex
     INDEX/thumbs.npy   uint8 thumbnails (N, h, w, C)
 
-No pickle anywhere: numpy arrays are loaded with ``allow_pickle=False`` and the faiss index is
-faiss's own format.
+No pickle and no faiss binary: numpy arrays are loaded with ``allow_pickle=False``, and the
+approximate index is rebuilt from its cells' centroids (see :mod:`aekit.index`).
 """
 
 from __future__ import annotations
@@ -182,15 +182,19 @@ def index_cmd(p: argparse.ArgumentParser) -> Handler:
         skipped = 0
         if args.add:  # an item already indexed is not added twice (it would fill two result slots)
             # the same file however it was typed (absolute, relative, from another folder);
-            # items of an older index without "path" compare by name
-            had = {it.get("path") or it["name"] for it in meta["items"]}
+            # an older index's items have no "path": their name, as typed then, and what it
+            # resolves to from here
+            had: set[str] = set()
+            for it in meta["items"]:
+                path = it.get("path")
+                had |= {path} if isinstance(path, str) else {it["name"], item_key(it["name"])}
             keep = [i for i, n in enumerate(names) if item_key(n) not in had]
             skipped = len(names) - len(keep)
             if not keep:
                 raise AekitError(f"every one of the {plural(len(names), 'item')} of {args.data} is "
                                  f"already in {out}; nothing to add")
             if skipped:
-                warn(f"{plural(skipped, 'item')} already in {out} left out (same names)")
+                warn(f"{plural(skipped, 'item')} already in {out} left out (the same files)")
                 new_codes = new_codes[keep]
                 new_thumbs = None if new_thumbs is None else new_thumbs[keep]
                 names = [names[i] for i in keep]
