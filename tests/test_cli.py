@@ -514,3 +514,9 @@ def test_option_spellings_and_unknown_arguments(capsys, model_dir):
     for argv in (["cluster", "--data", "digits", "-k", "3"], ["cluster", "--data", "digits", "--k", "3"],
                  ["search", "idx", "q.png", "--k", "4"], ["docsearch", "idx", "q", "--k", "4"]):
         assert parser.parse_args(argv).k == int(argv[-1])
+    # every command that can show a progress bar takes --no-progress
+    for argv in (["cluster", "--data", "d", "-k", "3"], ["encode", "--model", "m", "--data", "d",
+                 "--out", "z.npy"], ["anomaly", "fit", "--data", "d", "--out", "o"],
+                 ["train"], ["topics", "c", "--topics", "3"], ["compress", "a.png", "a.aek"],
+                 ["codec-eval", "dir"], ["compare-pca"]):
+        assert parser.parse_args([*argv, "--no-progress"]).no_progress is True, argv

@@ -13,6 +13,7 @@ from aekit.apps import Handler, command
 from aekit.apps.common import (
     add_data_options,
     add_json_flag,
+    add_progress_flag,
     check_not_data,
     check_out_dir,
     emit,
@@ -117,6 +118,7 @@ def anomaly_cmd(p: argparse.ArgumentParser) -> Handler:
     for q in (f, s):
         add_data_options(q)
         add_json_flag(q)
+    add_progress_flag(f)
 
     def run(args: argparse.Namespace) -> int:
         return fit_action(args) if args.action == "fit" else score_action(args)
@@ -133,7 +135,7 @@ def fit_action(args: argparse.Namespace) -> int:
         preset=args.preset, latent_dim=args.latent_dim, contamination=args.contamination,
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, window=args.window,
         stride=args.stride, seed=args.seed, device=args.device, threshold_on=args.threshold_on,
-        verbose=not args.json and __import__("sys").stderr.isatty())
+        verbose=not (args.json or args.no_progress) and __import__("sys").stderr.isatty())
     det.fit(detector_input(data, args.window))
     det.save(args.out)
     n_out = int(det.labels_.sum())

@@ -16,6 +16,7 @@ from aekit.apps.common import (
     TRAIN_HOOKS,
     add_data_options,
     add_json_flag,
+    add_progress_flag,
     check_not_data,
     check_out_dir,
     count_arg,
@@ -336,6 +337,7 @@ def encode_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--batch-size", type=positive_int, default=1024,
                    help="samples encoded at a time (default 1024)")
     add_data_options(p)
+    add_progress_flag(p)
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
@@ -345,7 +347,7 @@ def encode_cmd(p: argparse.ArgumentParser) -> Handler:
         model = load_model(args.model)
         data = load_data_for(args, args.data, model)
         shape = encode_to_npy(model, data, args.out, args.layer, args.batch_size,
-                              progress=sys.stderr.isatty())
+                              progress=not args.no_progress and sys.stderr.isatty())
         emit(args, {"out": args.out, "shape": list(shape), "layer": args.layer or "code"},
              f"wrote {args.layer or 'code'} of {shape[0]} samples, shape {shape}, to {args.out}")
         return 0

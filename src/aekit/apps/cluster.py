@@ -20,6 +20,7 @@ from aekit.apps import Handler, command
 from aekit.apps.common import (
     add_data_options,
     add_json_flag,
+    add_progress_flag,
     check_not_data,
     check_out_dir,
     emit,
@@ -126,6 +127,7 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("--seed", type=seed_arg, default=0, help="random seed")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     add_data_options(p)
+    add_progress_flag(p)
     add_json_flag(p)
 
     def run(args: argparse.Namespace) -> int:
@@ -149,7 +151,7 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
         if args.k > len(data):
             raise AekitError(f"--k {args.k} is more than the {len(data)} samples")
         y = data.labels()  # a folder of class folders: their names (the resolver's)
-        progress = False if args.json else None
+        progress = False if args.json or args.no_progress else None
         rows: list[dict[str, Any]] = []
         summary: dict[str, Any] = {}
         if model is None:

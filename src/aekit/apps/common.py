@@ -28,6 +28,11 @@ def add_json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
+def add_progress_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none anyway when stderr is not a terminal)")
+
+
 def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=parse_size, default=None, metavar="HxW",
                    help="size images of a folder are resized/cropped to (default 64x64, or the model's)")
