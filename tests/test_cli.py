@@ -520,3 +520,19 @@ def test_option_spellings_and_unknown_arguments(capsys, model_dir):
                  ["train"], ["topics", "c", "--topics", "3"], ["compress", "a.png", "a.aek"],
                  ["codec-eval", "dir"], ["compare-pca"]):
         assert parser.parse_args([*argv, "--no-progress"]).no_progress is True, argv
+
+
+def test_results_are_not_written_into_a_model_folder(capsys, model_dir, tmp_path):
+    # compare-pca and codec-eval write figures over files of the same name: never a model's
+    from PIL import Image
+
+    before = sorted(p.name for p in model_dir.iterdir())
+    code, _, err = run(capsys, "compare-pca", "--out", model_dir, "--epochs", "1")
+    assert code == 2 and "holds a saved model" in err
+    src = tmp_path / "imgs"
+    src.mkdir()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)).save(
+        src / "a.png")
+    code, _, err = run(capsys, "codec-eval", src, "--out", model_dir, "--limit", "1")
+    assert code == 2 and "holds a saved model" in err
+    assert sorted(p.name for p in model_dir.iterdir()) == before

@@ -254,7 +254,7 @@ def codec_eval_cmd(p: argparse.ArgumentParser) -> Handler:
         from aekit.rd import evaluate_folder, list_images, plot_rd, read_image
 
         if args.out:
-            check_out_dir(Path(args.out))  # before the evaluation, not after
+            check_out_dir(Path(args.out), results=True)  # before the evaluation, not after
         images = list_images(args.folder)
         if args.limit is not None:
             if args.limit < 1:

@@ -162,16 +162,21 @@ def check_html_name(path: str, option: str) -> None:
         raise AekitError(f"{option} {path}: the page's name must end in .html")
 
 
-def check_out_dir(path: Path, *, fresh: bool = False) -> None:
+def check_out_dir(path: Path, *, fresh: bool = False, results: bool = False) -> None:
     """Fail early (before any training or evaluation) when a folder OUT is an existing file
     or cannot be made because a file stands where one of its parent folders would go.
 
     ``fresh``: OUT is where a model is saved, so it must be new or empty: saving into a folder
     with files would replace a model saved there (and leave its checkpoint and logs beside
     weights they do not belong to) or mix the model in with a user's own files. Only the main
-    process checks (under torchrun, rank 0 may already have made the folder)."""
+    process checks (under torchrun, rank 0 may already have made the folder).
+
+    ``results``: OUT receives figures and tables (``codec-eval``, ``compare-pca``), written
+    over files of the same name; a saved model's folder is refused."""
     if path.exists() and not path.is_dir():
         raise AekitError(f"{path} is a file; --out names a folder")
+    if results and (path / "config.json").is_file() and (path / "model.safetensors").is_file():
+        raise AekitError(f"{path} holds a saved model; give another folder for --out")
     if fresh and path.is_dir() and any(path.iterdir()):
         from aekit.distributed import is_main_process
 

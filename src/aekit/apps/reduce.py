@@ -245,7 +245,7 @@ def compare_pca_cmd(p: argparse.ArgumentParser) -> Handler:
         if args.minutes is not None and args.minutes <= 0:
             raise AekitError(f"--minutes must be > 0, got {args.minutes}")
         if args.out:
-            check_out_dir(Path(args.out))  # before training, not after
+            check_out_dir(Path(args.out), results=True)  # before training, not after
         data = load_data_for(args, args.data)
         if args.test:
             train, test = data, load_data_for(args, args.test)
