@@ -85,6 +85,9 @@ def test_a_save_that_fails_part_way_leaves_the_old_model_whole(tmp_path, monkeyp
     loaded = Autoencoder.from_pretrained(tmp_path / "m")  # not new weights beside old config
     assert loaded.config.latent_dim == 8
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no staging folder left
+    with pytest.raises(OSError):  # a first save that fails leaves no empty folder behind
+        new.save_pretrained(tmp_path / "fresh")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
 
 
 def test_layer_outputs_names_every_layer(preset):

@@ -79,10 +79,8 @@ def staged_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     Staging inside the target keeps the renames on one file system (a mount point, a Docker
     volume) and needs no write access to its parent. Other files in ``path`` are kept."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise AekitError(f"{path} is a file, not a folder")
     made = not path.exists()
-    make_dir(path)
+    make_dir(path)  # a file standing there: one clear error
     try:
         tmp = Path(tempfile.mkdtemp(prefix=".staging-", dir=path))
     except PermissionError:

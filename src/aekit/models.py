@@ -31,7 +31,7 @@ import aekit.penalties  # noqa: F401
 from aekit.codes import CODES
 from aekit.corruptions import CORRUPTIONS
 from aekit.errors import AekitError, ModelFileError
-from aekit.io import file_digest, json_text, make_dir, read_json, staged_dir, write_json_atomic
+from aekit.io import file_digest, json_text, read_json, staged_dir, write_json_atomic
 from aekit.nn import ARCHS
 from aekit.penalties import PENALTIES
 from aekit.registry import Registry
@@ -471,11 +471,11 @@ class Autoencoder(nn.Module):
         meta = {"aekit_version": __version__, "config": self.config.to_dict(),
                 "weights_sha256": "", "training": summary or {}}
         json_text(meta)  # a config or summary JSON cannot hold fails here, before any write
-        make_dir(directory)  # a file standing there: one clear error, not FileExistsError
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         # both files are written in a staging folder and only then renamed in: a failure
         # while writing the second left new weights beside the old config before, a model
-        # that no longer loaded (its checksum no longer matched)
+        # that no longer loaded (its checksum no longer matched). staged_dir makes the folder
+        # (a file standing there is one clear error) and removes it again if the save fails
         with staged_dir(directory) as stage:
             # one metadata key: safetensors writes them in hash order, so two keys made the
             # bytes (and weights_sha256) of identical weights differ from save to save
