@@ -236,8 +236,7 @@ def ycbcr_to_rgb_in_gamut(y: Tensor) -> Tensor:
     """:func:`ycbcr_to_rgb`, with each pixel's chroma shrunk towards grey just enough for its
     RGB to fit [0, 1], so the luma is kept exactly. (Clipping each channel instead changes the
     luma: a strongly saturated colour lost up to 60 grey levels of brightness.)"""
-    lum = y[:, :1]
-    grey = ycbcr_to_rgb(torch.cat([lum, torch.full_like(y[:, 1:], 0.5)], 1))  # (Y, Y, Y)
+    grey = y[:, :1]  # the grey of the same luma: R = G = B = Y
     d = ycbcr_to_rgb(y) - grey  # each channel's offset from grey, linear in the chroma
     room = torch.where(d > 0, (1 - grey) / d.clamp_min(1e-12), grey / (-d).clamp_min(1e-12))
     f = room.amin(1, keepdim=True).clamp(0, 1)

@@ -274,7 +274,7 @@ class CodeIndex:
             raise AekitError(f"{directory}: {CODES_FILE} holds NaN or infinite codes")
         index.codes = codes
         kind = meta.get("ann")
-        if kind == "ivf-flat-centroids" and index.metric != "l2":
+        if kind and index.metric != "l2":
             raise AekitError(f"{meta_path}: the code index is damaged (a {index.metric} index "
                              "has no approximate search)")
         if kind == "ivf-flat-centroids":
@@ -291,9 +291,6 @@ class CodeIndex:
             index._trained_on = len(codes) if trained is None else trained
             index._ann_from_centroids(centroids)
         elif kind:  # an older aekit's ann.faiss: not read (see the module docstring); rebuilt
-            if index.metric != "l2":
-                raise AekitError(f"{meta_path}: the code index is damaged (a {index.metric} "
-                                 "index has no approximate search)")
             warn(f"{directory} was written by an older aekit: its approximate index is rebuilt "
                  "from the codes (each time; `aekit index … --add` with new data saves the "
                  "new form)")

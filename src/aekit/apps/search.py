@@ -179,6 +179,7 @@ def index_cmd(p: argparse.ArgumentParser) -> Handler:
         data = load_data_for(args, args.data, model)
         new_codes, new_thumbs = encode_all(model, data, with_images=True)
         names, labels = item_names(args.data, data)
+        keys = [item_key(n) for n in names]  # (resolved once: the --add check and the items)
         skipped = 0
         if args.add:  # an item already indexed is not added twice (it would fill two result slots)
             # the same file however it was typed (absolute, relative, from another folder);
@@ -188,7 +189,7 @@ def index_cmd(p: argparse.ArgumentParser) -> Handler:
             for it in meta["items"]:
                 path = it.get("path")
                 had |= {path} if isinstance(path, str) else {it["name"], item_key(it["name"])}
-            keep = [i for i, n in enumerate(names) if item_key(n) not in had]
+            keep = [i for i, key in enumerate(keys) if key not in had]
             skipped = len(names) - len(keep)
             if not keep:
                 raise AekitError(f"every one of the {plural(len(names), 'item')} of {args.data} is "
@@ -198,6 +199,7 @@ def index_cmd(p: argparse.ArgumentParser) -> Handler:
                 new_codes = new_codes[keep]
                 new_thumbs = None if new_thumbs is None else new_thumbs[keep]
                 names = [names[i] for i in keep]
+                keys = [keys[i] for i in keep]
                 labels = None if labels is None else [labels[i] for i in keep]
         if args.add and len(codes) and (thumbs is None) != (new_thumbs is None):
             raise DataError(f"{out} holds no thumbnails ({THUMBS_FILE} is missing) but the new data "
@@ -211,9 +213,8 @@ def index_cmd(p: argparse.ArgumentParser) -> Handler:
             if thumbs is not None and thumbs.shape[1:] != new_thumbs.shape[1:]:
                 raise DataError("new thumbnails differ in size from the index's")
             thumbs = new_thumbs if thumbs is None else np.concatenate([thumbs, new_thumbs])
-        meta["items"] += [{"name": n, "path": item_key(n),
-                           "label": None if labels is None else labels[i]}
-                          for i, n in enumerate(names)]
+        meta["items"] += [{"name": n, "path": key, "label": None if labels is None else labels[i]}
+                          for i, (n, key) in enumerate(zip(names, keys))]
         with staged_dir(out) as stage:  # every file or none: a failure leaves the old index
             codes.save(stage)
             if thumbs is not None:
