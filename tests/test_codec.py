@@ -770,3 +770,31 @@ def test_a_table_too_narrow_for_its_channel_keeps_the_window_with_most_mass():
     kept = cdf(offset + 126 + 0.5) - cdf(offset - 0.5)
     best = max(cdf(s + 126 + 0.5) - cdf(s - 0.5) for s in range(-300, 175))
     assert kept == pytest.approx(best)
+
+
+def test_python_inputs_are_taken_or_refused_in_one_line(tiny):
+    """A PIL image and a bytes-like file are taken; a wrong image names what it got; refine
+    steps and a target bpp are checked (−1 steps meant 0, a NaN bpp picked quality 0)."""
+    from PIL import Image
+
+    from aekit.errors import ParameterError
+
+    model, _ = tiny
+    img = synthetic_photo(20, 28, seed=4)
+    data = codec.compress(model, img, 0, refine_steps=0)
+    assert codec.compress(model, Image.fromarray(img), 0, refine_steps=0) == data
+    for blob in (bytearray(data), memoryview(data), np.frombuffer(data, np.uint8)):
+        assert np.array_equal(codec.decompress(model, blob), codec.decompress(model, data))
+    with pytest.raises(ParameterError, match="bytes; got a int64 array"):
+        codec.decompress(model, np.frombuffer(data, np.uint8).astype(np.int64))
+    rgba = np.dstack([img, img[..., :1]])
+    for bad, why in ((rgba, "drop the alpha"), (img.astype(np.float32), "got float32"),
+                     (Image.fromarray(rgba), "mode 'RGBA'"), (img.tolist(), "got list")):
+        with pytest.raises(ParameterError, match=why):
+            codec.compress(model, bad, 0, refine_steps=0)
+    for steps in (-1, 1.5, None):
+        with pytest.raises(ParameterError, match="refine_steps"):
+            codec.compress(model, img, 0, refine_steps=steps)
+    for bpp in (-1, float("nan"), "0.5", 0):
+        with pytest.raises(ParameterError, match="bpp is a positive number"):
+            codec.compress_to_bpp(model, img, bpp, refine_steps=0)

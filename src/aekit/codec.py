@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 
 from aekit.codes_quantized import ADAPT_CHOICES, PRECISION, QuantizedCode, code_lambda
@@ -594,6 +595,20 @@ def pack(channels: int, quality: int, mid: bytes, width: int, height: int, paylo
     return head + struct.pack(">I", zlib.crc32(head)) + payload
 
 
+def as_bytes(data: Any) -> bytes:
+    """The bytes of a bytes-like object (bytes, bytearray, memoryview, a uint8 array)."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, np.ndarray):
+        if data.dtype != np.uint8:
+            raise ParameterError(f"an .aek file is bytes; got a {data.dtype} array")
+        return data.tobytes()
+    try:
+        return bytes(memoryview(data).cast("B"))
+    except TypeError:
+        raise ParameterError(f"an .aek file is bytes; got {type(data).__name__}") from None
+
+
 def parse(data: bytes) -> tuple[AekHeader, bytes]:
     """Check and split an ``.aek`` file; every failure is one CodecFormatError line."""
     if not data:
@@ -637,15 +652,38 @@ def latent_size(height: int, width: int) -> tuple[int, int]:
     return -(-height // STRIDE), -(-width // STRIDE)
 
 
-def check_image(img: np.ndarray) -> np.ndarray:
-    if img.dtype != np.uint8 or not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (1, 3))):
-        raise AekitError("the codec takes uint8 images, grey (H, W) or RGB (H, W, 3)")
+def check_image(img: Any) -> np.ndarray:
+    """An image for the codec: a uint8 array, grey (H, W) or (H, W, 1), or RGB (H, W, 3), or a
+    PIL image of mode L or RGB; anything else is one ParameterError naming what it got."""
+    if isinstance(img, Image.Image):
+        if img.mode not in ("L", "RGB"):
+            raise ParameterError(f"the codec takes grey (L) or RGB images, not mode {img.mode!r} "
+                                 "(convert first, e.g. img.convert('RGB'); alpha is not stored)")
+        img = np.asarray(img)
+    if not isinstance(img, np.ndarray):
+        raise ParameterError("the codec takes a uint8 NumPy array or a PIL image, got "
+                             f"{type(img).__name__}")
+    shape_ok = img.ndim == 2 or (img.ndim == 3 and img.shape[2] in (1, 3))
+    if img.dtype != np.uint8 or not shape_ok:
+        hint = " (RGBA: drop the alpha, img[..., :3]; .aek stores no alpha)" \
+            if img.ndim == 3 and img.shape[-1] == 4 else ""
+        raise ParameterError("the codec takes uint8 images, grey (H, W) or RGB (H, W, 3), got "
+                             f"{img.dtype} {tuple(img.shape)}{hint}")
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     h, w = img.shape[:2]
     if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE and h * w <= MAX_PIXELS):
-        raise AekitError(f"image size {w}×{h} is outside what .aek stores (1–{MAX_SIDE} a side)")
+        raise ParameterError(f"image size {w}×{h} is outside what .aek stores "
+                             f"(1–{MAX_SIDE} a side)")
     return img
+
+
+def check_steps(steps: Any) -> int:
+    """A count of refinement steps: an integer ≥ 0."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ParameterError(f"refine_steps is a count of gradient steps, an integer ≥ 0, got "
+                             f"{steps!r}")
+    return int(steps)
 
 
 def integer_latents(code: QuantizedCode, h: Tensor, quality: int) -> np.ndarray:
@@ -785,6 +823,7 @@ def compress(model: Autoencoder, img: np.ndarray, quality: int,
     that many gradient steps per image on a better latent (:func:`refine`; slower encoder)."""
     img = check_image(img)
     quality = check_quality(model, quality)
+    refine_steps = check_steps(refine_steps)
     h = refine(model, img, analyse(model, img), quality, refine_steps)
     return encode_at(model, img, h, quality)
 
@@ -803,6 +842,7 @@ def compress_ladder(model: Autoencoder, img: np.ndarray,
                     refine_steps: int = DEFAULT_REFINE_STEPS) -> list[bytes]:
     """The image at every quality (one analysis transform for all, refined per quality)."""
     img = check_image(img)
+    refine_steps = check_steps(refine_steps)
     h = analyse(model, img)
     return [encode_at(model, img, refine(model, img, h, q, refine_steps), q)
             for q in range(n_qualities(model))]
@@ -815,6 +855,10 @@ def compress_to_bpp(model: Autoencoder, img: np.ndarray, bpp: float,
     (refinement shaves a few per cent off every quality's size, rarely enough to change
     which is nearest, and refining all of them would cost n_qualities times as much)."""
     img = check_image(img)
+    refine_steps = check_steps(refine_steps)
+    if isinstance(bpp, bool) or not isinstance(bpp, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(bpp) or bpp <= 0:
+        raise ParameterError(f"bpp is a positive number of bits per pixel, got {bpp!r}")
     h = analyse(model, img)
     files = [encode_at(model, img, h, q) for q in range(n_qualities(model))]
     pixels = img.shape[0] * img.shape[1]
@@ -825,8 +869,9 @@ def compress_to_bpp(model: Autoencoder, img: np.ndarray, bpp: float,
 
 
 def decompress(model: Autoencoder, data: bytes) -> np.ndarray:
-    """``.aek`` bytes → uint8 image (H, W) or (H, W, 3)."""
-    header, payload = parse(data)
+    """``.aek`` bytes (or any bytes-like object: bytearray, memoryview, a uint8 array) → uint8
+    image (H, W) or (H, W, 3)."""
+    header, payload = parse(as_bytes(data))
     code = check_codec_model(model)
     if header.model_id != model_id(model):
         raise CodecFormatError(f"the file was made by codec model {header.model_id.hex()}, not by "
