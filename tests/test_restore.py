@@ -701,3 +701,40 @@ def test_the_python_api_refuses_pixels_and_settings_it_would_misread():
         r.apply(grey, sigma=-5)
     with pytest.raises(ParameterError, match="mask"):
         Restorer.load("unwatermark").apply(grey, mask=np.ones((5, 5), bool))
+
+
+def test_the_python_api_checks_masks_alpha_saturation_and_scale_like_the_cli():
+    """A whole-image or NaN mask ended in scikit-image's own error; an empty mask silently
+    returned the input (the CLI refuses both); a mask was silently applied to denoise; a NaN
+    saturation made the colours NaN; a wrong alpha came back unchanged; ×5 was said to be
+    a missing model; a plain array was an AttributeError."""
+    from aekit.apps.restore import Restorer
+    from aekit.errors import DataError, ParameterError
+    from aekit.imaging import Picture, save_picture
+
+    x = np.random.default_rng(0).random((3, 20, 24)).astype(np.float32)
+    unmark = Restorer.load("unwatermark")
+    for bad, why in ((np.ones((20, 24), bool), "whole image"), (np.zeros((20, 24)), "no pixel"),
+                     (np.full((20, 24), np.nan), "NaN"), (np.full((20, 24), "a"), "numbers")):
+        with pytest.raises(ParameterError, match=why):
+            unmark.apply(Picture(x), mask=bad)
+    mask = np.zeros((20, 24), np.uint8)
+    mask[5:9, 6:12] = 1
+    out, _ = unmark.apply(x, mask=mask)  # a (C, H, W) array is taken as a Picture
+    assert out.shape == x.shape and np.array_equal(out[:, mask == 0], x[:, mask == 0])
+    assert not np.array_equal(out[:, mask == 1], x[:, mask == 1])
+    with pytest.raises(ParameterError, match="denoise takes none"):
+        Restorer.load("denoise").apply(Picture(x), mask=mask)
+    with pytest.raises(ParameterError, match="Picture"):
+        unmark.apply([[0.5]])
+    for bad in (float("nan"), -1.0, "1"):
+        with pytest.raises(ParameterError, match="saturation"):
+            Restorer.load("colorize", saturation=bad)
+    with pytest.raises(ParameterError, match="one of 2, 3, 4, got 5"):
+        Restorer.load("upscale", scale=5)
+    for alpha in (np.ones((3, 3), np.float32), np.full((20, 24), 255, np.uint8),
+                  np.full((20, 24), 7.0)):
+        with pytest.raises(DataError, match="alpha"):
+            Picture(x, alpha=alpha)
+    with pytest.raises(DataError, match="channels last"):
+        save_picture("never.png", x.transpose(1, 2, 0))

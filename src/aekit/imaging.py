@@ -37,6 +37,19 @@ from aekit.io import atomic_path
 # ------------------------------------------------------------------------------- pictures
 
 
+def as_chw(pixels: Any, what: str) -> np.ndarray:
+    """An array as (C, H, W) with C = 1 (grey) or 3 (RGB); (H, W) is taken as grey."""
+    p = np.asarray(pixels)
+    if p.ndim == 2:  # (H, W): grey
+        p = p[None]
+    if p.ndim != 3 or p.shape[0] not in (1, 3):
+        hint = (" — channels last? give pixels.transpose(2, 0, 1)"
+                if p.ndim == 3 and p.shape[-1] in (1, 3) else "")
+        raise DataError(f"{what} must be (C, H, W) with C = 1 (grey) or 3 (RGB), got shape "
+                        f"{p.shape}{hint}")
+    return p
+
+
 @dataclass
 class Picture:
     """Pixels as float32 (C, H, W) in [0, 1] (colour or grey, no alpha), plus what to keep."""
@@ -55,14 +68,7 @@ class Picture:
     def __post_init__(self) -> None:
         """Pixels built by hand (the Python API) are checked once here: a uint8 array or
         0–255 floats, taken as [0, 1], restored to a white picture without a word."""
-        p = np.asarray(self.pixels)
-        if p.ndim == 2:  # (H, W): grey
-            p = p[None]
-        if p.ndim != 3 or p.shape[0] not in (1, 3):
-            hint = (" — channels last? give pixels.transpose(2, 0, 1)"
-                    if p.ndim == 3 and p.shape[-1] in (1, 3) else "")
-            raise DataError(f"Picture pixels must be (C, H, W) with C = 1 (grey) or 3 (RGB), got "
-                            f"shape {p.shape}{hint}")
+        p = as_chw(self.pixels, "Picture pixels")
         if not np.issubdtype(p.dtype, np.floating):
             raise DataError(f"Picture pixels must be floats in [0, 1], got {p.dtype}: divide 8-bit "
                             "values by 255 and 16-bit ones by 65535 (read_picture does this)")
@@ -76,6 +82,15 @@ class Picture:
             raise DataError(f"Picture pixels are on the 0–1 scale, got values up to {top:.4g}: "
                             "divide 8-bit values by 255")
         self.pixels = p
+        if self.alpha is not None:
+            a = np.asarray(self.alpha)
+            if a.shape != p.shape[1:] or not np.issubdtype(a.dtype, np.floating):
+                raise DataError(f"Picture alpha must be (H, W) = {p.shape[1:]} floats in [0, 1], "
+                                f"got {a.dtype} {a.shape}")
+            a = np.ascontiguousarray(a, dtype=np.float32)
+            if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
+                raise DataError("Picture alpha must be finite values in [0, 1]")
+            self.alpha = a
 
     @property
     def grey(self) -> bool:
@@ -152,6 +167,7 @@ def save_picture(path: str | os.PathLike[str], pixels: np.ndarray, like: Picture
     from PIL import Image
 
     path = Path(path)
+    pixels = as_chw(pixels, "save_picture's pixels")
     suffix = path.suffix.lower()
     fmt = Image.registered_extensions().get(suffix)
     if fmt is None:

@@ -128,10 +128,12 @@ class Restorer:
         it has none)."""
         if task not in TASKS:
             raise ParameterError(f"unknown restoration task {task!r}; known: {', '.join(TASKS)}")
-        if isinstance(ensemble, bool) or not isinstance(ensemble, (int, np.integer)) \
-                or not 1 <= ensemble <= 8:
-            raise ParameterError(f"ensemble is how many of the 8 flips/rotations to average, "
-                                 f"1–8 (1 = off), got {ensemble!r}")
+        check_ensemble(ensemble)
+        if saturation is not None:
+            check_saturation(saturation)
+        if task == "upscale" and scale is not None and scale not in SCALES:
+            raise ParameterError(f"scale is an upscaling factor, one of "
+                                 f"{', '.join(map(str, SCALES))}, got {scale!r}")
         from_zoo = model_dir is None
         if model_dir is None:
             name = zoo_name(task, scale or 2)
@@ -170,6 +172,10 @@ class Restorer:
             chroma.to(dev).eval().to(memory_format=torch.channels_last)
         return cls(model, task, scale if task == "upscale" else 1, dev, t or 1 << 30, 32, ensemble,
                    float(saturation), chroma)
+
+    def __post_init__(self) -> None:
+        check_ensemble(self.ensemble)
+        check_saturation(self.saturation)
 
     @property
     def channels(self) -> int:
@@ -251,11 +257,18 @@ class Restorer:
         e.g. from :func:`aekit.imaging.read_picture`): (pixels (C', s·H, s·W), alpha or
         None). ``sigma`` (denoise, on the 0–255 scale) is a hint for noise above the
         model's range; ``mask`` (unwatermark) is (H, W), true where marks are to be removed."""
+        if isinstance(pic, np.ndarray):  # (C, H, W) or (H, W) floats in [0, 1], checked there
+            pic = Picture(pic)
+        if not isinstance(pic, Picture):
+            raise ParameterError("apply takes an aekit.imaging.Picture (read_picture) or a "
+                                 f"(C, H, W) float array in [0, 1], got {type(pic).__name__}")
         if sigma is not None and not 0 <= sigma <= 255:
             raise ParameterError(f"sigma is on the 0–255 scale, got {sigma}")
-        if mask is not None and np.shape(mask) != pic.pixels.shape[1:]:
-            raise ParameterError(f"the mask is {np.shape(mask)} but the picture is "
-                                 f"{pic.pixels.shape[1:]} (H, W)")
+        if mask is not None:
+            if self.task != "unwatermark":
+                raise ParameterError(f"a mask says what unwatermark removes; {self.task} takes "
+                                     "none")
+            mask = check_mask(mask, pic.pixels.shape[1:])
         x = pic.pixels
         dec = self.model.decoder
         threshold = getattr(dec, "gate_threshold", 0.0)
@@ -295,7 +308,7 @@ class Restorer:
         if grey_rgb:
             y = np.repeat(y, 3, axis=0)
         if mask is not None:  # outside the user's mask the photo is kept as it was
-            keep = ~mask.astype(bool)
+            keep = ~mask
             y = np.where(keep[None], pic.pixels, y)
             if np.issubdtype(np.dtype(out_dtype), np.integer):
                 y = (np.clip(y, 0, 1) * np.iinfo(out_dtype).max + 0.5).astype(out_dtype)
@@ -337,13 +350,52 @@ def read_mask(path: str, size: tuple[int, int]) -> np.ndarray:
         m = m[..., :3].max(2) if m.shape[2] >= 3 else m[..., 0]
     top = float(m.max(initial=0.0))
     m = m > (0 if top <= 1.5 / 255 else MASK_LEVEL)  # a 0/1 mask: its 1s are 1/255
-    if not m.any():
-        raise DataError(f"{path}: the mask marks no pixel (mark what is to be removed in white "
-                        "on black, or opaque on a transparent layer)")
-    if m.all():
-        raise DataError(f"{path}: the mask covers the whole image, so nothing is left to fill "
-                        "it from; mark only what is to be removed (white)")
+    problem = mask_cover_problem(m)
+    if problem:
+        raise DataError(f"{path}: the mask {problem}; mark what is to be removed in white on "
+                        "black (or opaque on a transparent layer)")
     return m
+
+
+def mask_cover_problem(m: np.ndarray) -> str | None:
+    """Why a boolean mask cannot be filled from the rest of the picture, or None."""
+    if not m.any():
+        return "marks no pixel"
+    if m.all():
+        return "covers the whole image, so nothing is left to fill it from"
+    return None
+
+
+def check_mask(mask: Any, size: tuple[int, ...]) -> np.ndarray:
+    """A mask from Python: (H, W), true (or non-zero) where marks are to be removed."""
+    m = np.asarray(mask)
+    if m.shape != tuple(size):
+        raise ParameterError(f"the mask is {m.shape} but the picture is {tuple(size)} (H, W)")
+    if m.dtype != bool:
+        if not np.issubdtype(m.dtype, np.number):
+            raise ParameterError(f"the mask is booleans or numbers (non-zero = remove), got "
+                                 f"{m.dtype}")
+        if not np.isfinite(m).all():
+            raise ParameterError("the mask holds NaN or infinite values")
+        m = m != 0
+    problem = mask_cover_problem(m)
+    if problem:
+        raise ParameterError(f"the mask {problem}")
+    return m
+
+
+def check_ensemble(ensemble: Any) -> None:
+    if isinstance(ensemble, bool) or not isinstance(ensemble, (int, np.integer)) \
+            or not 1 <= ensemble <= 8:
+        raise ParameterError(f"ensemble is how many of the 8 flips/rotations to average, "
+                             f"1–8 (1 = off), got {ensemble!r}")
+
+
+def check_saturation(saturation: Any) -> None:
+    if isinstance(saturation, bool) or not isinstance(saturation, (int, float, np.number)) \
+            or not math.isfinite(saturation) or saturation < 0:
+        raise ParameterError(f"saturation multiplies the predicted colour, a finite number ≥ 0, "
+                             f"got {saturation!r}")
 
 
 def run_task(args: argparse.Namespace, task: str) -> int:
