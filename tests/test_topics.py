@@ -757,3 +757,42 @@ def test_ragged_csv_rows_and_non_text_jsonl_fields_are_errors(tmp_path):
     (tmp_path / "a.jsonl").write_text('{"text": "fine"}\n{"text": ["a", "b"]}\n')
     with pytest.raises(DataError, match="line 2: the 'text' field is a JSON array"):
         load_corpus(str(tmp_path / "a.jsonl"))
+
+
+def test_text_api_checks_counts_widths_and_counts_of_results():
+    """NaN counts were called "no document has a word"; texts or a 1-D array failed deep in
+    NumPy; a COO matrix or a list could not be encoded; a 4-bit query against 16-bit codes
+    was ranked without a word; n or k = −1 returned all but one; a string topic count or a
+    negative lr failed inside torch."""
+    from aekit.errors import ParameterError
+
+    nan = np.ones((10, 6), np.float32)
+    nan[2, 3] = np.nan
+    with pytest.raises(DataError, match="finite and ≥ 0"):
+        train_topic_model(nan, 2, epochs=1, progress=False)
+    with pytest.raises(DataError, match="not texts: count them"):
+        train_topic_model(["oil price", "wheat crop"], 2, epochs=1, progress=False)
+    with pytest.raises(DataError, match="2-D .* got float32 \\(6,\\)"):
+        train_topic_model(np.ones(6, np.float32), 2, epochs=1, progress=False)
+    for bad in ("3", 1, 2.0):
+        with pytest.raises(ParameterError, match="topics"):
+            train_topic_model(np.ones((10, 6), np.float32), bad, epochs=1, progress=False)
+    with pytest.raises(ParameterError, match="lr must be a finite number > 0"):
+        train_topic_model(np.ones((10, 6), np.float32), 2, epochs=1, lr=-1, progress=False)
+    counts = np.random.default_rng(0).poisson(1.0, (12, 6)).astype(np.float32)
+    model, _ = train_topic_model(counts, 2, hidden=[8], epochs=1, progress=False)
+    theta = encode_counts(model, counts[:2])
+    for same in (sp.coo_matrix(counts[:2]), counts[:2].tolist()):
+        assert np.allclose(encode_counts(model, same), theta, atol=1e-6)
+    with pytest.raises(DataError, match="5 word columns but the model's vocabulary has 6"):
+        encode_counts(model, counts[:, :5])
+    with pytest.raises(ParameterError, match="vocabulary size is an integer"):
+        build_vocabulary(["oil price", "wheat crop"], size="10")
+    db = np.random.default_rng(1).random((5, 16)) > 0.5
+    for metric in ("hamming", "expected_hamming", "cosine"):
+        with pytest.raises(ParameterError, match="same width"):
+            nearest(db[:1, :4].astype(float), db, metric=metric)
+    with pytest.raises(ParameterError, match="k is an integer"):
+        nearest(db[:1], db, k=-1, metric="hamming")
+    with pytest.raises(ParameterError, match="n \\(top words\\)"):
+        top_words(np.random.default_rng(2).random((3, 8)), -1)

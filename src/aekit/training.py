@@ -401,6 +401,12 @@ def fit(
     epochs = None if epochs is None else int(epochs)
     if minutes is not None and minutes <= 0:
         raise AekitError(f"minutes must be > 0, got {minutes}")
+    for name, value, least in (("lr", lr, 0.0), ("weight_decay", weight_decay, None)):
+        ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) \
+            and math.isfinite(value) and (value > least if least is not None else value >= 0)
+        if not ok:
+            raise ParameterError(f"{name} must be a finite number "
+                                 f"{'> 0' if least is not None else '≥ 0'}, got {value!r}")
     data = as_array_data(data)
     if batch_size is None:
         batch_size = auto_batch_size(len(data))

@@ -18,10 +18,20 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import log_softmax, logsumexp
 
+from aekit.errors import ParameterError
+
+
+def check_count(n: object, what: str) -> int:
+    """A count of results: an integer ≥ 1."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ParameterError(f"{what} is an integer ≥ 1, got {n!r}")
+    return int(n)
+
 
 def top_words(topic_word: np.ndarray, n: int = 10) -> np.ndarray:
     """Indices (K, n) of each topic's ``n`` highest-weighted words, best first."""
     tw = np.asarray(topic_word)
+    check_count(n, "n (top words)")
     n = min(n, tw.shape[1])
     part = np.argpartition(-tw, n - 1, axis=1)[:, :n]
     order = np.argsort(-np.take_along_axis(tw, part, 1), axis=1, kind="stable")
@@ -34,7 +44,7 @@ def relevance(log_topic_word: np.ndarray, lam: float = 0.8) -> np.ndarray:
     ``log_topic_word`` is (K, V) log word distributions, each up to a constant (normalised
     here). λ = 1 ranks by probability alone; lower λ favours words specific to the topic."""
     if not 0.0 <= lam <= 1.0:
-        raise ValueError(f"relevance lambda must be in [0, 1], got {lam}")
+        raise ParameterError(f"relevance lambda must be in [0, 1], got {lam}")
     lp = log_softmax(np.asarray(log_topic_word, dtype=np.float64), axis=1)  # log p(w|k)
     log_pw = logsumexp(lp, axis=0, keepdims=True) - np.log(len(lp))  # log p(w), uniform topics
     return lp - (1.0 - lam) * log_pw
@@ -125,7 +135,7 @@ def _distance_chunks(queries: np.ndarray, db: np.ndarray, metric: str,
     elif metric == "expected_hamming":
         qf = np.asarray(queries, dtype=np.float64)
         if qf.size and (qf.min() < 0 or qf.max() > 1):
-            raise ValueError("expected_hamming queries are bit probabilities in [0, 1]")
+            raise ParameterError("expected_hamming queries are bit probabilities in [0, 1]")
         bf = (np.asarray(db) > 0.5).astype(np.float64)
         b_ones = bf.sum(1)
     elif metric == "cosine":
@@ -134,7 +144,7 @@ def _distance_chunks(queries: np.ndarray, db: np.ndarray, metric: str,
             return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
         qn, dn = unit(queries), unit(db)
     else:
-        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+        raise ParameterError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
     for s in range(0, len(queries), chunk):
         e = min(s + chunk, len(queries))
         if metric == "hamming":
@@ -158,6 +168,11 @@ def nearest(queries: np.ndarray, db: np.ndarray, k: int = 10, metric: str = "cos
     """The k nearest db rows of each query: (indices (Q, k), scores (Q, k)); scores are cosine
     similarities or (expected) Hamming distances. ``exclude[i]`` (a db index or −1) is never returned
     for query i (a document is not its own neighbour). Ties keep db order (stable sort)."""
+    check_count(k, "k")
+    q_width, db_width = np.shape(queries)[-1:], np.shape(db)[-1:]
+    if np.ndim(queries) != 2 or np.ndim(db) != 2 or q_width != db_width:
+        raise ParameterError(f"queries and db are (rows, code width) with the same width, got "
+                             f"{np.shape(queries)} and {np.shape(db)}")
     k = min(k, len(db) - (0 if exclude is None else 1))
     idx_out, score_out = [], []
     for _, _, dist in _distance_chunks(queries, db, metric, exclude, chunk):
@@ -186,6 +201,11 @@ def precision_at_k(queries: np.ndarray, q_labels: sp.csr_matrix, db: np.ndarray,
     if len(labelled) < q_labels.shape[0]:
         queries, q_labels = np.asarray(queries)[labelled], q_labels[labelled]
         exclude = None if exclude is None else np.asarray(exclude)[labelled]
+    check_count(k, "k")
+    q_width, db_width = np.shape(queries)[-1:], np.shape(db)[-1:]
+    if np.ndim(queries) != 2 or np.ndim(db) != 2 or q_width != db_width:
+        raise ParameterError(f"queries and db are (rows, code width) with the same width, got "
+                             f"{np.shape(queries)} and {np.shape(db)}")
     k = min(k, len(db) - (0 if exclude is None else 1))
     total = 0.0
     for s, e, dist in _distance_chunks(queries, db, metric, exclude, chunk):

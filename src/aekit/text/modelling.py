@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from aekit.data.arrays import ArrayData
-from aekit.errors import AekitError, DataError
+from aekit.errors import AekitError, DataError, ParameterError
 from aekit.models import Autoencoder, create_model, preset_config
 from aekit.nn.bow import EmbeddingTopics, set_word_vectors
 from aekit.text.measures import npmi_per_topic, relevance, top_words
@@ -71,6 +71,30 @@ def check_counts(dense: np.ndarray, what: str = "counts") -> None:
                         "values found)")
 
 
+def as_counts(counts: Any, vocab_size: int | None = None):
+    """A (N, V) count matrix as given (a scipy.sparse matrix becomes CSR, which slices by
+    rows; anything else a 2-D NumPy array), checked: numbers, finite, ≥ 0, and V columns when
+    ``vocab_size`` is given (a model's vocabulary). Texts are refused with how to count them."""
+    if isinstance(counts, str) or (isinstance(counts, (list, tuple)) and len(counts)
+                                   and isinstance(counts[0], str)):
+        raise DataError("this takes a (documents, words) count matrix, not texts: count them "
+                        "with vocab = aekit.text.build_vocabulary(texts); vocab.counts(texts)")
+    if sp.issparse(counts):
+        m = sp.csr_matrix(counts)
+        values = m.data
+    else:
+        m = values = np.asarray(counts)
+    if m.ndim != 2 or not np.issubdtype(values.dtype, np.number) \
+            or np.issubdtype(values.dtype, np.complexfloating):
+        raise DataError(f"counts must be a 2-D (documents, words) matrix of numbers, got "
+                        f"{values.dtype} {m.shape}")
+    check_counts(values)
+    if vocab_size is not None and m.shape[1] != vocab_size:
+        raise DataError(f"the counts have {m.shape[1]} word columns but the model's vocabulary "
+                        f"has {vocab_size} words (count with the model's own vocabulary)")
+    return m
+
+
 def counts_data(counts, name: str = "corpus") -> ArrayData:
     """A (sparse) count matrix as :class:`ArrayData`, stored densely as compactly as its
     largest count allows (uint8/uint16/float32), served as float counts (scale 1)."""
@@ -115,10 +139,12 @@ def train_topic_model(counts, n_topics: int, *, hidden: list[int] | None = None,
     text is looked at). ProdLDA's topics vary a lot between seeds (Reuters, K = 20: NPMI
     0.17–0.30; ``topic``'s 0.30–0.33); the seeds and their scores are kept in
     ``model.config.extra["restarts"]``."""
-    if n_topics < 2:
-        raise AekitError(f"--topics must be at least 2, got {n_topics}")
-    if restarts < 1:
-        raise AekitError(f"--restarts must be at least 1, got {restarts}")
+    if isinstance(n_topics, bool) or not isinstance(n_topics, (int, np.integer)) or n_topics < 2:
+        raise ParameterError(f"the number of topics (--topics) is an integer ≥ 2, got "
+                             f"{n_topics!r}")
+    if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 1:
+        raise ParameterError(f"restarts (--restarts) is an integer ≥ 1, got {restarts!r}")
+    counts = as_counts(counts)
     if preset not in TOPIC_PRESETS:
         raise AekitError(f"topic preset must be one of {', '.join(TOPIC_PRESETS)}, got {preset!r}")
     v = counts.shape[1]
@@ -157,8 +183,9 @@ def train_doc_hash(counts, bits: int, *, code: str = "doc_binary", hidden: list[
     (any registered code works: ``"dense"`` a plain one)."""
     from aekit.nn.bow import set_idf
 
-    if bits < 1:
-        raise AekitError(f"the code needs at least 1 bit, got {bits}")
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or bits < 1:
+        raise ParameterError(f"the code needs an integer ≥ 1 of bits, got {bits!r}")
+    counts = as_counts(counts)
     v = counts.shape[1]
     overrides: dict[str, Any] = {"arch_options": {"hidden": hidden}} if hidden is not None else {}
     config = preset_config("doc-hash", (v,), bits, **overrides)
@@ -187,14 +214,14 @@ def bit_probabilities(model: Autoencoder, counts, batch_size: int = 1024) -> np.
 def _map_counts(model: Autoencoder, counts, batch_size: int, fn) -> np.ndarray:
     """``fn`` (a batch of counts as a float tensor → (B, latent)) over a (sparse) count
     matrix in batches, without gradients: (N, latent) float32."""
+    counts = as_counts(counts, model.input_shape[0])
     model.eval()
     dev = next(model.parameters()).device
     out = []
     with torch.no_grad():
         for s in range(0, counts.shape[0], batch_size):
             chunk = counts[s:s + batch_size]
-            dense = chunk.toarray() if sp.issparse(chunk) else np.asarray(chunk)
-            check_counts(dense)
+            dense = chunk.toarray() if sp.issparse(chunk) else chunk
             out.append(fn(torch.as_tensor(dense, dtype=torch.float32, device=dev)).float().cpu())
     if not out:
         return np.zeros((0, model.config.latent_dim), np.float32)
