@@ -365,6 +365,40 @@ def test_train_option_mistakes_are_one_line_and_leave_no_files(capsys, tmp_path,
     assert not out.exists()  # not even a run.json to "resume"
 
 
+def test_sigterm_before_the_first_checkpoint_leaves_no_half_made_run(capsys, tmp_path, monkeypatch):
+    import os
+    import signal
+    import time
+
+    import aekit.apps.basic
+
+    def killed_while_training(*args, **kwargs):  # a scheduler's SIGTERM, mid-epoch
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the handler raises before this returns
+
+    monkeypatch.setattr(aekit.apps.basic, "fit", killed_while_training)
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", "--epochs", "1", "--no-progress", "--out", out)
+    assert code == 128 + signal.SIGTERM and err == "aekit: terminated\n", err
+    assert not out.exists()  # not a run.json that can neither resume nor be reused
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back
+
+
+def test_a_stray_rank_variable_outside_torchrun_is_one_process(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "3")  # left by a scheduler; no WORLD_SIZE: not distributed
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    out = tmp_path / "m"
+    code, _, err = run(capsys, "train", "--epochs", "1", "--no-progress", "--out", out)
+    assert code == 0, err
+    assert (out / "config.json").exists()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code, _, err = run(capsys, "train", "--epochs", "1", "--no-progress", "--out", tmp_path / "n")
+    assert code == 2 and "RANK=3 is outside 0..1" in err and err.count("\n") == 1, err
+    monkeypatch.setenv("RANK", "1")  # torchrun's rank 1 fails as rank 0 does: rank 0 says it
+    code, _, err = run(capsys, "train", "--data", tmp_path / "missing.npy", "--no-progress")
+    assert code == 2 and err == ""
+
+
 def test_resume_keeps_the_budget_and_the_frozen_layers(capsys, model_dir, tmp_path):
     import torch
 

@@ -9,11 +9,38 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from aekit import __version__
 from aekit.apps import APP_MODULES, COMMANDS
 from aekit.errors import AekitError
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's time limit, ``kill``, torchrun stopping its workers) raised in
+    the main thread like Ctrl-C, so the cleanup a command does on the way out runs: a run
+    stopped before its first checkpoint leaves no half-made folder, a staged file is removed."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _quiet_rank() -> bool:
+    """torchrun's ranks above 0 fail with the same error as rank 0, which says it once (their
+    exit status still tells torchrun which failed)."""
+    try:
+        world, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+        return 0 < rank < world  # a rank outside the world is an error rank 0 cannot see
+    except ValueError:
+        return False
+
+
+def _say(line: str) -> None:
+    if not _quiet_rank():
+        sys.stderr.write(line + "\n")
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -94,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return int(args.handler(args) or 0)
     except AekitError as e:
@@ -102,24 +131,28 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, FilesFailed):  # --json still says what was written and what failed
             if getattr(args, "json", False):
                 emit(args, {"files": e.done, "failed": e.failed, "error": str(e)}, "")
-        sys.stderr.write(f"aekit: error: {e}\n")
+        _say(f"aekit: error: {e}")
         return 2
+    except Terminated:
+        _say("aekit: terminated")
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        sys.stderr.write("aekit: interrupted\n")
+        _say("aekit: interrupted")
         return 130
     except BrokenPipeError:
         return 0
     except OSError as e:  # the machine's, not aekit's: a full disk, a file too large, no access
         where = f": {e.filename}" if e.filename else ""
-        sys.stderr.write(f"aekit: error: {e.strerror or e}{where}\n")
+        _say(f"aekit: error: {e.strerror or e}{where}")
         return 1
     except Exception as e:  # noqa: BLE001 — the promise is one line, never a traceback
         if debugging():
             raise
-        sys.stderr.write(f"aekit: internal error: {_one_line(e)} "
-                         "(set AEKIT_DEBUG=1 for the traceback)\n")
+        _say(f"aekit: internal error: {_one_line(e)} (set AEKIT_DEBUG=1 for the traceback)")
         return 1
-
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -49,8 +49,16 @@ def current() -> DistInfo:
     if dist.is_available() and dist.is_initialized():
         return DistInfo(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", 0),
                         _env_int("LOCAL_WORLD_SIZE", 1))
-    return DistInfo(_env_int("RANK", 0), _env_int("WORLD_SIZE", 1), _env_int("LOCAL_RANK", 0),
-                    _env_int("LOCAL_WORLD_SIZE", 1))
+    world = _env_int("WORLD_SIZE", 1)
+    if world < 1:
+        raise AekitError(f"environment variable WORLD_SIZE must be at least 1, not {world}")
+    if world == 1:  # one process: a RANK left by a scheduler or shell does not make it rank > 0
+        return DistInfo(0, 1, 0, 1)
+    rank = _env_int("RANK", 0)
+    if not 0 <= rank < world:
+        raise AekitError(f"environment variable RANK={rank} is outside 0..{world - 1} "
+                         f"(WORLD_SIZE={world})")
+    return DistInfo(rank, world, _env_int("LOCAL_RANK", 0), _env_int("LOCAL_WORLD_SIZE", 1))
 
 
 def is_main_process() -> bool:

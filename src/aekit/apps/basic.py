@@ -226,10 +226,11 @@ def train_from_args(args: argparse.Namespace) -> tuple[Autoencoder, Path, dict[s
     made_out = False
     if args.out:
         out = Path(args.out)
-        made_out = not out.exists()
-        from aekit.io import make_dir
+        if main:  # only rank 0 makes it, so a run that fails early can remove what it made
+            from aekit.io import make_dir
 
-        make_dir(out)
+            made_out = not out.exists()
+            make_dir(out)
     elif main:
         out, made_out = unique_run_dir(f"{args.preset}-{data_stem(args.data)}"), True
     else:  # pragma: no cover - torchrun ranks > 0 write nothing, the name only labels them
