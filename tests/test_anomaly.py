@@ -6,7 +6,13 @@ from sklearn.metrics import roc_auc_score
 
 import aekit
 from aekit.cli import main
-from aekit.detectors import AutoencoderOutlierDetector, sliding_windows, window_scores_to_points
+from aekit.detectors import (
+    AutoencoderOutlierDetector,
+    sliding_windows,
+    tie_aware_threshold,
+    window_scores_to_points,
+    window_starts,
+)
 from aekit.errors import AekitError, DataError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -112,6 +118,9 @@ def test_anomaly_cli_fit_and_score(tmp_path, capsys):
     scored = json.loads(capsys.readouterr().out)
     assert scored["roc_auc"] > 0.95 and scored["samples"] == 66
     assert (tmp_path / "s.csv").read_text().startswith("index,score,outlier\n")
+    assert main(["anomaly", "score", "--model", str(tmp_path / "det"), "--data",  # labels as numbers
+                 str(tmp_path / "test.csv"), "--normal-label", "0.0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["roc_auc"] == scored["roc_auc"]
     assert main(["anomaly", "score", "--model", str(tmp_path / "train.npy"), "--data", "x"]) == 2
     capsys.readouterr()
     for argv, needle in ((["--normal-label", "7"], "--normal-label 7 is not among the labels (0, 1)"),
@@ -320,3 +329,62 @@ def test_a_bad_threshold_on_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert e.value.code == 2 and "invalid choice: 'test'" in err and err.count("\n") == 1
     assert not (tmp_path / "d").exists()
+
+
+def test_strided_windows_cover_the_last_steps_and_scores_must_match_them():
+    s = np.arange(10, dtype=np.float32)
+    assert window_starts(10, 4, 4).tolist() == [0, 4, 6]  # one more window ends on step 9
+    np.testing.assert_array_equal(sliding_windows(s, 4, stride=4)[-1], [6, 7, 8, 9])
+    pts = window_scores_to_points(np.array([1.0, 3.0, 2.0]), 10, 4, 4)
+    assert pts.tolist() == [1, 1, 1, 1, 3, 3, 3, 3, 2, 2]  # every step scored, none NaN
+    for bad in ((np.ones(2), 10, 4, 4), (np.ones(3), 10, 0, 1), (np.ones(3), 10, 4, 2.5)):
+        with pytest.raises(DataError):
+            window_scores_to_points(*bad)
+
+
+def test_a_series_names_its_bad_time_step_and_counts_its_channels_as_features():
+    series = np.stack([np.sin(np.arange(400) / 5), np.cos(np.arange(400) / 5)], 1).astype(np.float32)
+    det = small(window=20, stride=7, latent_dim=4, epochs=2).fit(series)
+    assert det.n_features_in_ == 2  # the columns given to fit, not the window's 40 values
+    assert len(det.decision_scores_) == len(window_starts(400, 20, 7))
+    bad = series.copy()
+    bad[123, 1] = np.nan
+    with pytest.raises(DataError, match="123"):
+        det.decision_function(bad)
+    with pytest.raises(DataError, match="complex"):
+        det.decision_function(series.astype(np.complex64))
+    as_objects = det.decision_function(series.astype(object))  # numbers held as objects
+    np.testing.assert_allclose(as_objects, det.decision_function(series), rtol=1e-6)
+
+
+def test_tied_top_scores_are_flagged_together_and_probabilities_agree_with_predict():
+    tied_top = np.r_[np.linspace(0, 1, 80), np.full(20, 5.0)]  # 20 % share one top score
+    t = tie_aware_threshold(tied_top, 0.1)
+    assert int((tied_top > t).sum()) == 20  # not 0: a threshold equal to them flagged none
+    zeros = np.r_[np.zeros(95), np.linspace(1, 2, 5)]  # a tied bulk below the quantile
+    assert int((zeros > tie_aware_threshold(zeros, 0.1)).sum()) == 5  # not all 100
+    assert int((np.ones(50) > tie_aware_threshold(np.ones(50), 0.1)).sum()) == 0
+    x = low_rank(300)
+    det = small(epochs=20).fit(x)
+    new = np.concatenate([low_rank(100, seed=5), np.random.default_rng(6).normal(0, 3, (10, 16))])
+    proba = det.predict_proba(new)
+    np.testing.assert_array_equal(proba.argmax(1), det.predict(new))
+    assert np.all(np.diff(proba[np.argsort(det.decision_function(new)), 1]) >= 0)  # monotone
+
+
+def test_cli_names_a_windows_steps(tmp_path, capsys):
+    t = np.arange(1000)
+    series = np.sin(2 * np.pi * t / 40).astype(np.float32)
+    series[997:] += 3.0  # a glitch in the last steps, which stride 25 alone never reached
+    np.save(tmp_path / "s.npy", series)
+    assert main(["anomaly", "fit", "--data", str(tmp_path / "s.npy"), "--out", str(tmp_path / "d"),
+                 "--window", "40", "--stride", "25", "--latent-dim", "4", "--epochs", "40",
+                 "--no-progress", "--json"]) == 0
+    capsys.readouterr()
+    assert main(["anomaly", "score", "--model", str(tmp_path / "d"), "--data",
+                 str(tmp_path / "s.npy"), "--top", "1", "--scores", str(tmp_path / "w.csv"),
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["top"] == [{"first_step": 960, "last_step": 999, "score": out["top"][0]["score"]}]
+    assert not np.isnan(out["point_scores"]).any()
+    assert (tmp_path / "w.csv").read_text().splitlines()[-1].startswith("960,")

@@ -11,7 +11,8 @@ unit, the data-space score ranked better: ROC-AUC 0.999 vs 0.988). As in PyOD (`
   abnormal), ``threshold_`` (the ``1 − contamination`` quantile of them) and ``labels_`` (0
   inlier, 1 outlier);
 * ``decision_function(X)`` scores new samples, ``predict(X)`` gives 0/1 and
-  ``predict_proba(X)`` the outlier probability (min–max scaled or "unify", Kriegel et al. 2011).
+  ``predict_proba(X)`` the outlier probability (linear through the threshold, or "unify",
+  Kriegel et al. 2011).
 
 Inputs: tabular rows (N, D); images (N, H, W) or (N, C, H, W) (uint8/uint16, or floats in [0, 1]
 or [0, 255]; scored later as 8/16-bit or as the same kind of floats as at fit); time
@@ -45,30 +46,66 @@ MIN_HELD_OUT_SAMPLES = 50
 MIN_THRESHOLD_SCORES = 20
 
 
+def window_starts(n_points: int, window: int, stride: int = 1) -> np.ndarray:
+    """First time step of each window of a series of ``n_points`` steps: every ``stride``-th,
+    plus one that ends on the last step when the stride does not land there (so every step is
+    covered and scored)."""
+    for name, v in (("n_points", n_points), ("window", window), ("stride", stride)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise DataError(f"{name} must be an integer ≥ 1, got {v!r}")
+    if n_points < window:
+        raise DataError(f"the series has {n_points} steps, fewer than the window of {window}")
+    starts = np.arange(0, n_points - window + 1, stride)
+    if starts[-1] != n_points - window:
+        starts = np.append(starts, n_points - window)
+    return starts
+
+
 def sliding_windows(series: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
-    """(T,) or (T, C) series → (n, window) or (n, window·C) windows (a copy, C-contiguous)."""
+    """(T,) or (T, C) series → (n, window) or (n, window·C) windows (a copy, C-contiguous),
+    starting at :func:`window_starts`."""
     s = np.asarray(series)
     if s.ndim == 1:
         s = s[:, None]
     if s.ndim != 2:
         raise DataError(f"a time series must be (T,) or (T, C), got shape {np.shape(series)}")
-    if window < 1 or stride < 1:
-        raise DataError(f"window and stride must be ≥ 1, got {window} and {stride}")
-    if len(s) < window:
-        raise DataError(f"the series has {len(s)} steps, fewer than the window of {window}")
-    w = np.lib.stride_tricks.sliding_window_view(s, window, axis=0)[::stride]  # (n, C, window)
+    starts = window_starts(len(s), window, stride)
+    w = np.lib.stride_tricks.sliding_window_view(s, window, axis=0)[starts]  # (n, C, window)
     return np.ascontiguousarray(w.transpose(0, 2, 1).reshape(len(w), -1))
 
 
 def window_scores_to_points(scores: np.ndarray, n_points: int, window: int,
                             stride: int = 1) -> np.ndarray:
-    """Score of each time step: the highest score among the windows that cover it."""
+    """Score of each time step: the highest score among the windows that cover it (the
+    windows of :func:`sliding_windows` with the same ``window`` and ``stride``)."""
+    starts = window_starts(n_points, window, stride)
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != starts.shape:
+        raise DataError(f"{n_points} steps in windows of {window} every {stride} make "
+                        f"{len(starts)} windows, but {scores.size} scores were given "
+                        f"(shape {scores.shape})")
     out = np.full(n_points, -np.inf)
-    for i, sc in enumerate(np.asarray(scores, dtype=np.float64)):
-        s = i * stride
+    for s, sc in zip(starts, scores):
         np.maximum(out[s:s + window], sc, out=out[s:s + window])
-    out[np.isinf(out)] = np.nan
     return out
+
+
+def tie_aware_threshold(scores: np.ndarray, contamination: float) -> float:
+    """The (1 − contamination) quantile of ``scores``, moved below a run of equal scores at
+    it when flagging the whole run (``score > threshold``) comes closer to the contamination
+    share than flagging none of it: tied top scores (duplicated rows, a saturated score) were
+    all left unflagged by a threshold equal to their value."""
+    q = float(np.quantile(scores, 1.0 - contamination))
+    if not np.any(scores == q):
+        return q
+    below = scores[scores < q]
+    if len(below) == 0:  # every score is equal: nothing stands out
+        return q
+    target = contamination * len(scores)
+    above, with_ties = int((scores > q).sum()), int((scores >= q).sum())
+    if abs(with_ties - target) <= abs(above - target):
+        return float((below.max() + q) / 2)
+    return q
 
 
 class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
@@ -112,7 +149,9 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     ----------
     decision_scores_ : ndarray (N,) — the training samples' scores (higher = more abnormal).
     threshold_ : float — the (1 − contamination) quantile of ``decision_scores_`` (of the
-        held-out samples' among them with ``threshold_on="held-out"``).
+        held-out samples' among them with ``threshold_on="held-out"``); where equal scores
+        sit at it, just below them if flagging them all comes closer to ``contamination``
+        (:func:`tie_aware_threshold`).
     labels_ : ndarray (N,) of 0 (inlier) / 1 (outlier) — PyOD's convention, not
         scikit-learn's +1 / −1: ``predict`` returns the same 0/1.
     model_ : the trained :class:`aekit.models.Autoencoder`.
@@ -175,15 +214,24 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         elif hasattr(X, "toarray"):  # a scipy sparse matrix
             X = X.toarray()
         X = np.asarray(X)
-        if X.dtype == object or not np.issubdtype(X.dtype, np.number):
+        if X.dtype == object:  # numbers held as Python objects: taken if they all convert
+            try:
+                X = X.astype(np.float64)
+            except (TypeError, ValueError):
+                raise DataError("X must be numeric; it holds objects that are not numbers") from None
+        if np.iscomplexobj(X):
+            raise DataError("X is complex; give real features (e.g. np.abs(X), or the real "
+                            "and imaginary parts as separate columns)")
+        if not np.issubdtype(X.dtype, np.number):
             raise DataError(f"X must be numeric, got dtype {X.dtype}")
-        if self.window:
-            X = sliding_windows(X, int(self.window), int(self.stride))
-        elif X.ndim == 1:
+        if X.ndim == 1 and not self.window:
             raise DataError("X is 1-D: give (n_samples, n_features), or set window= for a series")
         if len(X) == 0:
             raise DataError(f"X has 0 samples (shape {X.shape}); at least 1 is needed")
-        ArrayData(X, name="X").validate()  # NaN, inf, float64 beyond float32: sample named
+        # NaN, inf, float64 beyond float32: the sample (for a series, the time step) named
+        ArrayData(X if X.ndim > 1 else X[:, None], name="X").validate()
+        if self.window:
+            X = sliding_windows(X, int(self.window), int(self.stride))
         if X.dtype != np.uint8:
             X = X.astype(np.float32, copy=False)
         # the scale of image-shaped data is fixed at fit: guessed per call from the call's own
@@ -276,16 +324,21 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
                          progress=self.verbose)
         self.model_ = model.cpu().eval()
         self.fit_summary_ = result.summary()
-        self.n_features_in_ = math.prod(data.input_shape)
+        self.n_features_in_ = self._n_features(model)
         self.decision_scores_ = self._scores(data)
         self._set_threshold(held_out if self.threshold_on == "held-out" else None)
         return self
+
+    def _n_features(self, model: Autoencoder) -> int:
+        """scikit-learn's ``n_features_in_``: the columns of the X given to fit (for a series,
+        its channels, not the window's values)."""
+        return math.prod(model.input_shape) // (int(self.window) if self.window else 1)
 
     def _set_threshold(self, among: np.ndarray | None = None) -> None:
         """``threshold_`` from the scores of the samples ``among`` (default all), ``labels_``
         and the score statistics ``predict_proba`` scales by."""
         s = self.decision_scores_
-        self.threshold_ = float(np.quantile(s if among is None else s[among], 1.0 - self.contamination))
+        self.threshold_ = tie_aware_threshold(s if among is None else s[among], self.contamination)
         self.labels_ = (s > self.threshold_).astype(np.int64)
         self._score_stats = (float(s.min()), float(s.max()), float(s.mean()), float(s.std()))
 
@@ -320,12 +373,19 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         return self.fit(X).labels_
 
     def predict_proba(self, X: Any, method: str = "linear") -> np.ndarray:
-        """(N, 2): probability of inlier, outlier. ``linear`` min–max scales by the training
-        scores; ``unify`` is the Gaussian-scaled score of Kriegel et al. (2011), as in PyOD."""
+        """(N, 2): probability of inlier, outlier. ``linear`` scales the score linearly
+        from the training scores' minimum (0) to ``threshold_`` (0.5) and on to their maximum
+        (1), so the more probable class is what :meth:`predict` says (PyOD's min–max scaling
+        put 0.5 midway between the extremes, far from the threshold, and disagreed with its
+        own predict); ``unify`` is the Gaussian-scaled score of Kriegel et al. (2011), as in
+        PyOD, which knows nothing of the threshold."""
         scores = self.decision_function(X)
         lo, hi, mean, std = self._score_stats
         if method == "linear":
-            p = np.clip((scores - lo) / max(hi - lo, 1e-12), 0, 1)
+            t = self.threshold_
+            p = np.where(scores <= t, 0.5 * (scores - lo) / max(t - lo, 1e-12),
+                         0.5 + 0.5 * (scores - t) / max(hi - t, 1e-12))
+            p = np.clip(p, 0, 1)
         elif method == "unify":
             from scipy.special import erf
 
@@ -374,5 +434,5 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
             raise ModelFileError(f"{directory}: the saved detector's state is damaged "
                                  f"({e.__class__.__name__}: {e})") from None
         det.fit_summary_ = getattr(model, "training_summary", {})
-        det.n_features_in_ = math.prod(model.input_shape)
+        det.n_features_in_ = det._n_features(model)
         return det

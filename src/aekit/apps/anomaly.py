@@ -50,11 +50,20 @@ def detector_input(data: ArrayData, window: int | None) -> Any:
     return data
 
 
+def same_label(value: Any, given: str) -> bool:
+    """A label equals the one given on the command line: as numbers when both are (a CSV's
+    1.0 is ``--normal-label 1``), else as text."""
+    try:
+        return float(value) == float(given)
+    except (TypeError, ValueError):
+        return str(value) == given
+
+
 def ranking_scores(scores: np.ndarray, y: np.ndarray, normal_label: str) -> dict[str, float]:
     """ROC-AUC and PR-AUC (average precision) with anomaly = label ≠ ``normal_label``."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    is_anomaly = np.array([str(v) != normal_label for v in y])
+    is_anomaly = ~np.array([same_label(v, normal_label) for v in y], dtype=bool)
     if is_anomaly.all():
         kinds = sorted({str(v) for v in y})
         shown = ", ".join(kinds[:10]) + (", …" if len(kinds) > 10 else "")
@@ -67,13 +76,16 @@ def ranking_scores(scores: np.ndarray, y: np.ndarray, normal_label: str) -> dict
             "anomalies": int(is_anomaly.sum())}
 
 
-def write_scores(path: str, scores: np.ndarray, labels: np.ndarray) -> None:
+def write_scores(path: str, scores: np.ndarray, labels: np.ndarray,
+                 starts: np.ndarray | None = None) -> None:
+    """Every score to .npy, or to .csv with its sample's index (a window's first step)."""
     if path.endswith(".npy"):
         with atomic_path(path, suffix=".npy") as tmp:
             np.save(tmp, scores)
     elif path.endswith(".csv"):
-        lines = ["index,score,outlier"] + [f"{i},{s:.8g},{int(o)}"
-                                           for i, (s, o) in enumerate(zip(scores, labels))]
+        head, index = ("index", range(len(scores))) if starts is None else ("first_step", starts)
+        lines = [f"{head},score,outlier"] + [f"{i},{s:.8g},{int(o)}"
+                                             for i, s, o in zip(index, scores, labels)]
         write_text_atomic(path, "\n".join(lines) + "\n")
     else:
         raise AekitError("--scores must end in .csv or .npy")
@@ -155,7 +167,11 @@ def score_action(args: argparse.Namespace) -> int:
         raise AekitError(f"--top must be 0 or more, got {args.top}")
     if args.scores:
         check_not_data(args.data, args.scores)
-    from aekit.detectors import AutoencoderOutlierDetector, window_scores_to_points
+    from aekit.detectors import (
+        AutoencoderOutlierDetector,
+        window_scores_to_points,
+        window_starts,
+    )
 
     det = AutoencoderOutlierDetector.load(args.model)
     data = load_detector_data(args, det.window, None if det.window else det.model_)
@@ -173,14 +189,19 @@ def score_action(args: argparse.Namespace) -> int:
         if y is None:
             raise AekitError("--normal-label needs labelled samples (e.g. a CSV label column)")
         obj.update(ranking_scores(scores, y, args.normal_label))
+    starts = window_starts(len(data), det.window, det.stride) if det.window else None
     if args.scores:
-        write_scores(args.scores, scores, flags)
+        write_scores(args.scores, scores, flags, starts)
     order = np.argsort(-scores)[: args.top]
     folder = spec_path(args.data)  # a folder of images: name the files, not only their index
     files = list_images(folder) if not det.window and folder and folder.is_dir() else None
-    rows = [{"index": int(i), **({"file": str(files[i])} if files else {}),
-             "score": float(scores[i]), **({"label": y[i]} if y is not None and
-            not det.window else {})} for i in order]
+    if starts is not None:  # a window is named by the time steps it covers, not its number
+        rows = [{"first_step": int(starts[i]), "last_step": int(starts[i]) + det.window - 1,
+                 "score": float(scores[i])} for i in order]
+    else:
+        rows = [{"index": int(i), **({"file": str(files[i])} if files else {}),
+                 "score": float(scores[i]), **({"label": y[i]} if y is not None else {})}
+                for i in order]
     obj["top"] = rows
     lines = [(f"{len(scores)} {'windows' if det.window else 'samples'} of {args.data}: "
              f"{int(flags.sum())} above the threshold {det.threshold_:.4g}")]
