@@ -258,7 +258,7 @@ def test_denoise_raises_psnr_colour_and_grey(photo, tmp_path):
         clean = photo @ np.array([0.299, 0.587, 0.114]) if grey else photo
         n = noisy @ np.array([0.299, 0.587, 0.114]) if grey else noisy
         src = save(tmp_path / f"noisy{grey}.png", n)
-        assert main(["denoise", str(src), str(tmp_path / f"out{grey}.png")]) == 0
+        assert main(["denoise", str(src), str(tmp_path / f"out{grey}.png"), "--no-progress"]) == 0
         out = load(tmp_path / f"out{grey}.png")
         assert out.shape == clean.shape
         assert psnr(out, clean) > psnr(np.clip(n, 0, 1), clean) + 1

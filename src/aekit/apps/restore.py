@@ -32,6 +32,7 @@ from aekit.apps import Handler, command
 from aekit.apps.common import (
     TRAIN_HOOKS,
     add_json_flag,
+    add_progress_flag,
     check_out_dir,
     each_file,
     emit,
@@ -421,7 +422,7 @@ def run_task(args: argparse.Namespace, task: str) -> int:
     if r.model.config.extra.get("task") != task and not mask_path:
         raise AekitError(f"{args.model} was trained to {r.model.config.extra.get('task')}: it "
                          f"refines the fill of a --mask, and needs one")
-    show = sys.stderr.isatty() and not args.json
+    show = sys.stderr.isatty() and not args.json and not args.no_progress
     bar = None
     if show and len(pairs) > 1:
         from tqdm.auto import tqdm
@@ -484,6 +485,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="average the model over this many flips/rotations of each tile: a little "
                         "more quality for that many times the time (default 1 = off)")
     add_json_flag(p)
+    add_progress_flag(p)
 
 
 @command("denoise", help="remove noise from photos (blind, σ up to 50/255; grey and colour)")
