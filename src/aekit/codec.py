@@ -718,11 +718,13 @@ def encode_at(model: Autoencoder, img: np.ndarray, h: Tensor, quality: int) -> b
 #: 3.5e-4 Nesterov −7.5 % at 6; momentum 0.95 −7.3 %)
 REFINE_LR = 2.6e-4
 REFINE_MOMENTUM = 0.9
-#: above the code's λ' at :data:`REFINE_LAMBDA_REF`, the step grows as (λ'/λ'_ref)^exponent:
-#: the SSE term, and with it the gradient's scale, grows with λ', yet at the top qualities a
-#: step of REFINE_LR moved the latents too little to change their rounding (CBSD68 images
-#: 8–20, 3 steps: at the 8th quality ×4 gave +0.28 dB for +1.2 % bits, at the 9th ×12
-#: +0.56 dB for +7 %); low qualities gain nothing from a larger step, so they keep REFINE_LR
+#: above the code's λ' at :data:`REFINE_LAMBDA_REF` (the shipped ladder's 4th quality), the
+#: step grows as (λ'/λ'_ref)^REFINE_LR_EXPONENT: the SSE term, and with it the gradient's
+#: scale, grows with λ', yet at the top qualities a step of REFINE_LR moved the latents too
+#: little to change their rounding. CBSD68 images 8–20, 3 steps, against the fixed step:
+#: exponent 0.6 / 0.8 / 1.0 BD-rate −1.9 / −2.2 / −2.1 % (0.8: +0.42 dB at the 8th quality
+#: for +4 % bits, +0.58 dB at the 9th for +8 %); the lower qualities gain nothing from a
+#: larger step, so they keep REFINE_LR. All 68 photos: +0.31 dB at 1.0 bpp (benchmarks/codec.py)
 REFINE_LAMBDA_REF = 0.0067
 REFINE_LR_EXPONENT = 0.8
 #: refinement steps when none are asked for (`aekit compress`, :func:`compress`): the
