@@ -28,6 +28,13 @@ def check_count(n: object, what: str) -> int:
     return int(n)
 
 
+def check_same_width(queries: object, db: object) -> None:
+    """Queries and database codes: two 2-D arrays of the same code width."""
+    if np.ndim(queries) != 2 or np.ndim(db) != 2 or np.shape(queries)[1] != np.shape(db)[1]:
+        raise ParameterError(f"queries and db are (rows, code width) with the same width, got "
+                             f"{np.shape(queries)} and {np.shape(db)}")
+
+
 def top_words(topic_word: np.ndarray, n: int = 10) -> np.ndarray:
     """Indices (K, n) of each topic's ``n`` highest-weighted words, best first."""
     tw = np.asarray(topic_word)
@@ -169,10 +176,7 @@ def nearest(queries: np.ndarray, db: np.ndarray, k: int = 10, metric: str = "cos
     similarities or (expected) Hamming distances. ``exclude[i]`` (a db index or −1) is never returned
     for query i (a document is not its own neighbour). Ties keep db order (stable sort)."""
     check_count(k, "k")
-    q_width, db_width = np.shape(queries)[-1:], np.shape(db)[-1:]
-    if np.ndim(queries) != 2 or np.ndim(db) != 2 or q_width != db_width:
-        raise ParameterError(f"queries and db are (rows, code width) with the same width, got "
-                             f"{np.shape(queries)} and {np.shape(db)}")
+    check_same_width(queries, db)
     k = min(k, len(db) - (0 if exclude is None else 1))
     idx_out, score_out = [], []
     for _, _, dist in _distance_chunks(queries, db, metric, exclude, chunk):
@@ -202,10 +206,7 @@ def precision_at_k(queries: np.ndarray, q_labels: sp.csr_matrix, db: np.ndarray,
         queries, q_labels = np.asarray(queries)[labelled], q_labels[labelled]
         exclude = None if exclude is None else np.asarray(exclude)[labelled]
     check_count(k, "k")
-    q_width, db_width = np.shape(queries)[-1:], np.shape(db)[-1:]
-    if np.ndim(queries) != 2 or np.ndim(db) != 2 or q_width != db_width:
-        raise ParameterError(f"queries and db are (rows, code width) with the same width, got "
-                             f"{np.shape(queries)} and {np.shape(db)}")
+    check_same_width(queries, db)
     k = min(k, len(db) - (0 if exclude is None else 1))
     total = 0.0
     for s, e, dist in _distance_chunks(queries, db, metric, exclude, chunk):
