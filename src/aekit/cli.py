@@ -154,5 +154,6 @@ def main(argv: list[str] | None = None) -> int:
         if in_main_thread:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
+
 if __name__ == "__main__":
     sys.exit(main())
