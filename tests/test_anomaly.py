@@ -337,6 +337,8 @@ def test_strided_windows_cover_the_last_steps_and_scores_must_match_them():
     np.testing.assert_array_equal(sliding_windows(s, 4, stride=4)[-1], [6, 7, 8, 9])
     pts = window_scores_to_points(np.array([1.0, 3.0, 2.0]), 10, 4, 4)
     assert pts.tolist() == [1, 1, 1, 1, 3, 3, 3, 3, 2, 2]  # every step scored, none NaN
+    gaps = window_scores_to_points(np.array([1.0, 2.0, 3.0]), 10, 3, 4)  # stride > window
+    assert np.isnan(gaps[3]) and gaps[[0, 4, 9]].tolist() == [1, 2, 3]
     for bad in ((np.ones(2), 10, 4, 4), (np.ones(3), 10, 0, 1), (np.ones(3), 10, 4, 2.5)):
         with pytest.raises(DataError):
             window_scores_to_points(*bad)
@@ -369,6 +371,9 @@ def test_tied_top_scores_are_flagged_together_and_probabilities_agree_with_predi
     new = np.concatenate([low_rank(100, seed=5), np.random.default_rng(6).normal(0, 3, (10, 16))])
     proba = det.predict_proba(new)
     np.testing.assert_array_equal(proba.argmax(1), det.predict(new))
+    tiny = small(epochs=2).fit(x * 1e-7)  # scores ~1e-14: the scale is relative, not floored
+    top = tiny.predict_proba(x * 1e-7)[tiny.decision_scores_.argmax(), 1]
+    assert top == pytest.approx(1.0)
     assert np.all(np.diff(proba[np.argsort(det.decision_function(new)), 1]) >= 0)  # monotone
 
 
@@ -388,3 +393,13 @@ def test_cli_names_a_windows_steps(tmp_path, capsys):
     assert out["top"] == [{"first_step": 960, "last_step": 999, "score": out["top"][0]["score"]}]
     assert not np.isnan(out["point_scores"]).any()
     assert (tmp_path / "w.csv").read_text().splitlines()[-1].startswith("960,")
+
+
+def test_normal_label_compares_numbers_as_numbers_and_nan_as_nan():
+    from aekit.apps.anomaly import ranking_scores
+
+    scores = np.r_[np.zeros(5), np.ones(5)]
+    for labels, normal in ((np.r_[np.ones(5), np.full(5, 2.0)], "1"),  # a CSV's 1.0
+                           (np.array(["nan"] * 5 + ["x"] * 5, dtype=object), "nan"),
+                           (np.r_[np.full(5, np.nan), np.ones(5)], "nan")):
+        assert ranking_scores(scores, labels, normal)["roc_auc"] == 1.0

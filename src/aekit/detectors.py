@@ -48,8 +48,9 @@ MIN_THRESHOLD_SCORES = 20
 
 def window_starts(n_points: int, window: int, stride: int = 1) -> np.ndarray:
     """First time step of each window of a series of ``n_points`` steps: every ``stride``-th,
-    plus one that ends on the last step when the stride does not land there (so every step is
-    covered and scored)."""
+    plus one that ends on the last step when the stride does not land there (so with a stride
+    up to the window every step is covered and scored; a longer stride leaves gaps, NaN in
+    :func:`window_scores_to_points`)."""
     for name, v in (("n_points", n_points), ("window", window), ("stride", stride)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise DataError(f"{name} must be an integer ≥ 1, got {v!r}")
@@ -87,6 +88,7 @@ def window_scores_to_points(scores: np.ndarray, n_points: int, window: int,
     out = np.full(n_points, -np.inf)
     for s, sc in zip(starts, scores):
         np.maximum(out[s:s + window], sc, out=out[s:s + window])
+    out[np.isinf(out)] = np.nan  # a stride longer than the window leaves steps no window covers
     return out
 
 
@@ -383,8 +385,9 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
         lo, hi, mean, std = self._score_stats
         if method == "linear":
             t = self.threshold_
-            p = np.where(scores <= t, 0.5 * (scores - lo) / max(t - lo, 1e-12),
-                         0.5 + 0.5 * (scores - t) / max(hi - t, 1e-12))
+            below, above = t - lo, hi - t  # (a zero width only when every score is equal)
+            p = np.where(scores <= t, 0.5 * (scores - lo) / (below if below > 0 else 1.0),
+                         0.5 + 0.5 * (scores - t) / (above if above > 0 else 1.0))
             p = np.clip(p, 0, 1)
         elif method == "unify":
             from scipy.special import erf

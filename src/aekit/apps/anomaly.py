@@ -4,6 +4,7 @@ time series (sliding windows), over :class:`aekit.detectors.AutoencoderOutlierDe
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +55,10 @@ def same_label(value: Any, given: str) -> bool:
     """A label equals the one given on the command line: as numbers when both are (a CSV's
     1.0 is ``--normal-label 1``), else as text."""
     try:
-        return float(value) == float(given)
+        v, g = float(value), float(given)
     except (TypeError, ValueError):
         return str(value) == given
+    return v == g or (math.isnan(v) and math.isnan(g))  # --normal-label nan: the NaN labels
 
 
 def ranking_scores(scores: np.ndarray, y: np.ndarray, normal_label: str) -> dict[str, float]:
