@@ -51,7 +51,7 @@ from PIL import Image
 from torch import Tensor
 
 from aekit.codes_quantized import ADAPT_CHOICES, PRECISION, QuantizedCode, code_lambda
-from aekit.errors import AekitError, ParameterError
+from aekit.errors import AekitError, ParameterError, is_integer
 from aekit.models import Autoencoder
 from aekit.nn.codec import STRIDE
 from aekit.training import bf16_autocast_pays
@@ -680,7 +680,7 @@ def check_image(img: Any) -> np.ndarray:
 
 def check_steps(steps: Any) -> int:
     """A count of refinement steps: an integer ≥ 0."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+    if not is_integer(steps, 0):
         raise ParameterError(f"refine_steps is a count of gradient steps, an integer ≥ 0, got "
                              f"{steps!r}")
     return int(steps)
@@ -846,8 +846,7 @@ def compress(model: Autoencoder, img: np.ndarray, quality: int,
 def check_quality(model: Autoencoder, quality: Any) -> int:
     """A 0-based quality index of this model (the CLI's --quality counts from 1)."""
     n = check_codec_model(model).n_qualities
-    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) \
-            or not 0 <= quality < n:
+    if not is_integer(quality, 0, n - 1):
         raise ParameterError(f"quality is a 0-based index, an integer 0–{n - 1}, got {quality!r} "
                              f"(the CLI's --quality 1–{n} counts from 1)")
     return int(quality)

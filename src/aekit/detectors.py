@@ -32,7 +32,7 @@ import torch
 from sklearn.base import BaseEstimator, OutlierMixin
 
 from aekit.data.arrays import ArrayData, dtype_scale
-from aekit.errors import AekitError, DataError, ModelFileError, ParameterError
+from aekit.errors import AekitError, DataError, ModelFileError, ParameterError, is_integer
 from aekit.estimators import TRANSFORMER_PRESETS
 from aekit.models import Autoencoder, create_model
 from aekit.training import fit, split_indices
@@ -52,7 +52,7 @@ def window_starts(n_points: int, window: int, stride: int = 1) -> np.ndarray:
     up to the window every step is covered and scored; a longer stride leaves gaps, NaN in
     :func:`window_scores_to_points`)."""
     for name, v in (("n_points", n_points), ("window", window), ("stride", stride)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        if not is_integer(v, 1):
             raise DataError(f"{name} must be an integer ≥ 1, got {v!r}")
     if n_points < window:
         raise DataError(f"the series has {n_points} steps, fewer than the window of {window}")
@@ -264,7 +264,7 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
                 raise ParameterError(f"{name} must be a number, got {v!r}")
         for name in ("latent_dim", "epochs", "batch_size", "stride", "seed"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            if not is_integer(v):
                 raise ParameterError(f"{name} must be an integer, got {v!r}")
         if not 0 < self.contamination <= 0.5:
             raise ParameterError(f"contamination must be in (0, 0.5], got {self.contamination}")

@@ -42,7 +42,7 @@ from aekit.apps.common import (
 )
 from aekit.corruptions_restore import fill_holes, inpaint_holes, luminance, resize
 from aekit.data.images import IMAGE_SUFFIXES, list_images, read_image
-from aekit.errors import AekitError, DataError, ParameterError
+from aekit.errors import AekitError, DataError, ParameterError, is_integer
 from aekit.imaging import (
     Picture,
     opponent_to_rgb,
@@ -386,8 +386,7 @@ def check_mask(mask: Any, size: tuple[int, ...]) -> np.ndarray:
 
 
 def check_ensemble(ensemble: Any) -> None:
-    if isinstance(ensemble, bool) or not isinstance(ensemble, (int, np.integer)) \
-            or not 1 <= ensemble <= 8:
+    if not is_integer(ensemble, 1, 8):
         raise ParameterError(f"ensemble is how many of the 8 flips/rotations to average, "
                              f"1–8 (1 = off), got {ensemble!r}")
 

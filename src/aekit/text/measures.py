@@ -18,12 +18,12 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import log_softmax, logsumexp
 
-from aekit.errors import ParameterError
+from aekit.errors import ParameterError, is_integer
 
 
 def check_count(n: object, what: str) -> int:
     """A count of results: an integer ≥ 1."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+    if not is_integer(n, 1):
         raise ParameterError(f"{what} is an integer ≥ 1, got {n!r}")
     return int(n)
 

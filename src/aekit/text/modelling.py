@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from aekit.data.arrays import ArrayData
-from aekit.errors import AekitError, DataError, ParameterError
+from aekit.errors import AekitError, DataError, ParameterError, is_integer
 from aekit.models import Autoencoder, create_model, preset_config
 from aekit.nn.bow import EmbeddingTopics, set_word_vectors
 from aekit.text.measures import npmi_per_topic, relevance, top_words
@@ -139,10 +139,10 @@ def train_topic_model(counts, n_topics: int, *, hidden: list[int] | None = None,
     text is looked at). ProdLDA's topics vary a lot between seeds (Reuters, K = 20: NPMI
     0.17–0.30; ``topic``'s 0.30–0.33); the seeds and their scores are kept in
     ``model.config.extra["restarts"]``."""
-    if isinstance(n_topics, bool) or not isinstance(n_topics, (int, np.integer)) or n_topics < 2:
+    if not is_integer(n_topics, 2):
         raise ParameterError(f"the number of topics (--topics) is an integer ≥ 2, got "
                              f"{n_topics!r}")
-    if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 1:
+    if not is_integer(restarts, 1):
         raise ParameterError(f"restarts (--restarts) is an integer ≥ 1, got {restarts!r}")
     counts = as_counts(counts)
     if preset not in TOPIC_PRESETS:
@@ -183,7 +183,7 @@ def train_doc_hash(counts, bits: int, *, code: str = "doc_binary", hidden: list[
     (any registered code works: ``"dense"`` a plain one)."""
     from aekit.nn.bow import set_idf
 
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or bits < 1:
+    if not is_integer(bits, 1):
         raise ParameterError(f"the code needs an integer ≥ 1 of bits, got {bits!r}")
     counts = as_counts(counts)
     v = counts.shape[1]

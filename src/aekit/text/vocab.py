@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from aekit.errors import DataError, ModelFileError, ParameterError
+from aekit.errors import DataError, ModelFileError, ParameterError, is_integer
 from aekit.io import read_json, write_json_atomic
 
 VOCAB_NAME = "vocab.json"
@@ -89,7 +89,7 @@ def build_vocabulary(texts: list[str], size: int = 2000, min_df: float = 2, max_
     from sklearn.feature_extraction.text import CountVectorizer
 
     texts = check_texts(texts)
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 2:
+    if not is_integer(size, 2):
         raise ParameterError(f"the vocabulary size is an integer ≥ 2 (words), got {size!r}")
     if stop_words not in (None, "", "none", "english"):  # what scikit-learn ships
         raise DataError(f"stop words must be 'english' or 'none', got {stop_words!r}")
