@@ -4,7 +4,16 @@ ZeroDivisionError or a KeyError part-way through a table."""
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Iterable
+from pathlib import Path
+
+
+def bench_data(*parts: str) -> Path:
+    """Where a benchmark's data is by default: ``$AEKIT_BENCH_DATA``, else ``../shared/data``
+    beside the checkout (the layout the README's "Benchmark data" table gives)."""
+    root = os.environ.get("AEKIT_BENCH_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data"
+    return Path(root).joinpath(*parts)
 
 
 def at_least(low: int) -> Callable[[str], int]:

@@ -5,7 +5,7 @@ only; score the other normal half plus every abnormal beat; report ROC-AUC and P
 (anomaly = positive). All methods see the same split in the same run; the autoencoder is
 repeated over seeds and the median is reported beside the spread.
 
-    python benchmarks/anomaly.py --data /work/shared/data/ecg5000
+    python benchmarks/anomaly.py --data ../shared/data/ecg5000
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _args import bench_data
 from sklearn.decomposition import PCA
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -41,7 +42,7 @@ def pca_scores(train: np.ndarray, test: np.ndarray, k: int, standardize: bool) -
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", default="/work/shared/data/ecg5000")
+    ap.add_argument("--data", default=str(bench_data("ecg5000")))
     ap.add_argument("--seeds", type=int, default=5, help="autoencoder seeds (median reported)")
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--latent-dim", type=int, default=4)

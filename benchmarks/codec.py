@@ -24,14 +24,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import numpy as np
-from _args import at_least
+from _args import at_least, bench_data
 
 from aekit import codec
 from aekit.apps.codec import load_codec, rd_report
 from aekit.apps.common import format_table, jsonable
 from aekit.rd import evaluate_folder, list_images, pillow_codec, read_image
 
-DEFAULT_DATA = Path("/work/shared/data/bsd68/CBSD68")
+DEFAULT_DATA = bench_data("bsd68", "CBSD68")
 
 
 def speed(model, img: np.ndarray, repeats: int = 3, refine_steps: int = 0) -> list[dict]:

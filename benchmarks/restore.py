@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _args import bench_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -328,7 +329,7 @@ def main() -> int:
                    help="train each ablation variant this long on the CPU (0 = skip)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = p.parse_args()
-    data = Path(args.data) if args.data else Path("/work/shared/data")
+    data = Path(args.data) if args.data else bench_data()
     if not data.is_dir():
         p.error(f"{data} does not exist; pass --data")
     if args.threads:

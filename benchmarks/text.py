@@ -1,6 +1,6 @@
 """Topic modelling and document retrieval on Reuters-21578 (ModApte split).
 
-    python benchmarks/text.py --data /work/shared/data/reuters21578 [--quick] [--json out.json]
+    python benchmarks/text.py --data ../shared/data/reuters21578 [--quick] [--json out.json]
 
 Topics (K = 20, 50): mean NPMI of each topic's top 10 words (document co-occurrence in the
 *test* split) and topic diversity (unique share of the top-25 lists) for aekit ``topic``
@@ -39,6 +39,7 @@ from statistics import median
 
 import numpy as np
 import torch
+from _args import bench_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -217,7 +218,7 @@ def median_retrieval(rows: list[dict]) -> list[dict]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default="/work/shared/data/reuters21578",
+    ap.add_argument("--data", default=str(bench_data("reuters21578")),
                     help="folder of reut2-*.sgm[.gz]")
     ap.add_argument("--topics", type=int, nargs="+", default=[20, 50])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],

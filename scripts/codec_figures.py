@@ -121,7 +121,7 @@ def context_figure(model, img: np.ndarray, quality: int, out: Path) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="/work/shared/data/bsd68/CBSD68")
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "bsd68" / "CBSD68"))
     p.add_argument("--limit", type=int, default=12)
     p.add_argument("--image", type=int, default=3, help="index of the image for the crop figure")
     p.add_argument("--quality", type=int, default=3, help="aekit quality (1-based) of the crop "

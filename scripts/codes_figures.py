@@ -174,7 +174,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="docs/img")
     ap.add_argument("--work", default="/tmp/aekit-figs")
-    ap.add_argument("--ecg", default="/work/shared/data/ecg5000")
+    ap.add_argument("--ecg", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "ecg5000"))
     ap.add_argument("--only", default="search,explorer,cluster,anomaly")
     args = ap.parse_args()
     torch.set_num_threads(1)

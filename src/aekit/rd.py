@@ -32,7 +32,7 @@ ANCHOR_MAX_BPP = 2.5
 JPEG_QUALITIES = (5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 WEBP_QUALITIES = (1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 
-# CompressAI's published results on Kodak24 (bpp, PSNR-RGB dB): /work/shared/data/ANCHORS.md
+# CompressAI's published results on Kodak24 (bpp, PSNR-RGB dB): ANCHORS.md of the benchmark data (README, "Benchmark data")
 ANCHORS = {
     "bmshj2018-factorized": [(0.123, 26.91), (0.288, 29.62), (0.440, 31.28), (0.967, 35.38),
                              (1.833, 39.62)],
