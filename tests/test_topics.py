@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from aekit.cli import main
 from aekit.codes import CODES
 from aekit.errors import AekitError, DataError
-from aekit.models import Autoencoder
+from aekit.models import Autoencoder, create_model
 from aekit.penalties import sinkhorn_plan
-from aekit.text import build_vocabulary, load_corpus
+from aekit.text import TopicModel, build_vocabulary, load_corpus
 from aekit.text.measures import (
     label_matrix,
     nearest,
@@ -266,6 +268,68 @@ def test_saved_topic_model_gives_the_same_topics(tmp_path, corpus, topic_model):
                        atol=1e-6)
 
 
+# ------------------------------------------------------------------ TopicModel (sklearn)
+def test_topic_model_estimator_learns_from_texts_and_saves(tmp_path, corpus):
+    texts, _, vocab, counts, true = corpus
+    est = TopicModel(K, max_epochs=80, min_df=1, max_df=1.0, random_state=0).fit(texts)
+    assert est.vocabulary_.words == vocab.words and est.n_features_in_ == len(vocab)
+    assert est.components_.shape == (K, len(vocab))
+    assert np.allclose(est.components_.sum(1), 1)
+    # every true topic has its own learned twin among the top words
+    pos = {w: i for i, w in enumerate(vocab.words)}
+    learned = [{pos[w] for w in row} for row in est.top_words(10)]
+    overlap = np.array([[len(set(t) & ll) / 10 for ll in learned] for t in top_words(true, 10)])
+    assert overlap.max(1).min() >= 0.7 and len(set(overlap.argmax(1))) == K, overlap
+    theta = est.transform(texts[:50])
+    assert theta.shape == (50, K) and np.allclose(theta.sum(1), 1, atol=1e-5)
+    # texts and their counts are the same input
+    assert np.allclose(est.transform(counts[:50]), theta, atol=1e-6)
+    assert est.coherence(texts).shape == (K,) and est.coherence(texts).mean() > 0.2
+    assert 0.8 < est.diversity(10) <= 1
+    assert list(est.get_feature_names_out()) == [f"topicmodel{k}" for k in range(K)]
+    est.save(tmp_path / "tm")
+    loaded = TopicModel.load(tmp_path / "tm")
+    assert loaded.get_params() == est.get_params()
+    assert loaded.top_words(10) == est.top_words(10)
+    assert np.array_equal(loaded.transform(texts[:50]), theta)
+    with pytest.raises(ValueError, match="X has 7 features, but TopicModel is expecting"):
+        loaded.transform(np.ones((2, 7)))
+
+
+def test_topic_model_estimator_on_counts_and_its_errors(tmp_path, corpus):
+    from sklearn.exceptions import NotFittedError
+
+    texts, _, _, counts, _ = corpus
+    est = TopicModel(3, preset="prodlda", max_epochs=5, random_state=0).fit(counts)
+    assert est.vocabulary_ is None and est.n_features_in_ == counts.shape[1]
+    # the same seed fits the same model (a clone: the same parameters, unfitted)
+    assert np.array_equal(clone(est).fit(counts).transform(counts[:9]), est.transform(counts[:9]))
+    assert est.transform(counts[:4].toarray().astype(np.float64)).dtype == np.float64
+    assert all(w.isdigit() for row in est.top_words(3) for w in row)  # word columns
+    with pytest.raises(DataError, match="fitted on counts"):
+        est.transform(texts[:2])
+    with pytest.raises(ValueError, match="Negative values"):
+        est.transform(-counts[:2].toarray())
+    with pytest.raises(NotFittedError):
+        TopicModel(3).transform(counts)
+    with pytest.raises(ValueError, match="n_components"):
+        TopicModel(1).fit(counts)
+    with pytest.raises(DataError, match="single string"):
+        TopicModel(3).fit("one document")
+    est.save(tmp_path / "counts-model")
+    assert TopicModel.load(tmp_path / "counts-model").vocabulary_ is None
+    # a model that is not a topic model is one clear error
+    create_model("vanilla", (8,), 2).save_pretrained(tmp_path / "ae")
+    with pytest.raises(AekitError, match="does not hold a topic model"):
+        TopicModel.load(tmp_path / "ae")
+
+
+@parametrize_with_checks([TopicModel(3, max_epochs=2, random_state=0)],
+                         expected_failed_checks=lambda est: est._xfail_checks)
+def test_topic_model_sklearn_checks(estimator, check):
+    check(estimator)
+
+
 # ------------------------------------------------------------------------------ measures
 def test_npmi_and_diversity_by_hand():
     # 4 documents, 3 words: w0 & w1 always together (NPMI 1), w2 never with them (−1)
@@ -318,6 +382,10 @@ def test_cli_topics_then_docsearch(tmp_path, capsys):
     assert 0 < res["diversity"] <= 1 and -1 <= res["mean_npmi"] <= 1
     theta = np.load(out / "doc_topics.npy")
     assert theta.shape == (401, 5)
+    # the run folder is a TopicModel: same topics, same document mixtures
+    est = TopicModel.load(out)
+    assert [t["words"] for t in res["topics"]] == est.top_words(10)
+    assert np.allclose(est.transform(texts[:10]), theta[:10], atol=1e-6)
     assert json.loads((out / "vocab.json").read_text())["words"]
     # aekit encode on a corpus: one line pointing to the text commands; word counts work
     code, err = run_cli(["encode", "--model", str(out), "--data", str(path), "--out",

@@ -6,14 +6,15 @@ from aekit import _runtime  # noqa: E402,F401  (before torch loads: OpenMP defau
 from aekit.errors import AekitError  # noqa: E402
 
 __all__ = ["AEOutput", "AekitError", "Autoencoder", "AutoencoderOutlierDetector",
-           "AutoencoderTransformer", "ModelConfig", "create_model", "fit", "__version__"]
+           "AutoencoderTransformer", "ModelConfig", "TopicModel", "create_model", "fit",
+           "__version__"]
 
 #: public names → the module that defines them, imported on first use: ``import aekit`` (and
 #: ``aekit --version``) does not load torch; ``from aekit import Autoencoder`` does
 _LAZY = {"AEOutput": "aekit.models", "Autoencoder": "aekit.models",
          "ModelConfig": "aekit.models", "create_model": "aekit.models",
          "fit": "aekit.training", "AutoencoderTransformer": "aekit.estimators",
-         "AutoencoderOutlierDetector": "aekit.detectors"}
+         "AutoencoderOutlierDetector": "aekit.detectors", "TopicModel": "aekit.text.estimator"}
 
 
 def __getattr__(name: str):

@@ -221,8 +221,10 @@ def _map_counts(model: Autoencoder, counts, batch_size: int, fn) -> np.ndarray:
     with torch.no_grad():
         for s in range(0, counts.shape[0], batch_size):
             chunk = counts[s:s + batch_size]
-            dense = chunk.toarray() if sp.issparse(chunk) else chunk
-            out.append(fn(torch.as_tensor(dense, dtype=torch.float32, device=dev)).float().cpu())
+            dense = np.asarray(chunk.toarray() if sp.issparse(chunk) else chunk, np.float32)
+            if not dense.flags.writeable:  # a read-only array (a memmap): torch warns
+                dense = dense.copy()
+            out.append(fn(torch.as_tensor(dense, device=dev)).float().cpu())
     if not out:
         return np.zeros((0, model.config.latent_dim), np.float32)
     return torch.cat(out).numpy()
@@ -295,8 +297,8 @@ def attribute_counts(model: Autoencoder, counts, batch_size: int = 1024) -> np.n
     total = torch.zeros_like(beta)
     for s in range(0, counts.shape[0], batch_size):
         chunk = counts[s:s + batch_size]
-        x = torch.as_tensor(chunk.toarray() if sp.issparse(chunk) else np.asarray(chunk),
-                            dtype=torch.float64)
+        x = torch.from_numpy(chunk.toarray().astype(np.float64) if sp.issparse(chunk)
+                             else np.array(chunk, dtype=np.float64))  # a copy: never read-only
         th = theta[s:s + batch_size]
         total += th.T @ (x / (th @ beta).clamp_min(1e-300))
     phi = beta * total
