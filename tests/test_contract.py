@@ -1,5 +1,6 @@
 """One contract, every registered preset: a new preset is tested the moment it is registered."""
 
+import copy
 import os
 
 import numpy as np
@@ -50,6 +51,17 @@ def test_encode_is_deterministic(preset):
     x = _batch(shape=_shape(preset))
     model.eval()  # at inference: no sampling, corruption or dropout
     assert torch.equal(model.encode(x), model.encode(x))
+
+
+@pytest.mark.parametrize("name", [n for n in PRESETS.names()  # a U-Net keeps its encoder's
+                                  if PRESETS.get(n).get("arch") != "unet"])  # skips by design
+def test_encode_in_training_mode_leaves_nothing_on_the_model(name):
+    """encode() in train mode (a top-k code kept its pre-activations, with their graph, for
+    the auxk penalty) must leave the model copyable."""
+    preset = name
+    model = create_model(preset, _shape(preset), latent_dim=8).train()
+    model.encode(_batch(shape=_shape(preset)))
+    copy.deepcopy(model)
 
 
 def test_save_load_round_trip(preset, tmp_path):

@@ -384,6 +384,56 @@ def test_a_damaged_saved_estimator_is_one_model_file_error(tmp_path, digits):
         AutoencoderTransformer.load(tmp_path / "e")
 
 
+def test_a_tampered_config_is_one_model_file_error(tmp_path, digits):
+    from aekit.errors import ModelFileError
+
+    x, _ = digits
+    est = AutoencoderTransformer(4, max_epochs=1, random_state=np.int64(7)).fit(x[:100])
+    est.save(tmp_path / "e")
+    assert AutoencoderTransformer.load(tmp_path / "e").random_state == 7  # a NumPy seed kept
+    good = (tmp_path / "e" / "config.json").read_text()
+    for edit in (lambda m: m["config"].update(extra=[]),
+                 lambda m: m["config"]["extra"].update(sklearn="x"),
+                 lambda m: m["config"]["extra"]["sklearn"]["fitted"].update(input_shape=[32])):
+        meta = json.loads(good)
+        edit(meta)
+        (tmp_path / "e" / "config.json").write_text(json.dumps(meta))
+        with pytest.raises(ModelFileError):
+            AutoencoderTransformer.load(tmp_path / "e")
+
+
+def test_a_failed_fit_leaves_the_estimator_unfitted(digits):
+    from sklearn.exceptions import NotFittedError
+
+    x, _ = digits
+    est = AutoencoderTransformer(6, max_epochs=1, random_state=0).fit(x[:100])
+    with pytest.raises(ValueError):
+        est.set_params(n_components=9).fit(np.random.rand(30, 8))  # 9 > 8 features
+    with pytest.raises(NotFittedError):  # not "expecting 8 features" beside a 64-feature model
+        est.transform(x[:3])
+    with pytest.raises(NotFittedError):
+        AutoencoderTransformer(2).get_feature_names_out()
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"model_options": {"latent_dim": 5}}, "cannot set latent_dim: it is n_components"),
+    ({"loss": "bce"}, "loss='bce' needs data kept in \\[0, 1\\]"),
+])
+def test_estimator_options_name_what_is_wrong(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AutoencoderTransformer(2, max_epochs=1, **kwargs).fit(np.random.rand(20, 6))
+
+
+def test_images_take_the_presets_own_loss():
+    """loss="mse" was forced on every preset; "auto" keeps cross-entropy where the output is
+    a sigmoid (images in [0, 1]) and squared error on standardised tables."""
+    images = AutoencoderTransformer(2, preset="variational", max_epochs=1).fit(
+        np.random.rand(20, 8, 8))
+    table = AutoencoderTransformer(2, preset="variational", max_epochs=1).fit(
+        np.random.rand(20, 6) * 5)
+    assert images.model_.loss_kind == "bce" and table.model_.loss_kind == "mse"
+
+
 def test_values_beyond_float32_are_a_value_error_not_nan_codes():
     """float64 values beyond float32's range became inf in the model: fit said 'training
     diverged … try a smaller --lr' and transform returned all-NaN codes."""

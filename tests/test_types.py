@@ -367,3 +367,51 @@ def test_a_denoiser_is_validated_on_noisy_inputs(digits):
         again.append(aekit.fit(create_model("denoising", digits.input_shape, LATENT), digits,
                                **{**BUDGET, "epochs": 1}).history[-1]["val_recon"])
     assert again[0] == pytest.approx(again[1], rel=1e-5)  # the same seeded noise each time
+
+
+def test_topk_with_contractive_and_auxk_trains():
+    """The contractive penalty's Jacobian runs the code again (vmapped); the top-k code kept
+    those pre-activations for auxk in place of the training step's, and the step failed."""
+    model = create_model("sparse-topk", (12,), 16, normalization="standard",
+                         penalties={"contractive": {"method": "exact"}, "auxk": {}}).train()
+    out = model(torch.randn(16, 12))
+    out.loss.backward()
+    assert {"contractive", "auxk"} <= set(out.losses) and torch.isfinite(out.loss)
+
+
+def test_a_codec_picks_a_random_quality_only_for_a_training_step():
+    code = create_model("codec", (3, 32, 32), 8, arch_options={"channels": 16}).code.train()
+    top = code.n_qualities - 1
+    assert {code.pick_quality() for _ in range(20)} == {top}  # encode(): deterministic
+    torch.manual_seed(0)
+    assert len({code.pick_quality(sample=True) for _ in range(40)}) > 1
+
+
+@pytest.mark.parametrize("preset, options, match", [
+    ("deep", {"arch_options": {"hidden": "64"}}, "hidden is a list of layer widths"),
+    ("deep", {"arch_options": {"hidden": [64.5]}}, "hidden is a list of layer widths"),
+    ("conv", {"arch_options": {"channels": []}}, "at least one width"),
+    ("conv", {"arch_options": {"channels": [0]}}, "channels is a list of layer widths"),
+    ("conv", {"arch_options": {"levels": -1}}, "levels"),
+    ("variational", {"code_options": {"beta": -1.0}}, "finite number ≥ 0"),
+    ("variational", {"code_options": {"beta": "x"}}, "finite number ≥ 0"),
+    ("sparse-topk", {"code_options": {"k": 2.0}}, "integer 1 ≤ k"),
+    ("sparse-topk", {"code_options": {"k": True}}, "integer 1 ≤ k"),
+    ("sparse", {"penalties": {"l1": {"weight": float("nan")}}}, "finite number ≥ 0"),
+    ("sparse", {"penalties": {"l1": {"weight": -1}}}, "finite number ≥ 0"),
+])
+def test_bad_part_options_are_refused_when_the_model_is_built(preset, options, match):
+    """They were taken: "64" built hidden layers [6, 4], a negative β rewarded leaving the
+    prior, and a float k or a NaN weight failed only at the first step."""
+    shape = (1, 8, 8) if preset == "conv" else (12,)
+    with pytest.raises(aekit.AekitError, match=match):
+        create_model(preset, shape, 4, **options)
+
+
+def test_transfer_between_normalisations_is_refused():
+    """A standardised source's shift and scale in a unit (sigmoid) model kept its output
+    above the per-pixel mean."""
+    src = create_model("deep", (1, 8, 8), 4, normalization="standard")
+    with pytest.raises(aekit.AekitError, match="normalises its input 'standard'"):
+        create_model("deep", (1, 8, 8), 4).load_encoder_from(src, 1)
+

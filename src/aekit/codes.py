@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from aekit.errors import AekitError
+from aekit.errors import AekitError, is_integer, nonnegative
 from aekit.registry import Registry
 
 CODES: Registry = Registry("code")
@@ -60,9 +60,10 @@ class TopKCode(Code):
 
     def __init__(self, latent_dim: int, k: int = 8) -> None:
         super().__init__(latent_dim)
-        if not 1 <= k <= latent_dim:
-            raise AekitError(f"topk code needs 1 ≤ k ≤ latent_dim ({latent_dim}), got k={k}")
-        self.k = k
+        if not is_integer(k, 1, latent_dim):  # a JSON 2.0 or true reached topk() before
+            raise AekitError(f"topk code needs an integer 1 ≤ k ≤ latent_dim ({latent_dim}), "
+                             f"got k={k!r}")
+        self.k = int(k)
         #: set by a model with the auxk penalty: training steps leave their pre-activations
         #: in ``pre_activation`` for it (which takes them, so no graph stays on the module)
         self.keep_pre_activation = False
@@ -72,7 +73,11 @@ class TopKCode(Code):
         flat = h.flatten(1)  # (B, D)
         vals, idx = flat.topk(self.k, dim=1)
         z = torch.zeros_like(flat).scatter(1, idx, torch.relu(vals))
-        self.pre_activation = flat if self.training and self.keep_pre_activation else None
+        # only a training step's own forward (sample=True) leaves them: encode() and the
+        # contractive penalty's Jacobian (sample=False) would leave a graph on the module, or
+        # a vmapped tensor, in their place
+        if sample and self.training and self.keep_pre_activation:
+            self.pre_activation = flat
         return z.view_as(h), {}
 
 
@@ -85,7 +90,7 @@ class GaussianCode(Code):
 
     def __init__(self, latent_dim: int, beta: float = 1.0) -> None:
         super().__init__(latent_dim)
-        self.beta = beta
+        self.beta = nonnegative(beta, "the variational code's beta (KL weight)")
 
     def split(self, h: Tensor) -> tuple[Tensor, Tensor]:
         mu, logvar = h.chunk(2, dim=1)

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from aekit.codes import CODES, Code
-from aekit.errors import AekitError
+from aekit.errors import AekitError, nonnegative
 
 
 @CODES.register("binary", help="semantic hashing: sigmoid + noise in training, bits at inference")
@@ -38,9 +38,7 @@ class BinaryCode(Code):
 
     def __init__(self, latent_dim: int, noise: float = 2.0) -> None:
         super().__init__(latent_dim)
-        if noise < 0:
-            raise AekitError(f"binary code noise must be ≥ 0, got {noise}")
-        self.noise = float(noise)
+        self.noise = nonnegative(noise, "binary code noise")
 
     def forward(self, h: Tensor, sample: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
         if sample:

@@ -179,13 +179,15 @@ class QuantizedCode(Code):
     def _channels(self, q: int) -> slice:
         return slice(q * self.latent_dim, (q + 1) * self.latent_dim)
 
-    def pick_quality(self) -> int:
+    def pick_quality(self, sample: bool = False) -> int:
+        """The quality set in ``quality``; else a random one for a training step (``sample``:
+        every quality is trained), the top one otherwise (``encode`` is deterministic)."""
         if self.quality is not None:
             q = int(self.quality)
             if not 0 <= q < self.n_qualities:
                 raise AekitError(f"quality index must be in [0, {self.n_qualities}), got {q}")
             return q
-        if self.training:
+        if self.training and sample:
             return int(torch.randint(self.n_qualities, ()).item())
         return self.n_qualities - 1
 
@@ -212,7 +214,7 @@ class QuantizedCode(Code):
     def forward(self, h: Tensor, sample: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
         if h.dim() != 4:
             raise AekitError("the quantized code needs a spatial (B, M, h, w) encoder output")
-        q = self.pick_quality()
+        q = self.pick_quality(sample)
         z, bits = self.quantize(h, q, sample)
         return z, {"rate": (bits / self.lambdas[q]).mean()}
 

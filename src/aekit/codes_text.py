@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from aekit.codes import CODES, Code
-from aekit.errors import AekitError
+from aekit.errors import AekitError, nonnegative
 
 
 @CODES.register("logistic_normal",
@@ -35,14 +35,14 @@ class LogisticNormalCode(Code):
         super().__init__(latent_dim)
         if latent_dim < 2:
             raise AekitError(f"a topic model needs at least 2 topics, got {latent_dim}")
-        if alpha <= 0:
+        if nonnegative(alpha, "the Dirichlet prior's alpha") == 0:
             raise AekitError(f"the Dirichlet prior's alpha must be > 0, got {alpha}")
         k = latent_dim
         a = torch.full((k,), float(alpha))
         self.register_buffer("prior_mean", a.log() - a.log().mean(), persistent=False)
         self.register_buffer("prior_var", (1 / a) * (1 - 2 / k) + (1 / a).sum() / k**2,
                              persistent=False)
-        self.beta = beta
+        self.beta = nonnegative(beta, "the topic code's beta (KL weight)")
 
     def forward(self, h: Tensor, sample: bool = False) -> tuple[Tensor, dict[str, Tensor]]:
         mu, logvar = h.chunk(2, dim=1)  # (B, K) each
@@ -72,7 +72,7 @@ class DocBinaryCode(Code):
 
     def __init__(self, latent_dim: int, kl_weight: float = 0.0) -> None:
         super().__init__(latent_dim)
-        self.kl_weight = kl_weight
+        self.kl_weight = nonnegative(kl_weight, "the binary code's kl_weight")
 
     def probabilities(self, h: Tensor) -> Tensor:
         """P(bit = 1) of each bit (B, bits); the code is ``probabilities > ½``. Float32:

@@ -33,7 +33,7 @@ from sklearn.base import BaseEstimator, OutlierMixin
 
 from aekit.data.arrays import ArrayData, dtype_scale
 from aekit.errors import AekitError, DataError, ModelFileError, ParameterError, is_integer
-from aekit.estimators import TRANSFORMER_PRESETS
+from aekit.estimators import TRANSFORMER_PRESETS, forget_fit
 from aekit.models import Autoencoder, create_model
 from aekit.training import fit, split_indices
 
@@ -287,6 +287,13 @@ class AutoencoderOutlierDetector(OutlierMixin, BaseEstimator):
     # -- fitting ---------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> AutoencoderOutlierDetector:
         """Train on X (unsupervised; ``y`` is ignored) and set the attributes above."""
+        try:
+            return self._fit(X)
+        except BaseException:
+            forget_fit(self)  # unfitted, not a new n_features_in_ beside the old model
+            raise
+
+    def _fit(self, X: Any) -> AutoencoderOutlierDetector:
         self._check_params()
         for name in ("data_scale_", "feature_names_in_", "input_integer_"):
             self.__dict__.pop(name, None)  # a refit starts afresh

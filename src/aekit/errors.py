@@ -1,8 +1,9 @@
 """User-facing errors: the CLI prints ``aekit: error: <message>`` and exits non-zero; and
 the one-line warning form, ``aekit: warning: <message>``."""
 
+import math
 import sys
-from numbers import Integral
+from numbers import Integral, Real
 
 
 def warn(message: str) -> None:
@@ -32,3 +33,13 @@ class ParameterError(AekitError, ValueError):
 
 class ModelFileError(AekitError):
     """A model directory or weights file that is missing, truncated or tampered with."""
+
+
+def nonnegative(value: object, what: str) -> float:
+    """``value`` as a float if it is a finite number ≥ 0 (a loss weight, a noise scale, a KL
+    factor), else one ParameterError naming ``what``: a negative weight rewards what it
+    should penalise, and a NaN or a string only failed at the first training step."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) \
+            or value < 0:
+        raise ParameterError(f"{what} is a finite number ≥ 0, got {value!r}")
+    return float(value)

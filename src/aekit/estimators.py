@@ -56,6 +56,25 @@ TRANSFORMER_PRESETS = tuple(n for n in PRESETS.names()
                             if PRESETS.get(n).get("arch") not in NOT_A_TRANSFORMER)
 
 
+def json_params(estimator: BaseEstimator) -> dict[str, Any]:
+    """``get_params`` in a form JSON holds: a NumPy integer seed (a grid's, ``np.arange``'s)
+    as an int; a RandomState object, which has no JSON form, as None."""
+    params = estimator.get_params(deep=False)
+    seed = params.get("random_state")
+    if isinstance(seed, Integral) and not isinstance(seed, bool):
+        params["random_state"] = int(seed)
+    elif seed is not None:
+        params["random_state"] = None
+    return params
+
+
+def forget_fit(estimator: BaseEstimator) -> None:
+    """Drop every fitted (``name_``) attribute: a fit that fails leaves the estimator
+    unfitted (``NotFittedError``), not a new ``n_features_in_`` beside the old model."""
+    for name in [k for k in vars(estimator) if k.endswith("_") and not k.startswith("_")]:
+        delattr(estimator, name)
+
+
 class AutoencoderEstimatorBase(BaseEstimator):
     """Parameters, checks, training and inference shared by the aekit estimators.
 
@@ -72,7 +91,7 @@ class AutoencoderEstimatorBase(BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "patience": [Interval(Integral, 1, None, closed="left"), None],
         "normalization": [StrOptions({"auto", "unit", "standard"})],
-        "loss": [StrOptions({"mse", "bce"})],
+        "loss": [StrOptions({"auto", "mse", "bce"})],
         "model_options": [dict, None],
         "device": [str],
         "random_state": ["random_state"],
@@ -140,7 +159,15 @@ class AutoencoderEstimatorBase(BaseEstimator):
                              "the input.")
         shape = self._model_shape()
         overrides = dict(self.model_options or {})
+        given_elsewhere = {"latent_dim": "n_components", "input_shape": "the shape of X",
+                           "preset": "the preset parameter"}
+        for key in sorted(given_elsewhere.keys() & overrides.keys()):
+            raise ValueError(f"model_options cannot set {key}: it is {given_elsewhere[key]}")
         overrides.setdefault("normalization", self._resolved_normalization(X))
+        if self.loss == "bce" and overrides["normalization"] != "unit":
+            raise ValueError("loss='bce' needs data kept in [0, 1] with a sigmoid output (images "
+                             "in [0, 1], normalization='unit'); this data is standardised: use "
+                             "loss='auto' or 'mse'")
         overrides.setdefault("loss", self.loss)
         if PRESETS.get(self.preset).get("arch") == "conv" and len(shape) != 3:
             raise ValueError(f"preset {self.preset!r} needs image input (N, H, W) or (N, C, H, W); "
@@ -153,7 +180,7 @@ class AutoencoderEstimatorBase(BaseEstimator):
             try:
                 config = preset_config(self.preset, shape, self.n_components, **overrides)
                 model = Autoencoder(config)
-            except (TypeError, ValueError, KeyError, AekitError) as e:  # options that build nothing
+            except (TypeError, ValueError, KeyError, IndexError, AekitError) as e:  # options that build nothing
                 raise ValueError(f"preset {self.preset!r} with model_options "
                                  f"{self.model_options!r} does not build a model: "
                                  f"{e.__class__.__name__}: {e}") from None
@@ -208,9 +235,7 @@ class AutoencoderEstimatorBase(BaseEstimator):
     def save(self, directory: str | Path) -> Path:
         """Write the fitted estimator as an aekit model directory (safetensors + JSON)."""
         check_is_fitted(self)
-        params = self.get_params(deep=False)
-        if not isinstance(params.get("random_state"), (int, type(None))):
-            params["random_state"] = None  # a RandomState object has no JSON form
+        params = json_params(self)
         fitted = {"input_shape": list(self.input_shape_), "n_features_in": self.n_features_in_,
                   "n_iter": self.n_iter_, "best_epoch": self.best_epoch_,
                   "fit_time": self.fit_time_}
@@ -231,7 +256,7 @@ class AutoencoderEstimatorBase(BaseEstimator):
 
         model = Autoencoder.from_pretrained(directory)
         meta = model.config.extra.pop(SKLEARN_KEY, None)
-        if not meta or meta.get("class") != cls.__name__:
+        if not isinstance(meta, dict) or meta.get("class") != cls.__name__:
             raise ModelFileError(f"{directory} does not hold a saved {cls.__name__}")
         try:
             est = cls(**meta["params"])
@@ -246,6 +271,9 @@ class AutoencoderEstimatorBase(BaseEstimator):
                 est.feature_names_in_ = np.asarray(fitted["feature_names_in"], dtype=object)
             est.history_ = model.training_summary.get("history", [])
             est._load_extra_state(meta)
+            if est._model_shape() != model.input_shape:
+                raise ValueError(f"input shape {est.input_shape_} does not match the model's "
+                                 f"{model.input_shape}")
         except (KeyError, TypeError, ValueError, AttributeError) as e:  # hand-edited, damaged
             raise ModelFileError(f"{directory}: the saved {cls.__name__}'s state is damaged "
                                  f"({e.__class__.__name__}: {e})") from None
@@ -283,7 +311,9 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     normalization : {"auto", "unit", "standard"}, default="auto"
         "auto": images in [0, 1] keep that range (sigmoid output), anything else is
         standardised per feature.
-    loss : {"mse", "bce"}, default="mse"
+    loss : {"auto", "mse", "bce"}, default="auto"
+        "auto": the preset's own choice, cross-entropy where the output is a sigmoid (images
+        kept in [0, 1]), squared error otherwise; "bce" needs such an output.
     model_options : dict or None
         Overrides of the preset's config, e.g. ``{"arch_options": {"hidden": [256, 64]}}``.
     device : str, default="cpu"
@@ -306,7 +336,7 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
                  max_epochs: int | None = None, max_minutes: float | None = None,
                  batch_size: int = 128, learning_rate: float = 2e-3, weight_decay: float = 1e-4,
                  validation_fraction: float = 0.1, patience: int | None = 20,
-                 normalization: str = "auto", loss: str = "mse",
+                 normalization: str = "auto", loss: str = "auto",
                  model_options: dict[str, Any] | None = None, device: str = "cpu",
                  random_state: Any = None, verbose: bool = False) -> None:
         self.n_components = n_components
@@ -334,13 +364,17 @@ class AutoencoderTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     @property
     def _n_features_out(self) -> int:
         # the fitted code's size: set_params(n_components=…) takes effect at the next fit
-        return self.model_.config.latent_dim if hasattr(self, "model_") else self.n_components
+        check_is_fitted(self)
+        return self.model_.config.latent_dim
 
     def fit(self, X: Any, y: Any = None) -> AutoencoderTransformer:
         """Train the autoencoder to reconstruct X (y is ignored)."""
         self._validate_params()
-        X = self._check_X(X, reset=True)
-        self._fit_autoencoder(X)
+        try:
+            self._fit_autoencoder(self._check_X(X, reset=True))
+        except BaseException:
+            forget_fit(self)
+            raise
         return self
 
     def transform(self, X: Any) -> np.ndarray:

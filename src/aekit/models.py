@@ -80,6 +80,13 @@ class ModelConfig:
         unknown = set(d) - names
         if unknown:
             raise ModelFileError(f"config has unknown fields: {', '.join(sorted(unknown))}")
+        # the option tables are dicts (a hand-edited list failed later, deep in a .pop or a
+        # ** with a TypeError); their contents are checked by the parts they build
+        not_dicts = [k for k in ("arch_options", "code_options", "penalties",
+                                 "corruption_options", "extra")
+                     if k in d and not isinstance(d[k], dict)]
+        if not_dicts:
+            raise ModelFileError(f"config fields {', '.join(not_dicts)} must be JSON objects")
         return cls(**d)
 
 
@@ -354,8 +361,10 @@ class Autoencoder(nn.Module):
 
         ``target`` defaults to ``x`` (an autoencoder reconstructs its clean input).
         ``corrupt`` and ``sample`` (a stochastic code draws its code) default to
-        ``self.training``: validation corrupts too (a denoiser is judged on denoising) and
-        the ELBO samples."""
+        ``self.training``. ``fit``'s validation passes ``corrupt=True`` (a denoiser is judged
+        on denoising) but does not sample: it decodes the deterministic code (a variational
+        code's mean), so a VAE's ``val_loss`` is the plug-in bound, below the sampled
+        −ELBO that ``aekit evaluate`` (``evaluation.evaluate_model``) reports."""
         corrupt = self.training if corrupt is None else corrupt
         sample = self.training if sample is None else sample
         x = self.as_batch(x)
@@ -438,6 +447,14 @@ class Autoencoder(nn.Module):
                              f"{len(src_layers)} and this one {len(dst_layers)}")
         if source.input_shape != self.input_shape:
             raise AekitError(f"source model input {source.input_shape} differs from {self.input_shape}")
+        if source.config.normalization != self.config.normalization:
+            # its statistics come with its layers (below): a "standard" shift and scale in a
+            # "unit" model would keep its sigmoid output above the per-pixel mean
+            raise AekitError(f"the source model normalises its input {source.config.normalization!r} "
+                             f"and this one {self.config.normalization!r}: the copied layers would "
+                             f"read input scaled otherwise (make this model with normalization="
+                             f"{source.config.normalization!r}; aekit train: --option "
+                             f"normalization={source.config.normalization})")
         pairs = [(getattr(source.encoder, s), getattr(self.encoder, d), s, d)
                  for s, d in zip(src_layers[:n], dst_layers[:n])]
         for s_mod, d_mod, s_name, d_name in pairs:  # every layer checked before any is copied
@@ -509,12 +526,23 @@ class Autoencoder(nn.Module):
             detail = str(e) if isinstance(e, AekitError) else f"{e.__class__.__name__}: {e}"
             raise ModelFileError(f"{Path(directory) / CONFIG_NAME} does not describe a model "
                                  f"this aekit can build ({detail})") from None
+        own = model.state_dict()
+        # load_state_dict casts: weights rewritten as integers loaded truncated, and NaN
+        # weights made every output NaN without a word
+        for name, tensor in state.items():
+            if name in own and own[name].is_floating_point() and (
+                    not tensor.is_floating_point() or not torch.isfinite(tensor).all()):
+                raise ModelFileError(f"{weights} does not fit its config: {name} is "
+                                     + (f"{tensor.dtype}, not floating point"
+                                        if not tensor.is_floating_point()
+                                        else "not finite (NaN or inf)"))
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as e:
             raise ModelFileError(f"{weights} does not fit its config: "
                                  f"{state_dict_mismatch(e)}") from None
-        model.training_summary = meta.get("training", {})
+        training = meta.get("training", {})
+        model.training_summary = training if isinstance(training, dict) else {}
         return model.eval()
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from aekit.errors import AekitError
+from aekit.errors import AekitError, nonnegative
 from aekit.registry import Registry
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ PENALTIES: Registry = Registry("penalty")
 
 class Penalty:
     def __init__(self, weight: float = 1.0) -> None:
-        self.weight = float(weight)
+        self.weight = nonnegative(weight, f"the {type(self).__name__} penalty's weight")
 
     def __call__(self, model: Autoencoder, x: Tensor, z: Tensor) -> Tensor:
         return self.weight * self.value(model, x, z)

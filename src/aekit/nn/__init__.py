@@ -39,5 +39,19 @@ def activation(name: str):
     return getattr(nn, ACTIVATIONS[name])()
 
 
+def layer_widths(value: object, what: str) -> list[int]:
+    """A list of layer widths, each an integer ≥ 1 (a string such as "64" is refused: it
+    was read as the widths [6, 4])."""
+    from collections.abc import Sequence
+
+    from aekit.errors import AekitError, is_integer
+
+    if (isinstance(value, (str, bytes)) or not isinstance(value, Sequence)
+            or not all(is_integer(w, 1) for w in value)):
+        raise AekitError(f"{what} is a list of layer widths (integers ≥ 1, e.g. [256, 64]), "
+                         f"got {value!r}")
+    return [int(w) for w in value]
+
+
 # Importing the modules registers their builders.
 from aekit.nn import bow, codec, conv, mlp, unet  # noqa: E402,F401

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from aekit.errors import AekitError
-from aekit.nn import ARCHS, activation
+from aekit.nn import ARCHS, activation, layer_widths
 
 BOW_INPUTS = ("counts", "log1p", "tfidf")
 BOW_DECODERS = ("linear", "prodlda", "ecr")
@@ -142,12 +142,13 @@ def build_bow(
     if not 0 <= dropout < 1:
         raise AekitError(f"dropout must be in [0, 1), got {dropout}")
 
+    hidden = layer_widths(hidden, "hidden")
     enc: OrderedDict[str, nn.Module] = OrderedDict(input=BowInput(v, input))
     width = v
     for i, w in enumerate(hidden, 1):
-        enc[f"linear{i}"] = nn.Linear(width, int(w))
+        enc[f"linear{i}"] = nn.Linear(width, w)
         enc[f"act{i}"] = _act(act)
-        width = int(w)
+        width = w
     if dropout:
         enc["dropout"] = nn.Dropout(dropout)
     enc[f"linear{len(hidden) + 1}"] = nn.Linear(width, code_width)

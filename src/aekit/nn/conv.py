@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 import torch.nn as nn
 
-from aekit.errors import AekitError
-from aekit.nn import ARCHS, activation
+from aekit.errors import AekitError, is_integer
+from aekit.nn import ARCHS, activation, layer_widths
 
 
 def auto_levels(h: int, w: int, max_levels: int = 3, min_size: int = 2) -> int:
@@ -50,11 +50,15 @@ def build_conv(
     c, h, w = (int(s) for s in input_shape)
     if levels is None:
         levels = auto_levels(h, w)
+    if not is_integer(levels, 0):
+        raise AekitError(f"levels (conv downsamplings) is an integer ≥ 0, got {levels!r}")
     if h % (2**levels) or w % (2**levels):
         raise AekitError(f"image size {h}×{w} is not divisible by 2^{levels} for {levels} conv levels")
     if channels is None:
         channels = [32, 64, 128, 256][:levels] or [32]
-    channels = [int(x) for x in channels][:max(levels, 1)]
+    channels = layer_widths(channels, "channels")[:max(levels, 1)]
+    if not channels:
+        raise AekitError("channels lists at least one width (one per conv level)")
     while len(channels) < levels:
         channels.append(channels[-1] * 2)
     if up not in ("resize", "transposed"):

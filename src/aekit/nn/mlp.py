@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch.nn as nn
 
 from aekit.errors import AekitError
-from aekit.nn import ARCHS, activation
+from aekit.nn import ARCHS, activation, layer_widths
 
 
 def default_hidden(input_dim: int) -> list[int]:
@@ -41,10 +41,9 @@ def build_mlp(
     d = math.prod(input_shape)
     if hidden == "auto" or hidden is None:
         hidden = default_hidden(d)
-    hidden = [int(w) for w in hidden]
-    dec_hidden = [int(w) for w in decoder_hidden] if decoder_hidden is not None else hidden[::-1]
-    if any(w < 1 for w in hidden + dec_hidden):
-        raise AekitError(f"hidden layer widths must be ≥ 1, got {hidden} / {dec_hidden}")
+    hidden = layer_widths(hidden, "hidden")
+    dec_hidden = (layer_widths(decoder_hidden, "decoder_hidden") if decoder_hidden is not None
+                  else hidden[::-1])
     widths = [d, *hidden, code_width], [latent_dim, *dec_hidden, d]
     n_params = sum(a * b for ws in widths for a, b in zip(ws, ws[1:]))
     if n_params > MLP_MAX_PARAMETERS:  # refused before any memory is taken

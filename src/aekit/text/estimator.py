@@ -149,9 +149,18 @@ class TopicModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     # -- sklearn API -----------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> TopicModel:
         """Learn K topics from documents (a list of texts) or a (N, V) count matrix."""
+        self._validate_params()
+        try:
+            return self._fit(X)
+        except BaseException:  # unfitted, not a new vocabulary beside the old model
+            from aekit.estimators import forget_fit
+
+            forget_fit(self)
+            raise
+
+    def _fit(self, X: Any) -> TopicModel:
         from aekit.text.modelling import train_topic_model
 
-        self._validate_params()
         counts = self._counts(X, fitting=True)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         fit_args: dict[str, Any] = {"minutes": self.max_minutes, "device": self.device,
@@ -189,7 +198,8 @@ class TopicModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
 
     @property
     def _n_features_out(self) -> int:
-        return self.components_.shape[0] if hasattr(self, "components_") else self.n_components
+        check_is_fitted(self)
+        return self.components_.shape[0]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -231,12 +241,11 @@ class TopicModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     # -- persistence -----------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
         """Write the model and its vocabulary as the folder ``aekit topics`` writes."""
+        from aekit.estimators import json_params
         from aekit.io import staged_dir
 
         check_is_fitted(self)
-        params = self.get_params(deep=False)
-        if not isinstance(params.get("random_state"), (int, type(None))):
-            params["random_state"] = None  # a RandomState object has no JSON form
+        params = json_params(self)
         extra = self.model_.config.extra
         extra[SKLEARN_KEY] = {"class": type(self).__name__, "params": params,
                               "fitted": {"n_iter": self.n_iter_, "fit_time": self.fit_time_}}
@@ -259,7 +268,8 @@ class TopicModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
 
         model = Autoencoder.from_pretrained(directory)
         meta = model.config.extra.pop(SKLEARN_KEY, None) or {}
-        if meta.get("class", cls.__name__) != cls.__name__ or model.config.code != "logistic_normal":
+        if not isinstance(meta, dict) or meta.get("class", cls.__name__) != cls.__name__ \
+                or model.config.code != "logistic_normal":
             raise ModelFileError(f"{directory} does not hold a topic model")
         _topic_layer(model)  # a bag-of-words decoder
         try:
