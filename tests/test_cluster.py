@@ -157,3 +157,47 @@ def test_a_dec_model_keeps_its_centroids_and_assigns_new_data_to_them(tmp_path, 
     assert main(["cluster", *common[:2], "--k", "4", "--method", "dec",
                  "--model", str(tmp_path / "m")]) == 2
     assert "holds 3 clusters, not --k 4" in capsys.readouterr().err
+    # a few new samples (fewer than k, or fewer distinct) are assigned as well: no clustering
+    # runs, so the k-means limits do not apply (they refused it)
+    np.save(tmp_path / "few.npy", np.concatenate([x[:2], x[:2]]))
+    assert main(["cluster", "--data", str(tmp_path / "few.npy"), *common[2:], "--model",
+                 str(tmp_path / "m"), "--epochs", "3"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["cluster_sizes"] and "ignored with --model" in out.err
+    assert "no baselines" in out.err
+
+
+def test_dec_refines_small_data_before_the_tolerance_may_stop_it():
+    """On data of one batch or less the target is updated every step: DEC stopped after 1–2
+    steps with the k-means start unchanged."""
+    from aekit.clustering import MIN_STEPS
+
+    x, _ = blobs(150)
+    model = create_model("deep", (20,), 3, arch_options={"hidden": [32]},
+                         normalization="standard")
+    fit(model, x, epochs=5, progress=False, patience=None, val_fraction=0)
+    res = dec(model, x, 3, device="cpu")
+    assert res.iterations >= MIN_STEPS
+
+
+def test_labels_and_paths_are_checked_before_training(tmp_path, capsys):
+    x, y = blobs(60)
+    quick = ["--k", "3", "--hidden", "8", "--latent-dim", "2", "--epochs", "1", "--no-baselines",
+             "--device", "cpu"]
+    (tmp_path / "afile").write_text("")
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    cases = [(["--assignments", str(tmp_path / "afile" / "a.npy"), "--out", str(tmp_path / "m")],
+              "is a file, not a folder")]
+    for name, labels, needle in (("nan", np.where(np.arange(60) == 3, np.nan, y), "sample 3"),
+                                 ("onehot", np.eye(3)[y], "one-hot")):
+        np.savez(tmp_path / f"{name}.npz", x=x, y=labels)
+        cases.append((["--data", str(tmp_path / f"{name}.npz")], needle))
+    for argv, needle in cases:
+        data = [] if "--data" in argv else ["--data", str(tmp_path / "d.npz")]
+        assert main(["cluster", *data, *quick, *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and needle in err, err
+    assert not (tmp_path / "m").exists()  # refused before the model was trained and saved
+    with pytest.raises(SystemExit):  # (scikit-learn's random_state refused it after training)
+        main(["cluster", "--data", str(tmp_path / "d.npz"), *quick, "--seed", str(2**32)])
+    assert "from 0 to 4294967295" in capsys.readouterr().err

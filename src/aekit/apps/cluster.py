@@ -23,6 +23,7 @@ from aekit.apps.common import (
     add_progress_flag,
     check_not_data,
     check_out_dir,
+    check_out_file,
     emit,
     format_table,
     load_data_for,
@@ -31,11 +32,11 @@ from aekit.apps.common import (
 )
 from aekit.clustering import METHODS, dec, gmm, kmeans, predict_dec
 from aekit.data import ArrayData
-from aekit.errors import AekitError
+from aekit.errors import AekitError, DataError, warn
 from aekit.io import atomic_path
 from aekit.metrics_cluster import cluster_scores
 from aekit.models import Autoencoder, create_model
-from aekit.training import fit
+from aekit.training import fit, pick_device
 
 #: DEC's encoder widths (Xie et al. 2016): d-500-500-2000-k
 DEC_HIDDEN = (500, 500, 2000)
@@ -110,8 +111,8 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
     p.add_argument("-k", "--k", type=int, required=True, help="number of clusters")
     p.add_argument("--model", default=None, help="trained model (default: pretrain one here)")
     p.add_argument("--method", choices=METHODS, default="kmeans", help="clustering of the codes")
-    p.add_argument("--latent-dim", type=int, default=10, help="code size when pretraining (default 10)")
-    p.add_argument("--hidden", type=parse_widths, default=list(DEC_HIDDEN),
+    p.add_argument("--latent-dim", type=int, default=None, help="code size when pretraining (default 10)")
+    p.add_argument("--hidden", type=parse_widths, default=None,
                    help="encoder widths when pretraining (default DEC's 500,500,2000)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=int, default=None, help="pretraining epochs (default 300)")
@@ -142,43 +143,56 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
             raise AekitError("--assignments must end in .npy")
         if args.assignments:
             check_not_data(args.data, args.assignments)
+            check_out_file(Path(args.assignments), "--assignments")  # before training
         if args.out:
             check_out_dir(Path(args.out), fresh=True)  # before training, not after
+        pretraining = {"--latent-dim": args.latent_dim, "--hidden": args.hidden,
+                       "--epochs": args.epochs, "--minutes": args.minutes}
+        if args.model and any(v is not None for v in pretraining.values()):
+            warn(f"{', '.join(k for k, v in pretraining.items() if v is not None)}: "
+                 "pretraining options, ignored with --model (its encoder is used as it is)")
         t_start = time.perf_counter()
         torch.manual_seed(args.seed)
         model = load_model(args.model) if args.model else None
+        if model is not None:
+            model.to(pick_device(args.device))
         data = load_data_for(args, args.data, model)
-        if args.k > len(data):
+        # a model refined by dec with its centroids: new data is assigned to them (no
+        # clustering runs, so k may be more than the samples)
+        saved = model.config.extra.get("clusters") if model is not None else None
+        assign_only = bool(saved) and args.method == "dec"
+        if args.k > len(data) and not assign_only:
             raise AekitError(f"--k {args.k} is more than the {len(data)} samples")
-        y = data.labels()  # a folder of class folders: their names (the resolver's)
+        y = checked_labels(data)  # a folder of class folders: their names (the resolver's)
         progress = False if args.json or args.no_progress else None
         rows: list[dict[str, Any]] = []
         summary: dict[str, Any] = {}
         if model is None:
             t = time.perf_counter()
-            model, summary = pretrain(data, args.latent_dim, args.hidden, args.epochs, args.minutes,
-                                      args.seed, args.device, bool(progress is None and _tty()))
+            model, summary = pretrain(data, args.latent_dim or 10, args.hidden or list(DEC_HIDDEN),
+                                      args.epochs, args.minutes, args.seed, args.device,
+                                      bool(progress is None and _tty()))
             summary["pretrain_seconds"] = round(time.perf_counter() - t, 2)
         z = codes_of(model, data)
         distinct = len(np.unique(z, axis=0))
-        if args.k > distinct:  # (k-means warned and left clusters empty)
+        if args.k > distinct and not assign_only:  # (k-means warned and left clusters empty)
             raise AekitError(f"--k {args.k} is more than the {distinct} distinct codes of the "
                              f"{len(data)} samples")
         t = time.perf_counter()
-        saved = model.config.extra.get("clusters") if args.model else None
-        if saved and args.method == "dec":
-            # a model refined by dec with its centroids: new data is assigned to them, the
-            # encoder is not refined again (the centroids were not kept before)
+        if assign_only:
+            # the encoder is not refined again (the centroids were not kept before)
             try:
                 centers = np.asarray(saved["centers"], dtype=np.float32)
-                ok = centers.shape == (len(centers), z.shape[1]) and np.isfinite(centers).all()
-            except (KeyError, TypeError, ValueError):
+                alpha = float(saved.get("alpha", 1.0))
+                ok = (centers.shape == (len(centers), z.shape[1]) and np.isfinite(centers).all()
+                      and math.isfinite(alpha) and alpha > 0)
+            except (KeyError, TypeError, ValueError, AttributeError):
                 ok = False
             if not ok:
                 raise AekitError(f"{args.model}: its saved cluster centroids are damaged")
             if len(centers) != args.k:
                 raise AekitError(f"{args.model} holds {len(centers)} clusters, not --k {args.k}")
-            labels = predict_dec(model, data, centers, float(saved.get("alpha", 1.0)))
+            labels = predict_dec(model, data, centers, alpha)
             name = f"{saved.get('method', 'IDEC')} (saved centroids)"
         elif args.method == "kmeans":
             labels, name = kmeans(z, args.k, args.seed)[0], "k-means"
@@ -199,7 +213,11 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
                                               "centers": res.centers.astype(float).tolist()}
         rows.append({"method": f"{name} on AE codes", "labels": labels,
                      "seconds": time.perf_counter() - t})
-        if not args.no_baselines:
+        skipped = not args.no_baselines and args.k > distinct  # (only when assigning)
+        if skipped:
+            warn(f"no baselines: k-means needs at least --k {args.k} distinct samples, and "
+                 f"there are {distinct}")
+        if not args.no_baselines and not skipped:
             standard = model.config.normalization == "standard"
             raw = ("standardised " if standard else "") + ("pixels" if data.is_image else "features")
             rows = baselines(flat_pixels(data, standard), args.k, z.shape[1], args.seed, raw) + rows
@@ -230,6 +248,27 @@ def cluster_cmd(p: argparse.ArgumentParser) -> Handler:
         return 0
 
     return run
+
+
+def checked_labels(data: ArrayData) -> np.ndarray | None:
+    """The data's labels, for scoring: a missing label (NaN, None) is refused by its sample
+    (it crashed scikit-learn's metrics after all the training), a blank one warned about (it
+    is scored as a class of its own)."""
+    y = data.labels()
+    if y is None:
+        return None
+    missing = (np.isnan(y) if y.dtype.kind == "f"
+               else np.array([v is None or (isinstance(v, float) and math.isnan(v)) for v in y])
+               if y.dtype.kind == "O" else np.zeros(len(y), bool))
+    if missing.any():
+        raise DataError(f"{data.name}: sample {int(np.argmax(missing))} (counting from 0) has no "
+                        f"label ({int(missing.sum())} in all); give every sample one, or none")
+    if y.dtype.kind in "OUS":
+        blank = np.array([isinstance(v, str) and not v.strip() for v in y])
+        if blank.any():
+            warn(f"{int(blank.sum())} samples have a blank label (first: sample "
+                 f"{int(np.argmax(blank))}); they are scored as a class of their own")
+    return y
 
 
 def _tty() -> bool:

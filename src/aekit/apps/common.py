@@ -53,23 +53,27 @@ def parse_size(text: str) -> tuple[int, int]:
     return parts[0], parts[1]
 
 
-def int_at_least(low: int, what: str = "an integer"):  # noqa: ANN201 — an argparse type
-    """An argparse type: an integer ≥ ``low`` (one line naming ``what`` otherwise)."""
+def int_at_least(low: int, what: str = "an integer", most: int | None = None):  # noqa: ANN201
+    """An argparse type: an integer ≥ ``low`` (and ≤ ``most``), one line naming ``what``
+    otherwise."""
+    span = f"≥ {low}" if most is None else f"from {low} to {most}"
+
     def parse(text: str) -> int:
         try:
             v = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer ≥ {low}, got {text!r}") \
+            raise argparse.ArgumentTypeError(f"{what} must be an integer {span}, got {text!r}") \
                 from None
-        if v < low:
-            raise argparse.ArgumentTypeError(f"{what} must be an integer ≥ {low}, got {v}")
+        if v < low or (most is not None and v > most):
+            raise argparse.ArgumentTypeError(f"{what} must be an integer {span}, got {v}")
         return v
 
     return parse
 
 
-#: ``--seed``: what NumPy's and torch's generators take
-seed_arg = int_at_least(0, "the seed")
+#: ``--seed``: what NumPy's and torch's generators take (scikit-learn's random_state stops
+#: at 2³² − 1; a larger seed failed after training)
+seed_arg = int_at_least(0, "the seed", 2**32 - 1)
 #: a count that may be 0 (``--patience``, ``--exact-below``)
 count_arg = int_at_least(0, "the value")
 #: a batch size, a number of samples, a zoom
@@ -160,6 +164,16 @@ def check_html_name(path: str, option: str) -> None:
     ``--out RUN/config.json`` replaced the run's own files with a page."""
     if not str(path).lower().endswith((".html", ".htm")):
         raise AekitError(f"{option} {path}: the page's name must end in .html")
+
+
+def check_out_file(path: Path, option: str) -> None:
+    """An output file's path can be written: not a folder, and no file where a folder of
+    its path must be (checked before a run, not found after all its training)."""
+    if path.is_dir():
+        raise AekitError(f"{option} {path} is a folder; give a file name")
+    parent = next((q for q in path.parents if q.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise AekitError(f"{option} {path}: {parent} is a file, not a folder")
 
 
 def check_out_dir(path: Path, *, fresh: bool = False, results: bool = False) -> None:
