@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import torch
 import pytest
 
 from aekit.cli import main
@@ -210,6 +211,85 @@ def test_resume_with_damaged_run_file(capsys, tmp_path, damage):
     assert (out / "run.json").read_text() == text  # left as it was
 
 
+def test_resuming_a_finished_run_trains_nothing_more(capsys, tmp_path):
+    """A run stopped early (or by its time budget) went on one epoch per --resume and
+    replaced its saved model each time."""
+    from safetensors.numpy import load_file
+
+    out = tmp_path / "es"
+    base = ["train", "--data", "digits", "--latent-dim", "4", "--out", out, "--no-progress",
+            "--json"]
+    code, text, err = run(capsys, *base, "--epochs", "50", "--patience", "1", "--lr", "0.05")
+    assert code == 0, err
+    first, weights = json.loads(text)["training"], load_file(out / "model.safetensors")
+    assert first["stopped"] == "early_stopping"
+    code, text, err = run(capsys, *base, "--resume")
+    assert code == 0, err
+    again = json.loads(text)["training"]
+    assert (again["epochs"], again["stopped"]) == (first["epochs"], "early_stopping")
+    after = load_file(out / "model.safetensors")
+    assert all(np.array_equal(weights[k], after[k]) for k in weights)
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda s: s.update(epoch="2"), "loop state is damaged"),
+    (lambda s: s.pop("history"), "loop state is damaged"),
+])
+def test_a_damaged_checkpoint_is_one_line(capsys, tmp_path, edit, needle):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    out = tmp_path / "r"
+    assert run(capsys, "train", "--data", "digits", "--latent-dim", "4", "--epochs", "2",
+               "--out", out, "--no-progress")[0] == 0
+    ckpt = out / "checkpoint.safetensors"
+    with safe_open(str(ckpt), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    state = json.loads(meta["state"])
+    edit(state)
+    save_file(tensors, str(ckpt), metadata={**meta, "state": json.dumps(state)})
+    (out / "model.safetensors").unlink()  # an interrupted run
+    code, _, err = run(capsys, "train", "--out", out, "--resume", "--epochs", "3")
+    _assert_one_line_error(code, err, needle)
+
+
+def test_a_folder_run_resumes_at_its_own_image_size(capsys, tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "imgs").mkdir()
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(
+            tmp_path / "imgs" / f"{i}.png")
+    out = tmp_path / "r"
+    assert run(capsys, "train", "--preset", "vanilla", "--data", tmp_path / "imgs",
+               "--image-size", "16x16", "--latent-dim", "4", "--epochs", "1", "--out", out,
+               "--no-progress")[0] == 0
+    code, _, err = run(capsys, "train", "--out", out, "--resume", "--epochs", "2", "--no-progress")
+    assert code == 0, err  # (read the folder at 64x64 and refused it)
+
+
+def test_weights_that_are_not_floats_or_not_finite_are_refused(capsys, model_dir, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from aekit.models import sha256_file
+
+    for name, change in (("int", lambda t: t.to(torch.int32)),
+                         ("nan", lambda t: torch.full_like(t, float("nan")))):
+        d = tmp_path / name
+        shutil.copytree(model_dir, d)
+        state = load_file(d / "model.safetensors")
+        save_file({k: change(v) if v.is_floating_point() else v for k, v in state.items()},
+                  str(d / "model.safetensors"))
+        meta = json.loads((d / "config.json").read_text())
+        meta["weights_sha256"] = sha256_file(d / "model.safetensors")  # a consistent forgery
+        (d / "config.json").write_text(json.dumps(meta))
+        code, _, err = run(capsys, "info", d)
+        _assert_one_line_error(code, err, "not floating point" if name == "int" else "not finite")
+
+
 def test_unknown_preset_and_dataset(capsys, tmp_path):
     code, _, err = run(capsys, "train", "--preset", "nope", "--out", tmp_path / "o")
     _assert_one_line_error(code, err, "unknown preset 'nope'")
@@ -348,7 +428,7 @@ def test_outputs_never_replace_the_data_they_come_from(capsys, model_dir, tmp_pa
     (["--option", "latent_dim=4"], "--latent-dim"),
     (["--option", 'penalties={"l1": 0.1}'], "penalties map each name"),
     (["--option", 'arch_options={"hidden": [0]}'], "≥ 1"),
-    (["--option", 'arch_options={"hidden": "abc"}'], "bad options for architecture"),
+    (["--option", 'arch_options={"hidden": "abc"}'], "hidden is a list of layer widths"),
     (["--task", "upscale"], "--task is for --preset restore"),
     (["--freeze"], "go with --init-encoder-from"),
     (["--val-fraction", "0.9999"], "no samples left to train on"),

@@ -171,6 +171,27 @@ def test_npz_csv_and_memmap(tmp_path):
     assert isinstance(m.x, np.memmap) and m.input_shape == (1, 5, 1)
 
 
+def test_crafted_idx_complex_npz_and_impossible_patches_are_one_error(tmp_path):
+    (tmp_path / "huge").write_bytes(b"\x00\x00\x08\x03" + struct.pack(">3I", *[2**31] * 3))
+    with pytest.raises(DataError, match="truncated"):  # (np.prod wrapped around in int64)
+        read_idx(tmp_path / "huge")
+    (tmp_path / "bad.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x01" + bytes(40))[:-12]
+                                      + bytes(12))
+    with pytest.raises(DataError, match="cannot read IDX"):
+        read_idx(tmp_path / "bad.gz")
+    np.savez(tmp_path / "c.npz", x=np.ones((40, 4), np.complex64))
+    with pytest.raises(DataError, match="real numbers"):  # (the imaginary part was dropped)
+        resolve(str(tmp_path / "c.npz"))
+    for spec, needle in (("patches?size=4096&n=10", "larger than every shipped photo"),
+                         ("patches?seed=-1", "seed ≥ 0"),
+                         ("patches?size=512&n=1000000", "GiB")):
+        with pytest.raises(DataError, match=needle):
+            resolve(spec)
+    (tmp_path / "semi.csv").write_text("a;b;c\n0;1;2\n")
+    with pytest.raises(DataError, match="separated by ';'"):
+        resolve(str(tmp_path / "semi.csv"))
+
+
 def test_non_numeric_and_pickled_npy_refused(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     np.save(tmp_path / "words.npy", np.array([["a", "b"], ["c", "d"]]))

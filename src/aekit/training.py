@@ -269,22 +269,41 @@ def load_checkpoint(path: Path, model: Autoencoder, optimizer: torch.optim.Optim
         raise AekitError(f"{path}: the checkpoint is of another model, so it cannot be "
                          f"resumed with this one ({state_dict_mismatch(e)}); resume with the "
                          "model it was made with, or train without resume") from None
-    best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
-    opt_state: dict[int, dict[str, torch.Tensor]] = {}
-    for k, v in tensors.items():
-        if k.startswith("optim."):
-            _, pid, name = k.split(".", 2)
-            opt_state.setdefault(int(pid), {})[name] = v
-    optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
-    if rank == 0:
-        torch.set_rng_state(tensors["rng.torch"])
-    elif f"rng.torch.rank{rank}" in tensors:
-        torch.set_rng_state(tensors[f"rng.torch.rank{rank}"])
-    else:  # a checkpoint from fewer processes: a fresh, distinct stream for this rank
-        torch.manual_seed(int(state.get("step", 0)) * 1_000_003 + rank)
-    dev = next(model.parameters()).device
-    if dev.type == "cuda" and "rng.cuda" in tensors and rank == 0:
-        torch.cuda.set_rng_state(tensors["rng.cuda"], dev)
+    # the rest of a damaged (or hand-edited) checkpoint failed with an internal error: a
+    # KeyError, a TypeError from a string epoch, a wrong-sized RNG state …
+    kinds = {"epoch": int, "step": int, "elapsed": (int, float), "best_val": (int, float),
+             "best_epoch": int, "bad_epochs": int, "history": list}
+    if not isinstance(state, dict) or any(not isinstance(state.get(k), t) or
+                                          isinstance(state.get(k), bool)
+                                          for k, t in kinds.items()):
+        raise AekitError(f"{path}: cannot resume from this checkpoint (its loop state is damaged)")
+    try:
+        best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+        if best is not None:
+            model.load_state_dict(best)  # checks the best weights' names and shapes …
+            model.load_state_dict({k[6:]: v for k, v in tensors.items()
+                                   if k.startswith("model.")})  # … and back to the last ones
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        opt_state: dict[int, dict[str, torch.Tensor]] = {}
+        for k, v in tensors.items():
+            if k.startswith("optim."):
+                _, pid, name = k.split(".", 2)
+                if name.startswith("exp_avg") and v.shape != params[int(pid)].shape:
+                    raise ValueError(f"optimiser state {k} has shape {tuple(v.shape)}")
+                opt_state.setdefault(int(pid), {})[name] = v
+        optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
+        if rank == 0:
+            torch.set_rng_state(tensors["rng.torch"])
+        elif f"rng.torch.rank{rank}" in tensors:
+            torch.set_rng_state(tensors[f"rng.torch.rank{rank}"])
+        else:  # a checkpoint from fewer processes: a fresh, distinct stream for this rank
+            torch.manual_seed(int(state.get("step", 0)) * 1_000_003 + rank)
+        dev = next(model.parameters()).device
+        if dev.type == "cuda" and "rng.cuda" in tensors and rank == 0:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], dev)
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError) as e:
+        raise AekitError(f"{path}: cannot resume from this checkpoint ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else e})") from None
     return state, best
 
 
@@ -399,8 +418,8 @@ def fit(
                                or epochs < 1):
         raise ParameterError(f"epochs must be a whole number ≥ 1, got {epochs}")
     epochs = None if epochs is None else int(epochs)
-    if minutes is not None and minutes <= 0:
-        raise AekitError(f"minutes must be > 0, got {minutes}")
+    if minutes is not None and not (minutes > 0 and math.isfinite(minutes)):  # (NaN passed <= 0)
+        raise AekitError(f"minutes must be a finite number > 0, got {minutes}")
     for name, value, least in (("lr", lr, 0.0), ("weight_decay", weight_decay, None)):
         ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) \
             and math.isfinite(value) and (value > least if least is not None else value >= 0)
@@ -694,6 +713,12 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
 
     model.train()
     done = False
+    if resume:  # a run that had finished: resuming it trains nothing more (it went on, one
+        # epoch or step per resume, and replaced the saved model)
+        if patience is not None and state["bad_epochs"] >= patience:
+            stopped, done = "early_stopping", True
+        elif budget_s is not None and state["elapsed"] >= budget_s:
+            stopped, done = "time", True
     t_train = 0.0
     try:
         while not done:

@@ -106,7 +106,17 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 #: `aekit train` flags a run records in run.json and a resume takes back (flag → default)
 RUN_SETTINGS = {"data": DEFAULT_DATA, "seed": 0, "val_fraction": 0.1, "patience": 20,
-                "batch_size": None, "lr": None}
+                "batch_size": None, "lr": None,
+                # how a folder or a CSV is read (a resume re-reads the data: without them it
+                # read a 16x16 run's folder at 64x64 and refused it)
+                "image_size": None, "channels": None, "label_col": None}
+#: the kind of value each recorded setting (and budget) must have in run.json: a hand-edited
+#: "32" failed deep in training with an internal error
+_RECORDED_KINDS = {"seed": int, "val_fraction": (int, float), "patience": (int, type(None)),
+                   "batch_size": (int, type(None)), "lr": (int, float, type(None)),
+                   "image_size": (list, tuple, type(None)), "channels": (int, type(None)),
+                   "label_col": (str, type(None)), "epochs": (int, type(None)),
+                   "minutes": (int, float, type(None))}
 
 
 def resolve_run_args(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -127,6 +137,18 @@ def resolve_run_args(args: argparse.Namespace) -> dict[str, Any] | None:
                 setattr(args, key, run.get(key))
         if args.epochs is None and args.minutes is None:  # the run's budget (and LR schedule)
             args.epochs, args.minutes = run.get("epochs"), run.get("minutes")
+        bad = [key for key, kinds in _RECORDED_KINDS.items()
+               if isinstance(getattr(args, key, None), bool)
+               or not isinstance(getattr(args, key, None), kinds)]
+        if bad:
+            raise AekitError(f"{cfg_file} is not a valid run file (bad "
+                             f"{', '.join(f'{k} {getattr(args, k)!r}' for k in bad)})")
+        if args.image_size is not None:
+            if len(args.image_size) != 2 or not all(isinstance(v, int) and v > 0
+                                                    for v in args.image_size):
+                raise AekitError(f"{cfg_file} is not a valid run file (bad image_size "
+                                 f"{args.image_size!r})")
+            args.image_size = tuple(args.image_size)
         model = run.get("model") if isinstance(run.get("model"), dict) else {}
         for key, flag in (("preset", "--preset"), ("latent_dim", "--latent-dim")):
             given, recorded = getattr(args, key), model.get(key)
@@ -418,7 +440,7 @@ def info_cmd(p: argparse.ArgumentParser) -> Handler:
         cfg = model.config
         obj = {"preset": cfg.preset, "input_shape": cfg.input_shape, "latent_dim": cfg.latent_dim,
                "parameters": count_parameters(model), "aekit_version": meta.get("aekit_version"),
-               "config": cfg.to_dict(), "layers": layers, "training": meta.get("training", {})}
+               "config": cfg.to_dict(), "layers": layers, "training": model.training_summary}
         lines = [f"{args.model}: preset {cfg.preset}, input {tuple(cfg.input_shape)}, "
                  f"{cfg.latent_dim}-d {cfg.code} code, {obj['parameters']:,} parameters",
                  f"parts: arch={cfg.arch} code={cfg.code} penalties={list(cfg.penalties) or '—'} "

@@ -199,7 +199,10 @@ def load_csv(path: Path, label_col: str | None = None) -> tuple[np.ndarray, np.n
                     if not cell.strip():
                         raise DataError(f"{path}: line {line}, {col} is empty (a missing value; "
                                         "fill it in or drop the row)") from None
-                    hint = (f" (if it holds labels, name it with --label-col {names[c]})"
+                    sep = next((d for d in (";", "\t", "|") if d in cell), None)
+                    hint = (f" (the file looks separated by {sep!r}, not commas: make it "
+                            "comma-separated, or a .tsv if tabs)" if sep and len(row) == 1 else
+                            f" (if it holds labels, name it with --label-col {names[c]})"
                             if names and not label_col else "")
                     raise DataError(f"{path}: every feature column must be numeric; line {line}, "
                                     f"{col} holds {cell!r}{hint}") from None

@@ -56,8 +56,9 @@ def infer_scale(x: np.ndarray, sample: int = 4096) -> float:
         return exact
     if x.ndim >= 3 and np.issubdtype(x.dtype, np.number):
         flat = np.asarray(x[: min(len(x), sample)], dtype=np.float64)
-        lo = float(np.nanmin(flat)) if flat.size else 0.0
-        hi = float(np.nanmax(flat)) if flat.size else 1.0
+        finite = flat[np.isfinite(flat)]  # (all-NaN rows warned twice; they are refused later)
+        lo = float(finite.min()) if finite.size else 0.0
+        hi = float(finite.max()) if finite.size else 1.0
         if lo >= 0.0 and 2.0 < hi <= 255.0 + 1e-6:
             return 1 / 255
     return 1.0
@@ -88,10 +89,16 @@ class ArrayData:
         if x.ndim < 2:
             raise DataError(f"{name}: data must have a sample axis and features, got shape {x.shape}; "
                             "reshape 1-D data to (N, 1) or (1, D)")
-        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
-            raise DataError(f"{name}: data must be numeric, got dtype {x.dtype}")
+        if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_) \
+                or np.issubdtype(x.dtype, np.complexfloating):  # (the imaginary part was dropped)
+            raise DataError(f"{name}: data must be real numbers, got dtype {x.dtype}")
         self.x = x
         self.y = None if y is None else np.asarray(y)
+        if self.y is not None and self.y.ndim == 2 and self.y.shape[1] == 1:
+            self.y = self.y[:, 0]
+        if self.y is not None and self.y.ndim != 1:
+            raise DataError(f"{name}: labels are one per sample (1-D), got shape {self.y.shape}"
+                            + ("; for one-hot labels give y.argmax(1)" if self.y.ndim == 2 else ""))
         self.name = name
         self.layout = layout or infer_layout(x.shape)
         self.scale = infer_scale(x) if scale is None else scale

@@ -86,6 +86,10 @@ def photo_collection(channels: int = 3) -> list[np.ndarray]:
     return out
 
 
+#: the largest ``patches`` array built (uint8 bytes): a crafted n × size² asked for 244 GiB
+PATCHES_MAX_BYTES = 4 << 30
+
+
 def _patches(size: str = "16", n: str = "10000", channels: str = "1", seed: str = "0",
              **unknown: str) -> tuple[np.ndarray, None]:
     if unknown:
@@ -94,9 +98,17 @@ def _patches(size: str = "16", n: str = "10000", channels: str = "1", seed: str 
         s, count, c, sd = int(size), int(n), int(channels), int(seed)
     except ValueError:
         raise DataError("patches: size, n, channels and seed must be integers") from None
-    if c not in (1, 3) or s < 2 or count < 1:
-        raise DataError("patches: need channels 1 or 3, size ≥ 2, n ≥ 1")
+    if c not in (1, 3) or s < 2 or count < 1 or sd < 0:
+        raise DataError("patches: need channels 1 or 3, size ≥ 2, n ≥ 1, seed ≥ 0")
+    if count * s * s * c > PATCHES_MAX_BYTES:
+        raise DataError(f"patches: {count:,} crops of {s}×{s}×{c} are "
+                        f"{count * s * s * c / 2**30:.1f} GiB; the limit is "
+                        f"{PATCHES_MAX_BYTES / 2**30:.0f} GiB (fewer or smaller crops)")
     photos = [p for p in photo_collection(c) if min(p.shape[:2]) >= s]
+    if not photos:
+        largest = max(min(p.shape[:2]) for p in photo_collection(c))
+        raise DataError(f"patches: size {s} is larger than every shipped photo (the largest "
+                        f"crop is {largest})")
     rng = np.random.default_rng(sd)
     which = rng.integers(0, len(photos), count)
     out = np.empty((count, s, s, c) if c == 3 else (count, s, s), dtype=np.uint8)

@@ -14,10 +14,12 @@ missing file gives one line that says where to put it.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import struct
 import tarfile
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,9 +132,9 @@ def read_idx(path: str | Path) -> np.ndarray:
                 raise DataError(f"{path}: an IDX header with no dimensions")
             dims = struct.unpack(f">{ndim}I", f.read(4 * ndim))
             dtype = np.dtype(IDX_DTYPES[head[2]])
-            count = int(np.prod(dims)) if dims else 0
+            count = math.prod(dims)  # (np.prod wrapped around in int64 for crafted dims)
             data = f.read()
-    except (OSError, EOFError, struct.error) as e:
+    except (OSError, EOFError, struct.error, zlib.error) as e:  # (zlib: a damaged .gz)
         raise DataError(f"{path}: cannot read IDX file ({e})") from None
     if len(data) < count * dtype.itemsize:
         raise DataError(f"{path}: truncated IDX file ({len(data)} of {count * dtype.itemsize} bytes)")
