@@ -253,6 +253,16 @@ def test_a_damaged_checkpoint_is_one_line(capsys, tmp_path, edit, needle):
     _assert_one_line_error(code, err, needle)
 
 
+def test_a_resume_in_another_precision_says_it_is_not_exact(capsys, tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    base = ["train", "--data", "digits", "--latent-dim", "4", "--out", out, "--no-progress"]
+    monkeypatch.setenv("AEKIT_CPU_AMP", "0")
+    assert run(capsys, *base, "--epochs", "1")[0] == 0
+    monkeypatch.setenv("AEKIT_CPU_AMP", "1")
+    code, _, err = run(capsys, *base, "--epochs", "2", "--resume")
+    assert code == 0 and "bf16 autocast off and resumes with it on" in err, err
+
+
 def test_a_folder_run_resumes_at_its_own_image_size(capsys, tmp_path):
     from PIL import Image
 
@@ -322,7 +332,7 @@ def test_resume_continues_on_the_recorded_data_and_seed(capsys, tmp_path, monkey
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["train", "--seed", "-1"], ["seed", "≥ 0"]),
+    (["train", "--seed", "-1"], ["seed", "from 0 to 4294967295"]),
     (["train", "--lr", "-1"], ["--lr", "> 0"]),
     (["topics", "x.txt", "--topics", "3", "--seed", "-2"], ["seed"]),
     (["train", "--epochs", "1", "--option", "code_options={bad"], ["json object"]),

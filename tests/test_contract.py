@@ -2,6 +2,7 @@
 
 import copy
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,6 +101,29 @@ def test_a_save_that_fails_part_way_leaves_the_old_model_whole(tmp_path, monkeyp
     with pytest.raises(OSError):  # a first save that fails leaves no empty folder behind
         new.save_pretrained(tmp_path / "fresh")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_ctrl_c_between_the_renames_of_a_save_leaves_a_model_that_loads(tmp_path, monkeypatch):
+    """The new config.json was renamed in and the old weights kept: a model that no longer
+    loaded (checksum mismatch). The renames now finish before the interrupt is delivered."""
+    import signal
+
+    import aekit.io as io
+
+    create_model("vanilla", (1, 8, 8), latent_dim=8).save_pretrained(tmp_path / "m")
+    new = create_model("vanilla", (1, 8, 8), latent_dim=4).eval()
+    real = os.replace
+
+    def interrupted(src, dst):
+        real(src, dst)
+        if Path(dst).parent == tmp_path / "m":  # a staged file moving into the folder
+            os.kill(os.getpid(), signal.SIGINT)  # right after the first
+
+    monkeypatch.setattr(io.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        new.save_pretrained(tmp_path / "m")
+    monkeypatch.setattr(io.os, "replace", real)
+    assert Autoencoder.from_pretrained(tmp_path / "m").config.latent_dim == 4
 
 
 def test_layer_outputs_names_every_layer(preset):

@@ -71,6 +71,23 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
 
 
 @contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back for the block (delivered when it ends), where the
+    platform can (POSIX): a few renames that belong together finish together."""
+    import signal
+
+    held = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+@contextlib.contextmanager
 def staged_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield an empty temporary folder *inside* ``path`` (made if missing) to write a set of
     files in (a model, its vocabulary, its codes); only when the block succeeds are they
@@ -89,10 +106,11 @@ def staged_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         mode = _file_mode()
-        for f in sorted(tmp.iterdir()):
-            if f.is_file():  # some writers (safetensors 0.8) make 0600 files, as mkstemp does
-                os.chmod(f, mode)
-            os.replace(f, path / f.name)
+        with _signals_held():  # Ctrl-C or SIGTERM between two renames: a new config.json
+            for f in sorted(tmp.iterdir()):  # beside the old weights no longer loaded
+                if f.is_file():  # some writers (safetensors 0.8) make 0600 files, as mkstemp does
+                    os.chmod(f, mode)
+                os.replace(f, path / f.name)
         ok = True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -40,7 +40,7 @@ import torch
 from aekit import distributed
 from aekit.data.arrays import ArrayData
 from aekit.data.stream import PageReleaser
-from aekit.errors import AekitError, DataError, ParameterError
+from aekit.errors import AekitError, DataError, ParameterError, warn
 from aekit.io import atomic_path, write_text_atomic
 from aekit.models import Autoencoder, state_dict_mismatch
 
@@ -600,6 +600,12 @@ def _fit(model: Autoencoder, data: ArrayData, tgt: ArrayData | None, info: distr
     step_fn = torch.compile(net) if compile else net
 
     use_amp = amp and bf16_autocast_pays(dev)
+    if resume and state.get("amp") is not None and state["amp"] != use_amp and main:
+        # (another machine, or AEKIT_CPU_AMP): allowed, but no longer bit for bit
+        warn(f"the run started with bf16 autocast {'on' if state['amp'] else 'off'} and resumes "
+             f"with it {'on' if use_amp else 'off'}: it continues, but not exactly as it would "
+             "have")
+    state["amp"] = use_amp
     autocast = ((lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if use_amp
                 else contextlib.nullcontext)
     show = (sys.stderr.isatty() if progress is None else progress) and main
