@@ -124,6 +124,35 @@ def test_search_refuses_a_damaged_index_file_in_one_line(tmp_path, capsys, text)
     assert len(err.strip().splitlines()) == 1
 
 
+def test_a_tampered_index_folder_is_one_line(models, tmp_path, capsys):
+    import shutil
+
+    ix = tmp_path / "ix"
+    run_json(capsys, "index", "digits:test", "--model", models["dense"], "--out", ix)
+    for name, damage in (
+            ("index.json", lambda t: json.dumps({k: v for k, v in json.loads(t).items()
+                                                 if k != "metric"})),
+            ("codes.json", lambda t: "[1, 2]")):
+        bad = tmp_path / name
+        shutil.copytree(ix, bad)
+        (bad / name).write_text(damage((ix / name).read_text()))
+        assert main(["search", str(bad), "digits:test"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("aekit: error: ") and len(err.strip().splitlines()) == 1, err
+    # a 200-byte thumbnail file whose header claims hundreds of GiB: refused, not allocated
+    bad = tmp_path / "thumbs"
+    shutil.copytree(ix, bad)
+    raw = (ix / "thumbs.npy").read_bytes()
+    shape = str(np.load(ix / "thumbs.npy").shape).encode()
+    huge = b"(400000, 1000, 1000, 1)"
+    header_len = raw.index(b"\n") + 1
+    header = raw[:header_len].replace(shape, huge)
+    header = header[:-1].rstrip(b" ") + b" " * (header_len - len(header[:-1].rstrip(b" ")) - 1) + b"\n"
+    (bad / "thumbs.npy").write_bytes(header + raw[header_len:header_len + 100])
+    assert main(["search", str(bad), "digits:test"]) == 2
+    assert "not a valid .npy file" in capsys.readouterr().err
+
+
 def test_explore_writes_a_self_contained_page(models, tmp_path, capsys):
     ix = tmp_path / "ix"
     run_json(capsys, "index", "digits:test", "--model", models["binary"], "--out", ix)

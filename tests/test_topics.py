@@ -324,6 +324,38 @@ def test_topic_model_estimator_on_counts_and_its_errors(tmp_path, corpus):
         TopicModel.load(tmp_path / "ae")
 
 
+def test_topic_model_files_from_strangers_and_folders_it_would_spoil(tmp_path, corpus):
+    texts = corpus[0][:200]
+    est = TopicModel(3, max_epochs=2, min_df=1, max_df=1, random_state=0).fit(texts)  # max_df 1:
+    assert len(est.vocabulary_) > 100  # all documents (an int 1 was "at most one" and left none)
+    create_model("vanilla", (8,), 2).save_pretrained(tmp_path / "other")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "documents.json").write_text("{}")
+    for folder, needle in (("other", "holds another model"), ("run", "indexed corpus")):
+        with pytest.raises(AekitError, match=needle):
+            est.save(tmp_path / folder)
+    est.save(tmp_path / "tm")
+    est.save(tmp_path / "tm")  # its own folder: written over
+    vocab_file = tmp_path / "tm" / "vocab.json"
+    good = json.loads(vocab_file.read_text())
+    for key, value in (("token_pattern", "(\\w+\\s?)+$"), ("stop_words", "klingon"),
+                       ("lowercase", "no")):
+        vocab_file.write_text(json.dumps({**good, "tokenizer": {**good["tokenizer"], key: value}}))
+        with pytest.raises(AekitError, match=key):  # never compiled: it took forever
+            TopicModel.load(tmp_path / "tm")
+    assert TopicModel(3).fit(texts[:50]).transform([]).shape == (0, 3)
+
+
+def test_text_file_errors_point_at_the_right_place(tmp_path, capsys):
+    from aekit.text.corpus import decode_bytes
+
+    decode_bytes(b"\xef\xbb\xbfabc\xe9def", "f.txt")
+    assert "byte 0xe9 at offset 6" in capsys.readouterr().err  # (counted after the BOM)
+    (tmp_path / "q.csv").write_text('id,text\n1,a\n2,"open\n3,c\n')
+    with pytest.raises(DataError, match="the row from line 3"):
+        load_corpus(str(tmp_path / "q.csv"))
+
+
 @parametrize_with_checks([TopicModel(3, max_epochs=2, random_state=0)],
                          expected_failed_checks=lambda est: est._xfail_checks)
 def test_topic_model_sklearn_checks(estimator, check):
@@ -772,6 +804,11 @@ def test_reuters_modapte_split(tmp_path, gz, capsys, monkeypatch):
     (cut / "reut2-000.sgm").write_text(SGML[: SGML.index("not in ModApte")], encoding="latin-1")
     with pytest.raises(DataError, match="3 stories begin but 2 end: the file is truncated"):
         load_reuters(cut, "train")
+    # an edited NEWID that is not a number sorts after the numbered stories (it crashed)
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    (odd / "reut2-000.sgm").write_text(SGML.replace('NEWID="1"', 'NEWID="x1"'), encoding="latin-1")
+    assert load_reuters(odd, "train").ids == ["x1"]
 
 
 def test_relevance_ranks_shared_words_lower():

@@ -250,6 +250,8 @@ class CodeIndex:
         meta_path = directory / META_FILE
         meta = read_json(meta_path, "code index file",
                          missing=f"{directory}: not a code index ({META_FILE} is missing)")
+        if not isinstance(meta, dict):
+            raise AekitError(f"{meta_path}: the code index is damaged (not a JSON object)")
 
         def integer(key: str, low: int, optional: bool = False) -> int | None:
             v = meta.get(key)

@@ -175,12 +175,30 @@ def load_npy(path: str | os.PathLike[str], what: str = "array",
     if not path.is_file():
         raise error(f"{path} is missing")
     try:
+        if not mmap and _npy_claims_more_than_it_holds(path):  # (a crafted header made
+            raise ValueError  # NumPy allocate what it claimed: 279 GiB from 200 bytes)
         arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (OSError, ValueError, EOFError):
+    except (OSError, ValueError, EOFError, MemoryError):
         raise error(f"{path} is not a valid .npy file of {what}") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "biuf" or arr.ndim == 0:
         raise error(f"{path} is not a valid .npy file of {what}")
     return arr
+
+
+def _npy_claims_more_than_it_holds(path: Path) -> bool:
+    """Whether a .npy header declares more data than the file has after it."""
+    import math
+
+    import numpy as np
+
+    fmt = np.lib.format
+    with open(path, "rb") as f:
+        version = fmt.read_magic(f)
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = read_header(f, max_header_size=10_000)
+        if dtype.hasobject:
+            return False  # refused below, unpickled never
+        return math.prod(shape) * dtype.itemsize > path.stat().st_size - f.tell()
 
 
 def read_json(path: str | os.PathLike[str], what: str, *, missing: str | None = None,

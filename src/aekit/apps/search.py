@@ -101,10 +101,14 @@ def read_index(directory: str | Path) -> tuple[dict[str, Any], CodeIndex, np.nda
     if fmt != FORMAT:
         raise AekitError(f"{meta_path}: unknown index format {fmt!r}")
     codes = CodeIndex.load(directory)
+    if meta.get("metric") != codes.metric:
+        raise AekitError(f"{directory}: the index files disagree on the metric ({INDEX_FILE}: "
+                         f"{meta.get('metric')!r}, the codes: {codes.metric!r})")
     thumbs = None
     if (directory / THUMBS_FILE).is_file():
         thumbs = load_npy(directory / THUMBS_FILE, "thumbnails")
-        if thumbs.ndim != 4 or thumbs.dtype != np.uint8 or thumbs.shape[-1] not in (1, 3):
+        if thumbs.ndim != 4 or thumbs.dtype != np.uint8 or thumbs.shape[-1] not in (1, 3) \
+                or min(thumbs.shape[1:3]) < 1:
             raise AekitError(f"{directory / THUMBS_FILE} is not a valid thumbnail array")
     items = meta.get("items")
     if not isinstance(items, list) or len(items) != len(codes) or (

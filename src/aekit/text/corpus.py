@@ -57,9 +57,9 @@ def _decode(raw: bytes) -> tuple[str, str | None]:
     (U+FFFD), where the first one was."""
     try:
         return raw.decode("utf-8-sig"), None
-    except UnicodeDecodeError as e:
-        return (raw.decode("utf-8-sig", errors="replace"),
-                f"byte 0x{raw[e.start]:02x} at offset {e.start}")
+    except UnicodeDecodeError as e:  # (utf-8-sig counts from after a BOM: the file's offset)
+        at = e.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
+        return (raw.decode("utf-8-sig", errors="replace"), f"byte 0x{raw[at]:02x} at offset {at}")
 
 
 def decode_bytes(raw: bytes, where: str) -> str:
@@ -245,9 +245,9 @@ def load_table(path: Path, text_col: str | None, label_col: str | None) -> Corpu
                                 f"but the header {width}; quote a text holding the delimiter "
                                 '("a, b")')
             rows.append(row)
-    except csv.Error as e:
-        raise DataError(f"{path}: not a readable CSV file (line {reader.line_num}: {e}; is a "
-                        "quote \" left open?)") from None
+    except csv.Error as e:  # (line_num is still the last row read whole: this one is next)
+        raise DataError(f"{path}: not a readable CSV file (the row from line "
+                        f"{reader.line_num + 1}: {e}; is a quote \" left open?)") from None
     columns = [c for c in (reader.fieldnames or []) if c is not None]
     if not columns:
         raise DataError(f"{path}: the file is empty (no header, no documents)")

@@ -43,6 +43,8 @@ def _is_texts(X: Any) -> bool:
         return X.ndim == 1 and X.dtype.kind in "OUS"
     if hasattr(X, "dtype") and hasattr(X, "to_numpy"):  # a pandas Series or frame
         return getattr(X, "ndim", 1) == 1
+    if isinstance(X, (list, tuple)) and not X:
+        return True  # no documents: (0, K) from transform, "no vocabulary" from fit
     try:
         first = next(iter(X))
     except (TypeError, StopIteration):
@@ -245,6 +247,7 @@ class TopicModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         from aekit.io import staged_dir
 
         check_is_fitted(self)
+        self._check_save_target(Path(directory))
         params = json_params(self)
         extra = self.model_.config.extra
         extra[SKLEARN_KEY] = {"class": type(self).__name__, "params": params,
@@ -259,6 +262,24 @@ class TopicModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         finally:
             extra.pop(SKLEARN_KEY, None)
         return Path(directory)
+
+    @staticmethod
+    def _check_save_target(d: Path) -> None:
+        """A folder another model, or an indexed corpus, lives in is not written over: its
+        document codes (``aekit topics``) would stay behind, stale, for docsearch."""
+        from aekit.errors import AekitError
+        from aekit.models import CONFIG_NAME, read_model_meta
+
+        if (d / "documents.json").exists():
+            raise AekitError(f"{d} holds an indexed corpus (documents.json) whose codes would "
+                             "go stale: save to another folder")
+        if (d / CONFIG_NAME).exists():
+            try:
+                code = read_model_meta(d)["config"]["code"]
+            except (AekitError, KeyError, TypeError):
+                code = None
+            if code != "logistic_normal":
+                raise AekitError(f"{d} holds another model: save to another folder")
 
     @classmethod
     def load(cls, directory: str | Path) -> TopicModel:

@@ -108,6 +108,8 @@ def load_reuters(folder: Path | None = None, split: str = "train") -> Corpus:
             raise DataError(f"{p}: {opened} stories begin but {len(records)} end: the file is "
                             "truncated or damaged")
         docs += [d for d in records if d["topics_attr"] == "YES" and d["lewissplit"] in wanted]
-    docs.sort(key=lambda d: (wanted.index(d["lewissplit"]), int(d["id"] or 0)))
+    # by split, then by NEWID (numeric ones by number; another id, from an edited file, after)
+    docs.sort(key=lambda d: (wanted.index(d["lewissplit"]), not d["id"].isdigit(),
+                             int(d["id"]) if d["id"].isdigit() else 0, d["id"]))
     return Corpus([d["text"] for d in docs], [d["id"] for d in docs], [d["topics"] for d in docs],
                   f"reuters:{split}")

@@ -19,6 +19,10 @@ VOCAB_NAME = "vocab.json"
 TOKENIZER_KEYS = {"lowercase", "token_pattern", "stop_words"}
 #: words of two or more letters: numbers and codes say little about a topic
 TOKEN_PATTERN = r"(?u)\b[^\W\d_][^\W\d_]+\b"
+#: the token patterns a vocabulary may use: aekit's and scikit-learn's default (words of
+#: two or more word characters). A pattern read from a stranger's vocab.json is never
+#: compiled: a crafted one, (\w+\s?)+$, took forever on an ordinary sentence
+TOKEN_PATTERNS = (TOKEN_PATTERN, r"(?u)\b\w\w+\b")
 
 
 @dataclass
@@ -64,7 +68,14 @@ class Vocabulary:
         bad = (f"{len(words)} words" if len(words) < 2 else
                "a word listed twice" if len(set(words)) < len(words) else
                f"tokenizer options {sorted(set(tokenizer) - TOKENIZER_KEYS)}"
-               if set(tokenizer) - TOKENIZER_KEYS else None)
+               if set(tokenizer) - TOKENIZER_KEYS else
+               f"token_pattern {tokenizer['token_pattern']!r} (only aekit's and scikit-learn's "
+               "default are read from a file)"
+               if tokenizer.get("token_pattern", TOKEN_PATTERN) not in TOKEN_PATTERNS else
+               f"stop_words {tokenizer['stop_words']!r}"
+               if tokenizer.get("stop_words") not in (None, "english") else
+               f"lowercase {tokenizer['lowercase']!r}"
+               if not isinstance(tokenizer.get("lowercase", True), bool) else None)
         if bad:
             raise ModelFileError(f"{path} is not a valid vocabulary file ({bad})")
         return cls(words, tokenizer, selection)
@@ -93,6 +104,10 @@ def build_vocabulary(texts: list[str], size: int = 2000, min_df: float = 2, max_
         raise ParameterError(f"the vocabulary size is an integer ≥ 2 (words), got {size!r}")
     if stop_words not in (None, "", "none", "english"):  # what scikit-learn ships
         raise DataError(f"stop words must be 'english' or 'none', got {stop_words!r}")
+    if token_pattern not in TOKEN_PATTERNS:  # (a saved vocabulary could not be read back)
+        raise ParameterError(f"token_pattern must be one of {TOKEN_PATTERNS} (aekit's: words "
+                             f"of two or more letters; scikit-learn's default), got "
+                             f"{token_pattern!r}")
     # a count (a whole number ≥ 1) or a share of the documents (< 1), as --help says
     if not (0 <= min_df < 1 or (min_df >= 1 and float(min_df).is_integer())):
         raise DataError(f"--min-df is a share of the documents (0 to < 1) or a whole count "
@@ -107,6 +122,8 @@ def build_vocabulary(texts: list[str], size: int = 2000, min_df: float = 2, max_
         min_df = int(min_df)
     if isinstance(max_df, float) and max_df.is_integer() and max_df > 1:
         max_df = int(max_df)
+    if max_df == 1:  # all documents, as the message above says (an int 1 is scikit-learn's
+        max_df = 1.0  # "in at most one document", which left no word)
     vec = CountVectorizer(min_df=min_df, max_df=max_df, max_features=size, **tokenizer)
     try:
         vec.fit(texts)
