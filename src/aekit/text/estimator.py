@@ -59,7 +59,8 @@ class TopicModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     Parameters
     ----------
     n_components : int, default=10
-        Number of topics K, as in ``LatentDirichletAllocation(n_components=…)``.
+        Number of topics K (≥ 2), as in ``LatentDirichletAllocation(n_components=…)``; like
+        it, more topics than words are allowed (``aekit topics`` refuses them: they repeat).
     preset : {"topic", "prodlda"}, default="topic"
     vocab_size, min_df, max_df, stop_words
         The vocabulary built when ``fit`` is given texts (``aekit topics``'s ``--vocab-size``,
