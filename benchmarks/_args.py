@@ -31,6 +31,21 @@ def at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def at_least_real(low: float) -> Callable[[str], float]:
+    """A float argument type that refuses NaN, infinities and values under ``low``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not (value >= low and value < float("inf")):
+            raise argparse.ArgumentTypeError(f"must be a finite number ≥ {low:g}, got {text}")
+        return value
+
+    return parse
+
+
 def names(known: Iterable[str], allow_empty: bool = False) -> Callable[[str], list[str]]:
     """A comma-list argument type whose items must all be in ``known``."""
     known = list(known)

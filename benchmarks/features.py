@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import torch
+from _args import at_least, int_list
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -32,10 +33,10 @@ def probe(train: np.ndarray, y_train: np.ndarray, test: np.ndarray, y_test: np.n
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--datasets", default="digits,faces")
-    ap.add_argument("--latent-dims", default="8,16,32")
-    ap.add_argument("--epochs", type=int, default=300)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--latent-dims", type=int_list(1), default=[8, 16, 32])
+    ap.add_argument("--epochs", type=at_least(1), default=300)
+    ap.add_argument("--seed", type=at_least(0), default=0)
+    ap.add_argument("--threads", type=at_least(1), default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{'data':<8} {'n':>5} {'features':<22} {'dim':>5} {'probe acc':>9} {'seconds':>8}")
@@ -48,7 +49,11 @@ def main() -> None:
         flat = x.flatten(1).numpy()
         acc = probe(flat[idx_tr], y[idx_tr], flat[idx_te], y[idx_te])
         print(f"{name:<8} {len(x):>5} {'raw pixels':<22} {flat.shape[1]:>5} {acc:>9.3f} {'—':>8}")
-        for d in [int(v) for v in args.latent_dims.split(",")]:
+        for d in args.latent_dims:
+            if d > flat.shape[1]:
+                print(f"{name:<8} {len(x):>5} (code size {d}: skipped, more than the "
+                      f"{flat.shape[1]} input features)")
+                continue
             pca = PCA(d, random_state=args.seed).fit(flat[idx_tr])
             acc = probe(pca.transform(flat[idx_tr]), y[idx_tr], pca.transform(flat[idx_te]), y[idx_te])
             print(f"{name:<8} {len(x):>5} {'PCA':<22} {d:>5} {acc:>9.3f} {'—':>8}")

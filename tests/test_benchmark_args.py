@@ -18,6 +18,9 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
     (["search.py", "--kinds", "blah"], "--kinds: unknown blah"),
     (["search.py", "--sizes", "100,0"], "--sizes: must be at least 1"),
     (["encode_memory.py", "--batch-size", "x"], "'x' is not a whole number"),
+    (["pca_vs_ae.py", "--minutes", "nan"], "--minutes: must be a finite number"),
+    (["pca_vs_ae.py", "--datasets", "nope"], "unknown dataset 'nope'"),
+    (["features.py", "--latent-dims", "8,0"], "--latent-dims: must be at least 1"),
 ])
 def test_a_bad_option_is_one_usage_error(argv, says):
     proc = subprocess.run([sys.executable, str(BENCH / argv[0]), *argv[1:]],

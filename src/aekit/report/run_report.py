@@ -122,8 +122,8 @@ def _table(rows: list[dict[str, Any]], columns: list[str], cls: str = "") -> str
 HELD_OUT_NOTE = "data: the held-out"
 
 
-def resolve_run_data(run_dir: Path, spec: str | None,
-                     model: Autoencoder) -> tuple[ArrayData | None, str]:
+def resolve_run_data(run_dir: Path, spec: str | None, model: Autoencoder,
+                     label_col: str | None = None) -> tuple[ArrayData | None, str]:
     """The run's held-out data (the validation split ``fit`` kept aside), or the data given."""
     from aekit.data import resolve
 
@@ -134,13 +134,17 @@ def resolve_run_data(run_dir: Path, spec: str | None,
         except json.JSONDecodeError:
             run = {}
     given = spec is not None
+    if label_col is None and (not given or spec == run.get("data")):
+        # the run's own CSV: its label column is not a feature (run.json records it)
+        label_col = run.get("label_col") if isinstance(run.get("label_col"), str) else None
     spec = spec or run.get("data") or model.training_summary.get("data")
     if not spec:
         return None, "no data: the run does not say what it was trained on; pass --data"
     shape = model.input_shape
     size = tuple(shape[1:]) if len(shape) == 3 else None
     try:
-        data = resolve(spec, image_size=size, channels=shape[0] if len(shape) == 3 else None)
+        data = resolve(spec, image_size=size, channels=shape[0] if len(shape) == 3 else None,
+                       label_col=label_col)
     except AekitError:
         if given:
             raise
@@ -163,7 +167,7 @@ def resolve_run_data(run_dir: Path, spec: str | None,
 
 def build_run_report(run_dir: str | Path, data_spec: str | None = None,
                      out: str | Path | None = None, n_images: int = 16,
-                     max_points: int = 2000) -> Path:
+                     max_points: int = 2000, label_col: str | None = None) -> Path:
     """Write the HTML report of a run directory; returns its path (default RUN_DIR/report.html)."""
     run_dir = Path(run_dir)
     model = Autoencoder.from_pretrained(run_dir)
@@ -171,7 +175,7 @@ def build_run_report(run_dir: str | Path, data_spec: str | None = None,
     history = read_history(run_dir)
     if not history:
         history = model.training_summary.get("history", []) or []
-    data, data_note = resolve_run_data(run_dir, data_spec, model)
+    data, data_note = resolve_run_data(run_dir, data_spec, model, label_col)
     sections = {sid: Section(sid, title) for sid, title in SECTIONS}
 
     # -- loss curves ---------------------------------------------------------------------------
