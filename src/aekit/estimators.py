@@ -161,8 +161,10 @@ class AutoencoderEstimatorBase(BaseEstimator):
         overrides = dict(self.model_options or {})
         given_elsewhere = {"latent_dim": "n_components", "input_shape": "the shape of X",
                            "preset": "the preset parameter"}
-        for key in sorted(given_elsewhere.keys() & overrides.keys()):
-            raise ValueError(f"model_options cannot set {key}: it is {given_elsewhere[key]}")
+        clash = sorted(given_elsewhere.keys() & overrides.keys())
+        if clash:
+            raise ValueError(f"model_options cannot set {clash[0]}: it is "
+                             f"{given_elsewhere[clash[0]]}")
         overrides.setdefault("normalization", self._resolved_normalization(X))
         if self.loss == "bce" and overrides["normalization"] != "unit":
             raise ValueError("loss='bce' needs data kept in [0, 1] with a sigmoid output (images "

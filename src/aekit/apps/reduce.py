@@ -136,11 +136,16 @@ def compare_pca(train: ArrayData, test: ArrayData, latent_dims: Sequence[int],
     # standardise them inside, and every error is measured in those units: in raw units one
     # wide column (wine's proline, sd 315) was 99 % of the error, PCA kept just it, and the
     # autoencoders read 10³–10⁵ times worse while explaining more of the standardised data
-    mu = flat_tr.mean(0) if not train.is_image else 0.0
-    sd = np.where(flat_tr.std(0) > 1e-8, flat_tr.std(0), 1.0) if not train.is_image else 1.0
+    mu, sd = 0.0, 1.0
+    if not train.is_image:
+        mu, sd = flat_tr.mean(0), flat_tr.std(0)
+        sd = np.where(sd > 1e-8, sd, 1.0)
 
     def scaled(x: np.ndarray) -> np.ndarray:
         return ((x.reshape(len(x), -1) - mu) / sd).reshape(x.shape)
+
+    def unscaled(x: np.ndarray) -> np.ndarray:
+        return (x.reshape(len(x), -1) * sd + mu).reshape(x.shape)
 
     if not train.is_image:
         cmp.notes.append("errors in standardised units (each column scaled to mean 0, sd 1 on "
@@ -163,7 +168,7 @@ def compare_pca(train: ArrayData, test: ArrayData, latent_dims: Sequence[int],
             z = pca.transform(scaled(flat_te))
             rec = pca.inverse_transform(z).reshape(xte.shape)  # (in scaled units)
             m = reconstruction_metrics(scaled(xte), rec, data_range)
-            rec = rec if train.is_image else (rec.reshape(len(rec), -1) * sd + mu).reshape(xte.shape)
+            rec = unscaled(rec)
             pca_sse = m["sse_per_image"]
             add({"method": "pca", "latent_dim": k, **m, "ratio_to_pca": 1.0, "fit_seconds": secs})
             cmp.reconstructions[f"pca-{k}"] = rec[:n_show]
