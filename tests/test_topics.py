@@ -414,10 +414,14 @@ def test_cli_topics_then_docsearch(tmp_path, capsys):
     assert 0 < res["diversity"] <= 1 and -1 <= res["mean_npmi"] <= 1
     theta = np.load(out / "doc_topics.npy")
     assert theta.shape == (401, 5)
-    # the run folder is a TopicModel: same topics, same document mixtures
+    # the run folder is a TopicModel: same topics, same document mixtures; and TopicModel
+    # with the same seed and settings trains the same model
     est = TopicModel.load(out)
     assert [t["words"] for t in res["topics"]] == est.top_words(10)
     assert np.allclose(est.transform(texts[:10]), theta[:10], atol=1e-6)
+    docs = load_corpus(str(path), text_col="body").texts
+    again = TopicModel(5, max_epochs=40, min_df=1, random_state=0).fit(docs)
+    assert again.top_words(10) == est.top_words(10)
     assert json.loads((out / "vocab.json").read_text())["words"]
     # aekit encode on a corpus: one line pointing to the text commands; word counts work
     code, err = run_cli(["encode", "--model", str(out), "--data", str(path), "--out",

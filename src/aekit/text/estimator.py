@@ -74,7 +74,8 @@ class TopicModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         training documents (``aekit topics --restarts``).
     device : str, default="cpu"
     random_state : int, RandomState or None
-        Seeds the model's initialisation and training.
+        Seeds the model's initialisation and training; an int is the seed of
+        ``aekit topics --seed`` (the same texts and settings give the same topics).
     verbose : bool, default=False
         Show a progress bar while fitting.
 
@@ -165,7 +166,9 @@ class TopicModel(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         from aekit.text.modelling import train_topic_model
 
         counts = self._counts(X, fitting=True)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        rs = self.random_state  # an int is the seed itself: the model `aekit topics --seed` trains
+        seed = (int(rs) if isinstance(rs, Integral) and not isinstance(rs, bool)
+                else int(check_random_state(rs).randint(np.iinfo(np.int32).max)))
         fit_args: dict[str, Any] = {"minutes": self.max_minutes, "device": self.device,
                                     "progress": bool(self.verbose)}
         if self.max_epochs is not None:
