@@ -279,10 +279,9 @@ def load_checkpoint(path: Path, model: Autoencoder, optimizer: torch.optim.Optim
         raise AekitError(f"{path}: cannot resume from this checkpoint (its loop state is damaged)")
     try:
         best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
-        if best is not None:
-            model.load_state_dict(best)  # checks the best weights' names and shapes …
-            model.load_state_dict({k[6:]: v for k, v in tensors.items()
-                                   if k.startswith("model.")})  # … and back to the last ones
+        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        if best is not None and {k: tuple(v.shape) for k, v in best.items()} != shapes:
+            raise ValueError("the best weights do not fit the model (names or shapes)")
         params = [p for g in optimizer.param_groups for p in g["params"]]
         opt_state: dict[int, dict[str, torch.Tensor]] = {}
         for k, v in tensors.items():

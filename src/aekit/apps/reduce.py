@@ -250,7 +250,7 @@ def compare_pca_cmd(p: argparse.ArgumentParser) -> Handler:
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--epochs", type=positive_int, default=None,
                         help=f"epochs per autoencoder (default {DEFAULT_EPOCHS}, early stopping)")
-    budget.add_argument("--minutes", type=float, default=None,
+    budget.add_argument("--minutes", type=positive_float, default=None,
                         help="wall-clock budget of each autoencoder fit, in minutes")
     p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH,
                    help=f"default {DEFAULT_BATCH}: small sets need the steps (see the README)")
@@ -268,8 +268,6 @@ def compare_pca_cmd(p: argparse.ArgumentParser) -> Handler:
         presets = parse_presets(args.presets)
         if args.epochs is not None and args.epochs < 1:
             raise AekitError(f"--epochs must be ≥ 1, got {args.epochs}")
-        if args.minutes is not None and not (args.minutes > 0 and math.isfinite(args.minutes)):
-            raise AekitError(f"--minutes must be a finite number > 0, got {args.minutes}")
         if args.out:
             check_out_dir(Path(args.out), results=True)  # before training, not after
         data = load_data_for(args, args.data)
